@@ -1,0 +1,37 @@
+# vdiff-edu — two commands:  `make demo` (set up + run the main job)  and  `make test` (set up + run every test).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast test-notebooks lab bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml scripts/install_torch.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) scripts/install_torch.py
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+## demo: preview Moving MNIST and the forward process, sample the shipped model, train the cpu preset
+demo: $(STAMP)
+	$(PY) -m vdiff_edu demo
+
+## test: unit tests, then every notebook top to bottom in smoke mode (nbval)
+test: $(STAMP)
+	VDIFF_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -q tests
+	VDIFF_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider notebooks
+
+test-fast: $(STAMP)
+	VDIFF_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -q tests -m "not slow"
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,47 @@
+"""The smoke switch, and where things live.
+
+Every notebook and command reads one environment variable, ``VDIFF_SMOKE``. When it is ``"1"`` everything
+shrinks (fewer steps, smaller models, fewer clips) so the whole course executes in CI in minutes on 2 CPU
+cores. The idea comes from the Pyro and BoTorch tutorials.
+
+Each module keeps its own commented config dataclass with ``smoke()``, ``cpu()`` and ``gpu()`` presets next to
+the code it configures (``UNetConfig`` in ``unet.py``, ``AutoencoderConfig`` in ``autoencoder.py``, ...);
+this file holds only what they all share.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PRESETS = ("smoke", "cpu", "gpu")
+
+# The repository root (for a checkout) and the folder of weights shipped inside the package.
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+WEIGHTS_DIR = PACKAGE_DIR / "weights"
+
+
+def is_smoke() -> bool:
+    """True when ``VDIFF_SMOKE=1``: run everything tiny, for CI and a quick look."""
+    return os.environ.get("VDIFF_SMOKE", "0") == "1"
+
+
+def default_preset() -> str:
+    """``smoke`` under VDIFF_SMOKE=1, else ``VDIFF_PRESET`` (``cpu`` when unset)."""
+    if is_smoke():
+        return "smoke"
+    preset = os.environ.get("VDIFF_PRESET", "cpu")
+    check_preset(preset)
+    return preset
+
+
+def check_preset(preset: str) -> str:
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}; got {preset!r}. Pass --preset cpu for a laptop.")
+    return preset
+
+
+def runs_dir() -> Path:
+    """Where commands write their outputs: ``VDIFF_RUNS_DIR`` or ``./runs`` (git-ignored)."""
+    return Path(os.environ.get("VDIFF_RUNS_DIR", "runs"))
