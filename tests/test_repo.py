@@ -1,0 +1,55 @@
+"""Checks on the repository itself: notebooks are committed clean and follow the course conventions."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells(nb_path: Path) -> list[dict]:
+    return json.loads(nb_path.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def test_the_course_has_notebooks():
+    assert len(NOTEBOOKS) >= 2, f"expected the course notebooks under {ROOT / 'notebooks'}, found {NOTEBOOKS}"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_committed_without_outputs(nb_path):
+    dirty = [i for i, c in enumerate(_cells(nb_path))
+             if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, (f"{nb_path.name}: code cells {dirty} hold outputs or execution counts; "
+                       f"strip them (jupyter nbconvert --clear-output --inplace {nb_path.name}) before committing")
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_smoke_parameters_cell(nb_path):
+    code = [c for c in _cells(nb_path) if c["cell_type"] == "code"]
+    first = code[0]
+    assert "parameters" in first.get("metadata", {}).get("tags", []), \
+        f"{nb_path.name}: the first code cell must be tagged 'parameters'"
+    assert "VDIFF_SMOKE" in _source(first), f"{nb_path.name}: the parameters cell must read VDIFF_SMOKE"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_intro_summary_and_exercises(nb_path):
+    text = "\n".join(_source(c) for c in _cells(nb_path) if c["cell_type"] == "markdown")
+    for heading in ("What you'll build", "What you need", "What you'll learn", "Summary", "Exercises"):
+        assert re.search(re.escape(heading), text, re.IGNORECASE), f"{nb_path.name}: missing a '{heading}' section"
+
+
+def test_nothing_from_shared_is_committed():
+    # The offline MNIST copy in ../shared is for development only; the repo must not carry idx files.
+    idx = [p for p in ROOT.rglob("*idx*-ubyte*") if ".venv" not in p.parts and "cache" not in p.parts]
+    assert not idx, f"MNIST idx files must not be committed: {idx}"
