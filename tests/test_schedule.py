@@ -243,3 +243,47 @@ def test_timesteps_bad_n():
     for n in (0, 101):
         with pytest.raises(ValueError, match=r"\[1, 100\]"):
             s.timesteps(n)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Notebook 02's exercise checks: they accept the solutions, reject wrong answers, and never raise
+
+
+def _wrong_q_sample_4d(x0, t, eps, alpha_bar):  # the classic bug: reshape for images, not video
+    a = alpha_bar[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def _wrong_q_sample_no_sqrt(x0, t, eps, alpha_bar):
+    a = alpha_bar[t].view(-1, 1, 1, 1, 1)
+    return a * x0 + (1 - a) * eps
+
+
+def _not_yet(*args):
+    raise NotImplementedError
+
+
+def test_exercise_checks(capsys):
+    from exercises import checks_02 as checks
+    from exercises import solutions_02 as sol
+
+    pairs = [
+        (checks.check_q_sample, sol.my_video_q_sample, [_wrong_q_sample_4d, _wrong_q_sample_no_sqrt]),
+        (checks.check_half_signal_step, sol.half_signal_step,
+         [lambda s: sol.half_signal_step(s) + 1, lambda s: int((s.alpha_bar.sqrt() < 0.5).nonzero()[0])]),
+        (checks.check_v_to_x0, sol.my_v_to_x0,
+         [lambda x_t, t, v, ab: sol.my_v_to_x0(x_t, t, -v, ab), lambda x_t, t, v, ab: x_t]),
+        (checks.check_zero_terminal_snr, sol.my_zero_terminal_snr,
+         [lambda b: b, lambda b: torch.cat([b[:-1], torch.ones(1, dtype=b.dtype)]) * 0.5]),
+    ]
+    for check, solution, wrongs in pairs:
+        assert check(solution) is True, check.__name__
+        assert "✅" in capsys.readouterr().out
+        for wrong in wrongs:
+            assert check(wrong) is False, (check.__name__, wrong)
+            assert "Hint" in capsys.readouterr().out
+        for untried in (None, _not_yet):
+            assert check(untried) is False
+            assert "not attempted" in capsys.readouterr().out
+        assert check(lambda *a: 1 / 0) is False  # a crash in the learner's code is reported, not raised
+        assert "ZeroDivisionError" in capsys.readouterr().out
