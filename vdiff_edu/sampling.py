@@ -1,0 +1,308 @@
+"""Samplers: turn Gaussian noise into clips by running the denoiser backwards through the noise schedule.
+
+Every sampler here does the same three things at each step, from timestep ``t`` to an earlier ``t_prev``:
+
+    1. ask the network for its prediction (ε, x₀ or v) at x_t, optionally with classifier-free guidance
+    2. turn that prediction into an estimate of the clean clip x̂₀ and of the noise ε̂
+    3. move x_t to x_{t_prev} with the sampler's rule
+
+The samplers differ only in step 3:
+
+* ``ddpm_step``  ancestral sampling, Ho et al. 2020 ("DDPM") eq. 6-7, generalised to strided steps
+* ``ddim_step``  Song et al. 2021 ("DDIM") eq. 12; η=0 is deterministic, η=1 recovers DDPM's variance
+* ``DPMSolverPP`` Lu et al. 2022 ("DPM-Solver++"), the 2M multistep solver, Algorithm 2 (data prediction)
+
+and ``sample`` is the short loop that drives any of them, written out so that you can read it in one go.
+
+Notation (shared with ``schedule.py``): ᾱ_t = ``schedule.alpha_bar[t]``, α_t = √ᾱ_t (signal scale),
+σ_t = √(1 − ᾱ_t) (noise scale), so x_t = α_t·x₀ + σ_t·ε. The timestep ``t_prev = -1`` means "the clean data",
+with ᾱ = 1: the last step of every sampler lands exactly on x̂₀.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+PREDICTIONS = ("eps", "x0", "v")
+SAMPLERS = ("ddpm", "ddim", "dpmpp")
+
+
+# ---------------------------------------------------------------- helpers ----
+
+
+def _alpha_bar(schedule, t: int | Tensor, like: Tensor) -> Tensor:
+    """ᾱ_t as a tensor that broadcasts against ``like`` (b, c, f, h, w); ``t < 0`` gives ᾱ = 1 (clean data).
+
+    ``t`` may be an int, a 0-d tensor, or one timestep per sample, shape (b,). The lookup is in float64
+    (ᾱ is stored that way) and the result is cast to ``like``'s dtype at the end.
+    """
+    alpha_bar = schedule.alpha_bar.to(like.device)
+    t = torch.as_tensor(t, device=like.device).long()
+    a = torch.where(t >= 0, alpha_bar[t.clamp(min=0)], torch.ones((), dtype=alpha_bar.dtype, device=like.device))
+    if a.ndim == 1:  # one ᾱ per sample: (b,) -> (b, 1, 1, 1, 1)
+        a = a.reshape(-1, *([1] * (like.ndim - 1)))
+    return a
+
+
+def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise shaped like ``x``, drawn from ``generator`` (on its own device) when one is given."""
+    if generator is None:
+        return torch.randn_like(x)
+    return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+
+
+def _check_prediction(prediction: str) -> None:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS} (what the network was trained to output); "
+                         f"got {prediction!r}. Use the same value as TrainConfig.prediction.")
+
+
+def predict_x0_eps(schedule, model_out: Tensor, t: int | Tensor, x_t: Tensor, prediction: str = "v",
+                   clip_x0: float | None = None) -> tuple[Tensor, Tensor]:
+    """Step 2 of every sampler: from the network's output to (x̂₀, ε̂).
+
+    With x_t = α_t·x₀ + σ_t·ε (DDPM eq. 4) and v = α_t·ε − σ_t·x₀ (Salimans & Ho 2022, section 4), the
+    schedule's conversions compute:
+
+        prediction "eps":  x̂₀ = (x_t − σ_t·ε̂) / α_t
+        prediction "x0" :  ε̂  = (x_t − α_t·x̂₀) / σ_t
+        prediction "v"  :  x̂₀ = α_t·x_t − σ_t·v̂,   ε̂ = σ_t·x_t + α_t·v̂
+
+    ``clip_x0`` (e.g. 1.0 for pixels in [-1, 1]; leave None for latents) clamps x̂₀ and recomputes ε̂ from it.
+    """
+    _check_prediction(prediction)
+    if prediction == "eps":
+        eps = model_out
+        x0 = schedule.eps_to_x0(x_t, t, eps)
+    elif prediction == "x0":
+        x0 = model_out
+        eps = schedule.x0_to_eps(x_t, t, x0)
+    else:
+        x0, eps = schedule.v_to_x0(x_t, t, model_out), schedule.v_to_eps(x_t, t, model_out)
+    if clip_x0 is not None:
+        x0 = x0.clamp(-clip_x0, clip_x0)
+        eps = schedule.x0_to_eps(x_t, t, x0)  # keep (x̂₀, ε̂) consistent with x_t
+    return x0, eps
+
+
+# ---------------------------------------------------------------- classifier-free guidance ----
+
+
+def null_condition(cond: dict | None, num_classes: int) -> dict | None:
+    """The "no condition" version of ``cond``: every label slot set to the null token ``num_classes``."""
+    if cond is None:
+        return None
+    out = dict(cond)
+    out["labels"] = torch.full_like(cond["labels"], num_classes)
+    return out
+
+
+def _cat_cond(a: dict, b: dict) -> dict:
+    """Stack two condition dicts along the batch axis (tensors are concatenated, anything else kept)."""
+    return {k: torch.cat([a[k], b[k]]) if isinstance(a[k], Tensor) else a[k] for k in a}
+
+
+def guided_prediction(model: nn.Module, x: Tensor, t: Tensor, cond: dict | None, guidance_scale: float = 1.0,
+                      null_cond: dict | None = None) -> Tensor:
+    """The network's prediction with classifier-free guidance (Ho & Salimans 2022, eq. 6):
+
+        out = out_uncond + s · (out_cond − out_uncond)
+
+    s = 1 is the plain conditional model (returned exactly, with a single forward pass); s > 1 pushes the sample
+    towards its condition. Both predictions come from ONE forward pass on a batch of size 2b.
+    ``null_cond`` defaults to ``cond`` with every label replaced by the null token ``model.cfg.num_classes``.
+    """
+    if cond is None or guidance_scale == 1.0:
+        return model(x, t, cond)
+    if null_cond is None:
+        num_classes = getattr(getattr(model, "cfg", None), "num_classes", None)
+        if num_classes is None:
+            raise ValueError("guidance_scale != 1 needs an unconditional prediction: pass null_cond=..., or use a model "
+                             "whose cfg.num_classes names the null label")
+        null_cond = null_condition(cond, num_classes)
+    b = x.shape[0]
+    out = model(torch.cat([x, x]), torch.cat([t, t]), _cat_cond(cond, null_cond))  # (2b, c, f, h, w)
+    out_cond, out_uncond = out[:b], out[b:]  # (b, c, f, h, w) each
+    return out_uncond + guidance_scale * (out_cond - out_uncond)
+
+
+# ---------------------------------------------------------------- DDPM ----
+
+
+def ddpm_step(schedule, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor, x_t: Tensor, prediction: str = "v",
+              generator: torch.Generator | None = None, clip_x0: float | None = None) -> Tensor:
+    """One ancestral step x_t → x_{t_prev}: sample the posterior q(x_{t_prev} | x_t, x̂₀).
+
+    Variables and the paper's symbols (Ho et al. 2020, eq. 6-7, with s = t_prev which may skip steps):
+        a_t, a_s   ᾱ_t, ᾱ_s                 alpha_ts   α_{t|s} = ᾱ_t / ᾱ_s
+        beta_ts    β_{t|s} = 1 − α_{t|s}      (for s = t − 1 these are the usual α_t, β_t)
+    """
+    # 1. look up ᾱ_t and ᾱ_s (ᾱ = 1 at s = -1, the clean data)
+    a_t, a_s = _alpha_bar(schedule, t, x_t), _alpha_bar(schedule, t_prev, x_t)
+    alpha_ts = a_t / a_s
+    beta_ts = 1 - alpha_ts
+    # 2. predict x̂₀ from the network output
+    x0, _ = predict_x0_eps(schedule, model_out, t, x_t, prediction, clip_x0)
+    # 3. posterior mean, DDPM eq. 7: μ̃ = √ᾱ_s·β_{t|s}/(1−ᾱ_t)·x̂₀ + √α_{t|s}·(1−ᾱ_s)/(1−ᾱ_t)·x_t
+    mean = (a_s.sqrt() * beta_ts / (1 - a_t)) * x0.double() + (alpha_ts.sqrt() * (1 - a_s) / (1 - a_t)) * x_t.double()
+    # 4. posterior variance, DDPM eq. 7: β̃ = (1−ᾱ_s)/(1−ᾱ_t)·β_{t|s}  (zero at the last step, s = -1)
+    var = (1 - a_s) / (1 - a_t) * beta_ts
+    # 5. sample: x_s = μ̃ + √β̃·z,  z ~ N(0, I)
+    z = _randn_like(x_t, generator).double()
+    return (mean + var.sqrt() * z).to(x_t.dtype)
+
+
+# ---------------------------------------------------------------- DDIM ----
+
+
+def ddim_step(schedule, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor, x_t: Tensor, prediction: str = "v",
+              eta: float = 0.0, generator: torch.Generator | None = None, clip_x0: float | None = None) -> Tensor:
+    """One DDIM step x_t → x_{t_prev} (Song et al. 2021, eq. 12).
+
+    Variables and the paper's symbols (the paper's α_t is our ᾱ_t):
+        a_t, a_s   ᾱ_t, ᾱ_{t-1}      x0, eps   x̂₀ = f_θ(x_t), ε̂ = ε_θ(x_t)
+        sigma      σ_t(η) = η·√((1−ᾱ_s)/(1−ᾱ_t))·√(1 − ᾱ_t/ᾱ_s)   (eq. 16; η = 1 gives DDPM's variance)
+    """
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise); got {eta}")
+    # 1. look up ᾱ_t and ᾱ_s
+    a_t, a_s = _alpha_bar(schedule, t, x_t), _alpha_bar(schedule, t_prev, x_t)
+    # 2. predict x̂₀ and ε̂
+    x0, eps = predict_x0_eps(schedule, model_out, t, x_t, prediction, clip_x0)
+    # 3. the noise level of this step, eq. 16
+    sigma = eta * ((1 - a_s) / (1 - a_t)).sqrt() * (1 - a_t / a_s).sqrt()
+    # 4. direction pointing to x_t, eq. 12: √(1 − ᾱ_s − σ²)·ε̂
+    direction = (1 - a_s - sigma**2).clamp(min=0).sqrt() * eps.double()
+    # 5. x_s = √ᾱ_s·x̂₀ + direction + σ·z   (no noise drawn when η = 0)
+    x_prev = a_s.sqrt() * x0.double() + direction
+    if eta > 0:
+        x_prev = x_prev + sigma * _randn_like(x_t, generator).double()
+    return x_prev.to(x_t.dtype)
+
+
+# ---------------------------------------------------------------- DPM-Solver++ (2M) ----
+
+
+class DPMSolverPP:
+    """DPM-Solver++(2M): a second-order multistep solver of the diffusion ODE in its data-prediction form
+    (Lu et al. 2022, "DPM-Solver++", Algorithm 2). It reuses the previous step's x̂₀, so each step still costs
+    one network call, and gives good clips in 10-25 steps.
+
+    Variables and the paper's symbols (α_t = √ᾱ_t, σ_t = √(1−ᾱ_t)):
+        lam    λ_t = log(α_t / σ_t), half the log-SNR; it grows as t goes to 0
+        h      h_i = λ_{t_i} − λ_{t_{i−1}}, the step size in λ
+        r      r_i = h_{i−1} / h_i
+        D      D_i = (1 + 1/(2r_i))·x̂₀_{i−1} − 1/(2r_i)·x̂₀_{i−2}, a linear extrapolation of x̂₀
+
+    It keeps state between calls: make a new one (or call ``reset()``) for every new sampling run.
+
+        solver = DPMSolverPP(schedule)
+        for t, t_prev in pairs:
+            x = solver.step(model(x, t, cond), t, t_prev, x, prediction="v")
+    """
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev_x0: Tensor | None = None  # x̂₀ from the previous step
+        self.prev_h: Tensor | None = None   # h from the previous step
+
+    def _lambda(self, t, like: Tensor) -> Tensor:
+        a_bar = _alpha_bar(self.schedule, t, like)
+        return 0.5 * (a_bar.log() - (1 - a_bar).log())  # λ = log(α/σ) = ½·log(ᾱ/(1−ᾱ))
+
+    def step(self, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor, x_t: Tensor, prediction: str = "v",
+             clip_x0: float | None = None) -> Tensor:
+        # 1. predict x̂₀ (the solver works with the data prediction, hence "++")
+        x0, _ = predict_x0_eps(self.schedule, model_out, t, x_t, prediction, clip_x0)
+        if int(torch.as_tensor(t_prev).max()) < 0:
+            # the last step ends at σ = 0 (λ = ∞): the first-order update's limit is x̂₀ itself
+            self.reset()
+            return x0
+        # 2. look up α, σ and λ at both ends of the step
+        a_t, a_s = _alpha_bar(self.schedule, t, x_t), _alpha_bar(self.schedule, t_prev, x_t)
+        sigma_t, sigma_s, alpha_s = (1 - a_t).sqrt(), (1 - a_s).sqrt(), a_s.sqrt()
+        h = self._lambda(t_prev, x_t) - self._lambda(t, x_t)
+        # 3. D: x̂₀ for the first step and for the step into t = 0 (first order, the solver's "lower order final":
+        #    near t = 0 λ grows so fast that extrapolating x̂₀ overshoots); else the 2nd-order extrapolation
+        if self.prev_x0 is None or int(torch.as_tensor(t_prev).min()) <= 0:
+            D = x0.double()
+        else:
+            r = self.prev_h / h
+            D = (1 + 1 / (2 * r)) * x0.double() - (1 / (2 * r)) * self.prev_x0.double()
+        # 4. Algorithm 2: x_s = (σ_s/σ_t)·x_t − α_s·(e^{−h} − 1)·D
+        x_prev = (sigma_s / sigma_t) * x_t.double() - alpha_s * torch.expm1(-h) * D
+        self.prev_x0, self.prev_h = x0, h
+        return x_prev.to(x_t.dtype)
+
+
+# ---------------------------------------------------------------- the sampling loop ----
+
+
+def timestep_pairs(schedule, steps: int) -> list[tuple[int, int]]:
+    """The (t, t_prev) pairs a sampler visits: ``schedule.timesteps(steps)`` followed by -1 (the clean data)."""
+    if not 1 <= steps <= schedule.num_steps:
+        raise ValueError(f"steps must be between 1 and the schedule's num_steps={schedule.num_steps}; got {steps}. "
+                         f"10-50 is typical (DDPM wants more, DPM-Solver++ fewer).")
+    ts = [int(t) for t in schedule.timesteps(steps)]  # descending, e.g. [999, 979, ..., 0]
+    return list(zip(ts, ts[1:] + [-1]))
+
+
+@torch.no_grad()
+def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None = None, sampler: str = "ddim",
+           steps: int = 50, guidance_scale: float = 1.0, eta: float = 0.0, prediction: str = "v",
+           generator: torch.Generator | None = None, device: torch.device | str | None = None,
+           return_trajectory: bool = False, progress: bool = False, clip_x0: float | None = None,
+           x_T: Tensor | None = None, null_cond: dict | None = None):
+    """Draw clips shaped ``shape`` = (b, c, f, h, w) from noise with ``steps`` network calls.
+
+    ``sampler`` is ``"ddim"`` (η = ``eta``), ``"ddpm"`` (ancestral) or ``"dpmpp"`` (DPM-Solver++ 2M);
+    ``guidance_scale`` > 1 turns on classifier-free guidance (needs ``cond``); ``generator`` makes it repeatable;
+    ``x_T`` gives the starting noise yourself (then ``shape`` may be None).
+
+    Returns the clips x₀, or with ``return_trajectory=True`` the pair ``(x0, trajectory)`` where
+    ``trajectory = {"t": (steps,) long, "x_t": (steps + 1, b, c, f, h, w), "x0_hat": (steps, b, c, f, h, w)}``
+    on the CPU: every x_t from the starting noise to the result, and every x̂₀ the network predicted.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
+    _check_prediction(prediction)
+    was_training = model.training
+    model.eval()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    pairs = timestep_pairs(schedule, steps)
+    # 1. start from pure Gaussian noise x_T ~ N(0, I)
+    x = x_T.to(device) if x_T is not None else _randn_like(torch.empty(shape, device=device), generator)
+    solver = DPMSolverPP(schedule) if sampler == "dpmpp" else None
+    xs, x0s = ([x.cpu()] if return_trajectory else []), []
+    for t, t_prev in _maybe_tqdm(pairs, progress, sampler):
+        t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)  # (b,)
+        # 2. the network's prediction at (x_t, t), guided
+        out = guided_prediction(model, x, t_batch, cond, guidance_scale, null_cond)
+        if return_trajectory:  # keep x̂₀ for plots (the samplers compute it again inside their step)
+            x0s.append(predict_x0_eps(schedule, out, t, x, prediction, clip_x0)[0].cpu())
+        # 3. one step of the chosen sampler: x_t -> x_{t_prev}
+        if sampler == "ddpm":
+            x = ddpm_step(schedule, out, t, t_prev, x, prediction, generator, clip_x0)
+        elif sampler == "ddim":
+            x = ddim_step(schedule, out, t, t_prev, x, prediction, eta, generator, clip_x0)
+        else:
+            x = solver.step(out, t, t_prev, x, prediction, clip_x0)
+        if return_trajectory:
+            xs.append(x.cpu())
+    model.train(was_training)
+    if not return_trajectory:
+        return x
+    ts = torch.tensor([t for t, _ in pairs], dtype=torch.long)
+    return x, {"t": ts, "x_t": torch.stack(xs), "x0_hat": torch.stack(x0s)}
+
+
+def _maybe_tqdm(pairs: list, progress: bool, sampler: str):
+    if not progress:
+        return pairs
+    from tqdm.auto import tqdm
+
+    return tqdm(pairs, desc=f"sampling ({sampler})", leave=False)
