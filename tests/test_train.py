@@ -1,0 +1,370 @@
+"""The objective, EMA, the LR schedule, the data sampler and the Trainer: exact resume, Ctrl-C, NaN stop, safe files."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from vdiff_edu.checkpoint import CheckpointError, load_checkpoint
+from vdiff_edu.schedule import NoiseSchedule
+from vdiff_edu.train import (EMA, IndexSampler, TrainConfig, Trainer, diffusion_loss, drop_labels, fetch_batch,
+                             latest_checkpoint, min_snr_weight, warmup_cosine)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = (4, 1, 3, 8, 8)  # (b, c, f, h, w)
+
+
+class TinyDenoiser(nn.Module):
+    """A few-parameter stand-in for UNet3D with the same call: model(x, t, cond) -> same shape as x."""
+
+    def __init__(self, channels: int = 1, num_classes: int = 10):
+        super().__init__()
+        self.cfg = SimpleNamespace(num_classes=num_classes)
+        self.conv = nn.Conv3d(channels, 8, 3, padding=1)
+        self.out = nn.Conv3d(8, channels, 3, padding=1)
+        self.time = nn.Linear(1, 8)
+        self.label = nn.Embedding(num_classes + 1, 8)  # the last row is the null token
+
+    def forward(self, x, t, cond=None):
+        h = self.conv(x) + self.time(t.float()[:, None] / 1000)[:, :, None, None, None]
+        if cond is not None:
+            h = h + self.label(cond["labels"]).sum(1)[:, :, None, None, None]
+        return self.out(torch.relu(h))
+
+
+def make_data(n: int = 24) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(123)
+    return {"video": torch.rand((n, *SHAPE[1:]), generator=g) * 2 - 1, "labels": torch.randint(0, 10, (n, 2), generator=g)}
+
+
+def make_trainer(run_dir=None, steps: int = 8, **overrides) -> Trainer:
+    """The same trainer in every process: the resume test rebuilds it in a fresh Python."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cfg = TrainConfig(steps=steps, batch_size=4, lr=3e-3, warmup=2, ema_decay=0.9, log_every=100, checkpoint_every=0,
+                      keep_last=2, progress="none", cond_drop_prob=0.25, seed=7)
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return Trainer(TinyDenoiser(), NoiseSchedule(), make_data(), cfg, device="cpu", run_dir=run_dir)
+
+
+def assert_same_state(a: Trainer, b: Trainer) -> None:
+    for name, x in a.module.state_dict().items():
+        torch.testing.assert_close(b.module.state_dict()[name], x, rtol=0, atol=0, msg=f"model weight {name} differs")
+    for name, x in a.ema.model.state_dict().items():
+        torch.testing.assert_close(b.ema.model.state_dict()[name], x, rtol=0, atol=0, msg=f"EMA weight {name} differs")
+    for sa, sb in zip(a.optimizer.state.values(), b.optimizer.state.values()):
+        for k in sa:
+            torch.testing.assert_close(sb[k], sa[k], rtol=0, atol=0)
+    assert a.step == b.step
+
+
+# ---------------------------------------------------------------- the objective ----
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_diffusion_loss_is_the_written_out_objective(prediction):
+    schedule, model = NoiseSchedule(), TinyDenoiser()
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(SHAPE, generator=g), torch.randn(SHAPE, generator=g)
+    t = torch.tensor([0, 250, 500, 999])
+    ab = schedule.alpha_bar[t].float().reshape(-1, 1, 1, 1, 1)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise  # DDPM eq. 4
+    target = {"eps": noise, "x0": x0, "v": ab.sqrt() * noise - (1 - ab).sqrt() * x0}[prediction]
+    expected = (model(x_t, t) - target).pow(2).mean()
+    got = diffusion_loss(model, schedule, x0, prediction=prediction, t=t, noise=noise)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_min_snr_weights_by_hand():
+    snr = torch.tensor([0.0, 0.5, 5.0, 50.0])
+    torch.testing.assert_close(min_snr_weight(snr, "x0", 5.0), torch.tensor([0.0, 0.5, 5.0, 5.0]))
+    torch.testing.assert_close(min_snr_weight(snr, "eps", 5.0), torch.tensor([1.0, 1.0, 1.0, 0.1]))
+    torch.testing.assert_close(min_snr_weight(snr, "v", 5.0), torch.tensor([0.0, 0.5 / 1.5, 5 / 6, 5 / 51]))
+
+
+def test_min_snr_loss_weights_each_clip():
+    schedule, model = NoiseSchedule(), TinyDenoiser()
+    g = torch.Generator().manual_seed(0)
+    x0, noise, t = torch.randn(SHAPE, generator=g), torch.randn(SHAPE, generator=g), torch.tensor([5, 100, 600, 990])
+    per_clip = torch.stack([diffusion_loss(model, schedule, x0[i:i + 1], t=t[i:i + 1], noise=noise[i:i + 1])
+                            for i in range(4)])
+    w = min_snr_weight(schedule.snr(t), "v", 5.0)
+    got = diffusion_loss(model, schedule, x0, t=t, noise=noise, min_snr_gamma=5.0)
+    torch.testing.assert_close(got, (w * per_clip).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_diffusion_loss_draws_from_the_generator():
+    schedule, model, x0 = NoiseSchedule(), TinyDenoiser(), torch.randn(SHAPE)
+    a = diffusion_loss(model, schedule, x0, generator=torch.Generator().manual_seed(1))
+    b = diffusion_loss(model, schedule, x0, generator=torch.Generator().manual_seed(1))
+    assert a.item() == b.item()
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        diffusion_loss(model, schedule, x0, prediction="score")
+
+
+def test_drop_labels_uses_the_null_token():
+    labels = torch.tensor([[1, 2], [3, 4], [5, 6]])
+    out = drop_labels(labels, torch.tensor([False, True, False]), null_label=10)
+    assert out.tolist() == [[1, 2], [10, 10], [5, 6]]
+
+
+# ---------------------------------------------------------------- EMA and learning rate ----
+
+
+def test_ema_update_copy_and_state():
+    model = nn.Linear(2, 2)
+    ema = EMA(model, decay=0.9, warmup=False)
+    before = ema.model.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    torch.testing.assert_close(ema.model.weight, 0.9 * before + 0.1 * model.weight)  # θ_ema ← d·θ_ema + (1−d)·θ
+    assert not ema.model.weight.requires_grad
+    other = nn.Linear(2, 2)
+    ema.copy_to(other)
+    torch.testing.assert_close(other.weight, ema.model.weight)
+    restored = EMA(nn.Linear(2, 2), decay=0.5)
+    restored.load_state_dict(ema.state_dict())
+    torch.testing.assert_close(restored.model.weight, ema.model.weight)
+    assert (restored.decay, restored.num_updates) == (0.9, 1)
+
+
+def test_ema_warmup_starts_fast():
+    ema = EMA(nn.Linear(1, 1), decay=0.999, warmup=True)
+    assert ema.current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    ema.num_updates = 10_000
+    assert ema.current_decay() == 0.999
+
+
+def test_warmup_then_cosine():
+    lr = [warmup_cosine(s, warmup=4, total=12, min_ratio=0.1) for s in range(13)]
+    assert lr[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert lr[4] == 1.0 and lr[8] == pytest.approx(0.55) and lr[12] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lr[4:], lr[5:])), "the cosine part only goes down"
+
+
+# ---------------------------------------------------------------- data ----
+
+
+def test_index_sampler_visits_every_clip_once_per_epoch_and_resumes():
+    s = IndexSampler(10, seed=3)
+    first = s.next_indices(4).tolist() + s.next_indices(6).tolist()
+    assert sorted(first) == list(range(10)) and s.epoch == 1
+    s.next_indices(3)
+    state = s.state_dict()
+    rest = s.next_indices(12).tolist()  # runs over into epoch 2
+    t = IndexSampler(10, seed=3)
+    t.load_state_dict(state)
+    assert t.next_indices(12).tolist() == rest
+    with pytest.raises(ValueError, match="trained on 10 clips"):
+        IndexSampler(11).load_state_dict(state)
+
+
+def test_fetch_batch_from_tensors_datasets_and_lists():
+    data = make_data(6)
+    idx = torch.tensor([4, 1])
+    assert torch.equal(fetch_batch(data, idx)["video"], data["video"][idx])
+    td = torch.utils.data.TensorDataset(data["video"], data["labels"])
+    assert torch.equal(fetch_batch(td, idx)["labels"], data["labels"][idx])
+    items = [{"video": data["video"][i], "labels": data["labels"][i], "caption": "a digit"} for i in range(6)]
+    batch = fetch_batch(items, idx)
+    assert set(batch) == {"video", "labels"} and batch["video"].shape == (2, *SHAPE[1:])
+
+
+def test_trainer_learns_from_cached_latents_in_a_tensor_dataset():
+    torch.manual_seed(0)
+    latents = torch.randn(16, 2, 3, 4, 4) * 0.5
+    cfg = TrainConfig(steps=3, batch_size=4, progress="none", warmup=1)
+    trainer = Trainer(TinyDenoiser(channels=2), NoiseSchedule(), {"latents": latents, "labels": torch.zeros(16, 1).long()},
+                      cfg, device="cpu")
+    history = trainer.train()
+    assert history["step"] == [1, 2, 3] and all(math.isfinite(v) for v in history["loss"])
+
+
+def test_training_lowers_the_loss():
+    trainer = make_trainer(steps=60, lr=1e-2, warmup=5, min_snr_gamma=None, prediction="x0", cond_drop_prob=0.0)
+    loss = trainer.train()["loss"]
+    assert sum(loss[-15:]) / 15 < 0.6 * sum(loss[:15]) / 15, f"loss did not go down: {loss[:3]} ... {loss[-3:]}"
+
+
+# ---------------------------------------------------------------- checkpoints and exact resume ----
+
+
+def test_checkpoint_holds_everything_and_keeps_the_last_n(tmp_path):
+    trainer = make_trainer(tmp_path, steps=6, checkpoint_every=2, keep_last=2)
+    trainer.train()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step_0000004.pt", "step_0000006.pt"]
+    state = load_checkpoint(latest_checkpoint(tmp_path))  # weights_only=True inside
+    assert {"model", "ema", "optimizer", "lr_scheduler", "step", "rng", "data", "config", "format_version"} <= set(state)
+    assert set(state["rng"]) >= {"python", "numpy", "torch", "noise"}
+    assert state["step"] == 6 and state["data"] == {"n": 24, "seed": 7, "epoch": 1, "index": 0}
+    assert state["config"]["batch_size"] == 4 and isinstance(state["config"], dict)
+
+
+def test_resume_in_process_is_exact(tmp_path):
+    full = make_trainer(steps=8)
+    full.train()
+    half = make_trainer(tmp_path, steps=8)
+    half.train(num_steps=4)
+    resumed = make_trainer(tmp_path, steps=8)
+    resumed.train(resume="latest")
+    assert_same_state(full, resumed)
+    assert resumed.history["step"] == list(range(1, 9))
+
+
+def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
+    # N steps + save, then a NEW Python process loads and runs N more: the weights equal 2N uninterrupted steps
+    half = make_trainer(tmp_path, steps=8)
+    half.train(num_steps=4)
+    assert latest_checkpoint(tmp_path).name == "step_0000004.pt"
+    script = (
+        "import sys, torch; sys.path.insert(0, sys.argv[1]); from test_train import make_trainer;"
+        "tr = make_trainer(sys.argv[2], steps=8); tr.train(resume='latest');"
+        "torch.save({'model': tr.module.state_dict(), 'ema': tr.ema.model.state_dict()}, sys.argv[3])"
+    )
+    out = tmp_path / "resumed.pt"
+    subprocess.run([sys.executable, "-c", script, str(ROOT / "tests"), str(tmp_path), str(out)], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    resumed = torch.load(out, weights_only=True)
+    full = make_trainer(steps=8)
+    full.train()
+    for name, x in full.module.state_dict().items():
+        assert torch.equal(resumed["model"][name], x), f"{name} differs after resuming in a fresh process"
+    for name, x in full.ema.model.state_dict().items():
+        assert torch.equal(resumed["ema"][name], x), f"EMA {name} differs after resuming in a fresh process"
+
+
+def test_resume_paths(tmp_path, capsys):
+    trainer = make_trainer(tmp_path, steps=2)
+    with pytest.raises(FileNotFoundError, match="no checkpoint there"):
+        trainer.train(resume=tmp_path / "nope.pt")
+    trainer.train(resume="latest")  # nothing saved yet: says so and starts fresh
+    assert "starting fresh" in capsys.readouterr().out
+    assert trainer.step == 2
+
+
+def test_a_crafted_pickle_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"format_version": 1, "model": Evil()}))
+    with pytest.raises(CheckpointError, match="refused"):
+        make_trainer(tmp_path).train(resume=path)
+
+
+def test_a_truncated_checkpoint_gives_a_clear_error(tmp_path):
+    trainer = make_trainer(tmp_path, steps=2)
+    trainer.train()
+    path = latest_checkpoint(tmp_path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        make_trainer(tmp_path, steps=4).train(resume=path)
+
+
+def test_a_crash_while_saving_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, steps=2)
+    trainer.train()
+    path = latest_checkpoint(tmp_path)
+    good = path.read_bytes()
+
+    def crash(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save(path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name], "no temporary file may be left behind"
+
+
+# ---------------------------------------------------------------- stopping ----
+
+
+def test_keyboard_interrupt_saves_and_returns_the_history(tmp_path):
+    def stop_at_3(trainer, step, history):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    trainer = make_trainer(tmp_path, steps=8)
+    history = trainer.train(callback=stop_at_3)
+    assert history["step"] == [1, 2, 3]
+    assert latest_checkpoint(tmp_path).name == "step_0000003.pt"
+    resumed = make_trainer(tmp_path, steps=8)
+    resumed.train(resume="latest")
+    full = make_trainer(steps=8)
+    full.train()
+    assert_same_state(full, resumed)
+
+
+def test_ctrl_c_finishes_the_step_then_saves(tmp_path):
+    def press_ctrl_c(trainer, step, history):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer = make_trainer(tmp_path, steps=8)
+    history = trainer.train(callback=press_ctrl_c)
+    assert history["step"][-1] == 2 and latest_checkpoint(tmp_path).name == "step_0000002.pt"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the Ctrl-C handler must be restored"
+
+
+def test_an_interrupt_mid_step_is_forgotten(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, steps=8)
+    trainer.train(num_steps=2)
+    real_next_batch, calls = trainer._next_batch, []
+
+    def next_batch_then_ctrl_c():
+        calls.append(1)
+        batch = real_next_batch()  # draws noise and advances the data position...
+        raise KeyboardInterrupt  # ...then Ctrl-C arrives before the update
+
+    monkeypatch.setattr(trainer, "_next_batch", next_batch_then_ctrl_c)
+    trainer.train()
+    assert calls and trainer.step == 2
+    resumed = make_trainer(tmp_path, steps=8)
+    resumed.train(resume="latest")
+    full = make_trainer(steps=8)
+    full.train()
+    assert_same_state(full, resumed)
+
+
+def test_nan_loss_stops_with_a_hint_and_saves_nothing_bad(tmp_path):
+    def poison(trainer, step, history):
+        if step == 3:
+            with torch.no_grad():
+                trainer.module.out.bias.fill_(float("nan"))
+
+    trainer = make_trainer(tmp_path, steps=8, checkpoint_every=2)
+    with pytest.raises(FloatingPointError, match="diverged.*lower TrainConfig.lr"):
+        trainer.train(callback=poison)
+    assert latest_checkpoint(tmp_path).name == "step_0000002.pt"
+    state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_config_presets_and_validation():
+    for name in ("smoke", "cpu", "gpu"):
+        cfg = TrainConfig.preset(name)
+        cfg.validate()
+        assert TrainConfig.from_dict(vars(cfg)) == cfg
+    assert TrainConfig.smoke().steps < TrainConfig.cpu().steps < TrainConfig.gpu().steps
+    with pytest.raises(ValueError, match="split evenly over 3 processes"):
+        TrainConfig(batch_size=4).validate(world_size=3)
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        TrainConfig(prediction="eps2").validate()
+    with pytest.raises(TypeError, match="indexable data"):
+        Trainer(TinyDenoiser(), NoiseSchedule(), iter([]), TrainConfig.smoke(), device="cpu")

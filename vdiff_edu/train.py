@@ -1,0 +1,686 @@
+"""Training the denoiser: the objective, an EMA of the weights, and a Trainer that can stop and resume exactly.
+
+Read it top to bottom:
+
+    TrainConfig        every knob, commented, with presets smoke / cpu / gpu
+    diffusion_loss     the objective: noise a clip, ask the network to undo it (ε-, x₀- or v-prediction),
+                       optionally weighted by min-SNR-γ
+    EMA                an exponential moving average of the weights, used for sampling
+    IndexSampler       which clips go into each batch, as a pure function of (seed, epoch, position)
+    Trainer            AdamW + warm-up/cosine LR + gradient clipping + EMA + checkpoints (+ DDP under torchrun)
+    train_denoiser     one call: build a UNet3D and a schedule, train, return the Trainer
+
+The Trainer trains on anything indexable: a Moving MNIST dataset (``ds[i]`` → dict with ``video`` and ``labels``),
+or clips encoded once by the autoencoder and cached as a dict of tensors ``{"latents": (n, c, f, h, w),
+"labels": (n, slots)}``. Because batches are chosen by (seed, epoch, index) and every random number generator is
+saved, a run that stops and resumes gives the same weights, bit for bit on a CPU, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .utils import get_device, seed_everything
+
+PREDICTIONS = ("eps", "x0", "v")
+
+
+# ---------------------------------------------------------------- config ----
+
+
+@dataclass
+class TrainConfig:
+    # --- how long, how big
+    steps: int = 3_000                  # optimizer steps in total; the learning-rate schedule ends here
+    batch_size: int = 16                # clips per step, over all processes together (the global batch)
+    # --- optimizer: AdamW (Loshchilov & Hutter 2019)
+    lr: float = 5e-4                    # peak learning rate, reached at the end of warm-up
+    warmup: int = 100                   # steps of linear warm-up from lr/warmup to lr
+    min_lr_ratio: float = 0.1           # the cosine decays to lr * min_lr_ratio at the last step
+    weight_decay: float = 0.01          # decoupled weight decay on weight matrices / kernels (not biases, norms)
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float | None = 1.0       # clip the global gradient norm to this (None: no clipping)
+    ema_decay: float = 0.999            # EMA of the weights: θ_ema ← d·θ_ema + (1−d)·θ; sampling uses θ_ema
+    ema_warmup: bool = True             # use d = min(decay, (1+n)/(10+n)) so the early EMA is not stuck at init
+    # --- objective
+    prediction: str = "v"               # what the network outputs: "eps" (noise), "x0" (clean clip) or "v"
+    min_snr_gamma: float | None = 5.0   # min-SNR-γ loss weighting (Hang et al. 2023); None: plain MSE
+    cond_drop_prob: float = 0.1         # replace the labels by the null token this often (classifier-free guidance)
+    data_key: str | None = None         # which batch entry to denoise; None: "latents", else "video", else "x"
+    # --- bookkeeping
+    log_every: int = 50                 # print a line / record clips-per-second every this many steps
+    sample_every: int = 0               # callbacks that draw preview samples do so this often (0: never)
+    checkpoint_every: int = 500         # save a checkpoint every this many steps (0: only at the end / on Ctrl-C)
+    keep_last: int = 3                  # keep this many checkpoints, delete older ones
+    compile: bool = False               # torch.compile the model (faster on GPU after a slow first step)
+    seed: int = 0                       # seeds the model-independent randomness: batches, timesteps, noise
+    progress: str = "auto"              # "bar" (tqdm), "text" (plain lines), "none"; "auto": bar in a terminal
+                                        # or notebook, text lines when output goes to a file
+
+    @classmethod
+    def smoke(cls) -> "TrainConfig":
+        """Tens of steps on a tiny model: for CI and a quick look (seconds)."""
+        return cls(steps=30, batch_size=4, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, checkpoint_every=0,
+                   keep_last=2)
+
+    @classmethod
+    def cpu(cls) -> "TrainConfig":
+        """A laptop: a few thousand small steps (minutes on 2 cores with the cpu UNet preset)."""
+        return cls(steps=3_000, batch_size=16, lr=5e-4, warmup=100, ema_decay=0.995, log_every=50,
+                   checkpoint_every=500)
+
+    @classmethod
+    def gpu(cls) -> "TrainConfig":
+        """One GPU with 16 GB or more: the full-mode model."""
+        return cls(steps=60_000, batch_size=64, lr=2e-4, warmup=1_000, ema_decay=0.9999, log_every=100,
+                   checkpoint_every=2_000, compile=True)
+
+    @classmethod
+    def preset(cls, name: str) -> "TrainConfig":
+        if name not in ("smoke", "cpu", "gpu"):
+            raise ValueError(f"preset must be 'smoke', 'cpu' or 'gpu'; got {name!r}")
+        return getattr(cls, name)()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Rebuild a config saved in a checkpoint (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        d = {k: (tuple(v) if k == "adam_betas" else v) for k, v in d.items() if k in names}
+        return cls(**d)
+
+    def validate(self, world_size: int = 1) -> None:
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"TrainConfig.prediction must be one of {PREDICTIONS}; got {self.prediction!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig.steps and batch_size must be >= 1; got steps={self.steps}, "
+                             f"batch_size={self.batch_size}")
+        if self.batch_size % world_size:
+            raise ValueError(f"TrainConfig.batch_size={self.batch_size} is the global batch and must split evenly "
+                             f"over {world_size} processes; use a multiple of {world_size}")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"TrainConfig.cond_drop_prob must be in [0, 1); got {self.cond_drop_prob}")
+        if self.progress not in ("auto", "bar", "text", "none"):
+            raise ValueError(f"TrainConfig.progress must be 'auto', 'bar', 'text' or 'none'; got {self.progress!r}")
+
+
+# ---------------------------------------------------------------- the objective ----
+
+
+def min_snr_weight(snr: Tensor, prediction: str, gamma: float) -> Tensor:
+    """Per-clip loss weights of min-SNR-γ (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR
+    Weighting Strategy", section 3.4). Each is min(SNR, γ) expressed for the target the network predicts:
+
+        x₀-prediction:  w = min(SNR, γ)
+        ε-prediction:   w = min(SNR, γ) / SNR           (= min(1, γ/SNR))
+        v-prediction:   w = min(SNR, γ) / (SNR + 1)
+
+    so that, whatever the network predicts, the implied x₀ error is weighted by min(SNR, γ): easy,
+    almost-clean timesteps (huge SNR) stop dominating the gradient.
+    """
+    snr = snr.float()
+    if prediction == "x0":
+        return snr.clamp(max=gamma)
+    if prediction == "eps":
+        return (gamma / snr).clamp(max=1.0)  # written this way so SNR = 0 gives 1, not 0/0
+    return snr.clamp(max=gamma) / (snr + 1)
+
+
+def diffusion_loss(model: nn.Module, schedule, x0: Tensor, cond: dict | None = None, prediction: str = "v",
+                   min_snr_gamma: float | None = None, generator: torch.Generator | None = None,
+                   t: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+    """The denoising objective on a batch of clean clips ``x0`` (b, c, f, h, w); returns a scalar.
+
+    ``t`` and ``noise`` are drawn here (from ``generator``) unless given: the Trainer passes them so that
+    several processes can share one global draw.
+    """
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}; got {prediction!r}")
+    b = x0.shape[0]
+    gen_device = generator.device if generator is not None else x0.device
+    # 1. a random timestep for every clip: t ~ U{0, ..., T−1}
+    if t is None:
+        t = torch.randint(0, schedule.num_steps, (b,), generator=generator, device=gen_device).to(x0.device)  # (b,)
+    # 2. Gaussian noise: ε ~ N(0, I)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
+    # 3. the forward process (DDPM, Ho et al. 2020, eq. 4): x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε
+    x_t = schedule.q_sample(x0, t, noise)  # (b, c, f, h, w)
+    # 4. the regression target
+    if prediction == "eps":
+        target = noise                               # DDPM eq. 14: predict ε
+    elif prediction == "x0":
+        target = x0                                  # predict the clean clip
+    else:
+        target = schedule.v_target(x0, noise, t)     # Salimans & Ho 2022: v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀
+    # 5. the network's guess
+    pred = model(x_t, t, cond)  # (b, c, f, h, w)
+    # 6. mean squared error per clip, in float32 even under bf16 autocast
+    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)  # (b,)
+    # 7. optional min-SNR-γ weights, SNR(t) = ᾱ_t / (1 − ᾱ_t)
+    if min_snr_gamma is not None:
+        mse = mse * min_snr_weight(schedule.snr(t).to(mse.device), prediction, min_snr_gamma)
+    return mse.mean()
+
+
+def drop_labels(labels: Tensor, drop: Tensor, null_label: int) -> Tensor:
+    """Condition dropout for classifier-free guidance (Ho & Salimans 2022): where ``drop`` (b,) is True the
+    clip's labels (b, slots) become the null token, so the same network also learns p(x) without a condition."""
+    return torch.where(drop[:, None], torch.full_like(labels, null_label), labels)  # (b, slots)
+
+
+# ---------------------------------------------------------------- EMA ----
+
+
+class EMA:
+    """An exponential moving average of a model's weights: θ_ema ← d·θ_ema + (1 − d)·θ after every step.
+
+    Samples from the averaged weights are smoother than from the raw ones. With ``warmup`` the decay is
+    d = min(decay, (1 + n)/(10 + n)) after n updates (TensorFlow's ``ExponentialMovingAverage(num_updates)``),
+    so a short run is not dominated by the random initial weights. ``ema.model`` is a ready-to-use copy.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1); got {decay}. 0.999 averages over about 1000 steps.")
+        self.decay, self.warmup, self.num_updates = decay, warmup, 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def current_decay(self) -> float:
+        n = self.num_updates
+        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = self.current_decay()
+        for p_ema, p in zip(self.model.parameters(), model.parameters()):
+            p_ema.lerp_(p.detach(), 1.0 - d)  # θ_ema + (1−d)·(θ − θ_ema) = d·θ_ema + (1−d)·θ
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)  # buffers (e.g. running statistics) are copied, not averaged
+        self.num_updates += 1
+
+    def copy_to(self, model: nn.Module) -> None:
+        """Load the averaged weights into ``model`` (e.g. before saving it for sampling)."""
+        model.load_state_dict(self.model.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "decay": self.decay, "warmup": self.warmup,
+                "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.decay, self.warmup, self.num_updates = state["decay"], state["warmup"], state["num_updates"]
+
+
+# ---------------------------------------------------------------- learning rate ----
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """The LR multiplier at ``step``: linear warm-up to 1, then a cosine down to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ---------------------------------------------------------------- data ----
+
+
+class IndexSampler:
+    """Dataset indices for each batch, as a pure function of (seed, epoch, index).
+
+    Epoch e visits the ``n`` clips in the order ``randperm(n)`` seeded with (seed, e); a batch that runs past the
+    end of an epoch continues into the next one. Its whole state is three integers, which the checkpoint saves.
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        if n < 1:
+            raise ValueError("the training data is empty; give the Trainer at least one clip")
+        self.n, self.seed, self.epoch, self.index = n, seed, 0, 0
+        self._perm_epoch, self._perm = -1, None
+
+    def _order(self, epoch: int) -> Tensor:
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
+        return self._perm
+
+    def next_indices(self, k: int) -> Tensor:
+        """The next ``k`` indices, advancing the position."""
+        parts = []
+        while k > 0:
+            take = min(k, self.n - self.index)
+            parts.append(self._order(self.epoch)[self.index:self.index + take])
+            self.index, k = self.index + take, k - take
+            if self.index == self.n:
+                self.epoch, self.index = self.epoch + 1, 0
+        return torch.cat(parts)  # (k,)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"n": self.n, "seed": self.seed, "epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state["n"] != self.n:
+            raise ValueError(f"the checkpoint was trained on {state['n']} clips but the data now has {self.n}; "
+                             f"resume with the same data (or start a new run)")
+        self.seed, self.epoch, self.index = state["seed"], state["epoch"], state["index"]
+
+
+def fetch_batch(data, indices: Tensor) -> dict[str, Tensor]:
+    """Gather the clips at ``indices`` from a dict of tensors, a ``TensorDataset`` (→ keys ``x``, ``labels``) or
+    a map-style dataset whose items are dicts (e.g. ``MovingMNIST``: ``video``, ``labels``, ...)."""
+    if isinstance(data, dict):
+        return {k: v[indices] for k, v in data.items() if isinstance(v, Tensor)}
+    if isinstance(data, torch.utils.data.TensorDataset):
+        names = ("x", "labels")[: len(data.tensors)]
+        return {name: tensor[indices] for name, tensor in zip(names, data.tensors)}
+    items = [data[int(i)] for i in indices]
+    if isinstance(items[0], (tuple, list)):
+        items = [dict(zip(("x", "labels"), item)) for item in items]
+    return {k: torch.stack([torch.as_tensor(item[k]) for item in items])
+            for k, v in items[0].items() if isinstance(v, (Tensor, np.ndarray))}
+
+
+def _data_length(data) -> int:
+    if isinstance(data, dict):
+        lengths = {len(v) for v in data.values() if isinstance(v, Tensor)}
+        if len(lengths) != 1:
+            raise ValueError(f"a dict of training tensors needs the same first dimension everywhere; got {lengths}")
+        return lengths.pop()
+    if not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
+        raise TypeError(f"the Trainer needs indexable data (len(data) and data[i]): a dataset such as MovingMNIST, "
+                        f"a TensorDataset, or a dict of tensors like {{'latents': z, 'labels': y}}; "
+                        f"got {type(data).__name__}")
+    return len(data)
+
+
+# ---------------------------------------------------------------- random number generators ----
+
+
+def get_rng_state(noise_generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every RNG state, as tensors and plain Python values (so ``torch.load(weights_only=True)`` reads it)."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "python": {"version": py[0], "state": list(py[1]), "gauss": py[2]},
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    if noise_generator is not None:
+        state["noise"] = noise_generator.get_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], noise_generator: torch.Generator | None = None) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if noise_generator is not None and "noise" in state:
+        noise_generator.set_state(state["noise"].cpu())
+
+
+# ---------------------------------------------------------------- distributed ----
+
+
+def setup_distributed(device: torch.device | str | None = None) -> tuple[int, int, torch.device]:
+    """(rank, world_size, device). Under ``torchrun --nproc_per_node=N`` (which sets WORLD_SIZE, RANK and
+    LOCAL_RANK) this joins the process group: NCCL on GPUs, gloo on CPUs; each process gets its own GPU."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1, get_device(str(device) if device is not None else None)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank if device.index is None else device.index)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return rank, world_size, device
+
+
+def cleanup_distributed() -> None:
+    """Leave the process group (call once at the end of a torchrun script)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------- the Trainer ----
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest ``step_*.pt`` under ``run_dir/checkpoints``, or None."""
+    ckpts = sorted(Path(run_dir, "checkpoints").glob("step_*.pt"))
+    return ckpts[-1] if ckpts else None
+
+
+class Trainer:
+    """Trains ``model`` to denoise the clips in ``data`` under ``schedule``.
+
+        trainer = Trainer(UNet3D(UNetConfig.smoke()), NoiseSchedule(), MovingMNIST(...), TrainConfig.smoke(),
+                          run_dir="runs/demo")
+        history = trainer.train()                  # or train(resume="latest"), train(num_steps=100)
+        clips = sample(trainer.ema.model, ...)     # sample from the averaged weights
+
+    ``callback(trainer, step, history)`` runs after every step (on the first process only): a notebook uses it for a
+    live loss plot or preview samples every ``cfg.sample_every`` steps. Ctrl-C finishes the current step, saves a
+    checkpoint and returns the history; a NaN or inf loss raises ``FloatingPointError`` before anything is saved.
+    Under ``torchrun`` every process runs this same code on its share of each batch (DistributedDataParallel).
+    """
+
+    def __init__(self, model: nn.Module, schedule, data, cfg: TrainConfig | None = None,
+                 device: torch.device | str | None = None, run_dir: str | os.PathLike | None = None,
+                 callback: Callable | None = None, null_label: int | None = None):
+        self.cfg = cfg if cfg is not None else TrainConfig()
+        self.rank, self.world_size, self.device = setup_distributed(device)
+        self.cfg.validate(self.world_size)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.callback = callback
+        seed_everything(self.cfg.seed)
+
+        # the model, its EMA copy, and what the training step calls (DDP- and/or compile-wrapped)
+        self.module = model.to(self.device)
+        self.ema = EMA(self.module, self.cfg.ema_decay, self.cfg.ema_warmup)
+        self.model = self.module
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
+        if self.cfg.compile:
+            self.model = torch.compile(self.model)
+        self.schedule = schedule.to(self.device) if hasattr(schedule, "to") else schedule
+        # the label that means "no condition": the UNet's cfg.num_classes (None: train unconditionally)
+        self.null_label = null_label if null_label is not None else getattr(getattr(model, "cfg", None),
+                                                                             "num_classes", None)
+
+        # AdamW with weight decay on weight matrices and kernels only; fused kernels on CUDA
+        decay = [p for p in self.module.parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for p in self.module.parameters() if p.requires_grad and p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.adam_betas,
+                                           fused=self.device.type == "cuda")
+        cfg_ = self.cfg
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: warmup_cosine(s, cfg_.warmup, cfg_.steps, cfg_.min_lr_ratio))
+
+        # data and noise: both depend only on cfg.seed and saved positions, never on the process
+        self.data = data
+        self.sampler = IndexSampler(_data_length(data), seed=self.cfg.seed)
+        self.noise_generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
+        self.step = 0
+        self.history: dict[str, list] = {"step": [], "loss": [], "lr": [], "grad_norm": [], "clips_per_s": []}
+        self._stop_requested = False
+        self._last_saved_step = -1
+
+    # ------------------------------------------------------------ one step
+
+    def _next_batch(self) -> tuple[Tensor, dict | None, Tensor, Tensor]:
+        """This process's share of the next global batch, and its timesteps and noise."""
+        B, shard = self.cfg.batch_size, slice(self.rank * self.cfg.batch_size // self.world_size,
+                                              (self.rank + 1) * self.cfg.batch_size // self.world_size)
+        batch = fetch_batch(self.data, self.sampler.next_indices(B)[shard])
+        key = self.cfg.data_key or next((k for k in ("latents", "video", "x") if k in batch), None)
+        if key not in batch:
+            raise KeyError(f"the batch has keys {sorted(batch)}, none of which holds the clips to denoise; "
+                           f"set TrainConfig.data_key to one of them")
+        x0 = batch[key].to(self.device, torch.float32)  # (b, c, f, h, w), b = B / world_size
+        # draw t, ε and the dropout mask for the WHOLE global batch, then keep this process's rows: every process
+        # draws the same numbers, so N processes train exactly like one process with the same global batch
+        g = self.noise_generator
+        t = torch.randint(0, self.schedule.num_steps, (B,), generator=g, device=self.device)[shard]  # (b,)
+        noise = torch.randn((B, *x0.shape[1:]), generator=g, device=self.device)[shard]            # (b, c, f, h, w)
+        drop = torch.rand((B,), generator=g, device=self.device)[shard] < self.cfg.cond_drop_prob  # (b,)
+        cond = None
+        if "labels" in batch and self.null_label is not None:
+            cond = {"labels": drop_labels(batch["labels"].to(self.device).long(), drop, self.null_label)}
+        return x0, cond, t, noise
+
+    def _train_step(self) -> tuple[float, float, float]:
+        self.module.train()
+        self._step_start = (get_rng_state(self.noise_generator), self.sampler.state_dict())
+        self._in_step = True
+        x0, cond, t, noise = self._next_batch()
+        # bf16 autocast on CUDA (the loss itself is reduced in fp32); plain fp32 on the CPU
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
+                    else contextlib.nullcontext())
+        with autocast:
+            loss = diffusion_loss(self.model, self.schedule, x0, cond, self.cfg.prediction, self.cfg.min_snr_gamma,
+                                  t=t, noise=noise)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            self._diverged("loss", loss_value)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")
+        grad_norm = float(nn.utils.clip_grad_norm_(self.module.parameters(), max_norm))
+        if not math.isfinite(grad_norm):
+            self._diverged("gradient norm", grad_norm)
+        # commit: from here on the step has happened
+        self._in_step = False
+        lr = self.optimizer.param_groups[0]["lr"]  # the learning rate this step uses
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.ema.update(self.module)
+        self.step += 1
+        return loss_value, grad_norm, lr
+
+    def _diverged(self, what: str, value: float) -> None:
+        last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+        raise FloatingPointError(
+            f"the {what} became {value} at step {self.step + 1}: training diverged, so it stopped without saving "
+            f"(the last good checkpoint is {last or 'none'}). Hints: lower TrainConfig.lr (now {self.cfg.lr:g}) or "
+            f"lengthen warmup (now {self.cfg.warmup}); keep grad_clip on (now {self.cfg.grad_clip}); check the "
+            f"clips are in [-1, 1] (or latents scaled by the autoencoder's scale_factor); on a GPU try fp32 "
+            f"(bf16 autocast is on); then resume from the last good checkpoint.")
+
+    # ------------------------------------------------------------ the loop
+
+    def train(self, num_steps: int | None = None, resume: str | os.PathLike | None = None,
+              callback: Callable | None = None) -> dict[str, list]:
+        """Train until ``cfg.steps`` (or for ``num_steps`` more steps) and return the history.
+
+        ``resume``: None (carry on from the current state), ``"latest"`` (the newest checkpoint in
+        ``run_dir``; starts fresh, saying so, when there is none) or the path of a checkpoint.
+        """
+        if resume is not None:
+            self.resume(resume)
+        end = self.cfg.steps if num_steps is None else min(self.cfg.steps, self.step + num_steps)
+        callback = callback or self.callback
+        bar = self._progress_bar(end)
+        restore_sigint = self._catch_sigint()
+        window_start, window_steps = time.perf_counter(), 0
+        self._stop_requested, self._in_step = False, False
+        try:
+            while self.step < end:
+                t0 = time.perf_counter()
+                loss, grad_norm, lr = self._train_step()
+                clips_per_s = self.cfg.batch_size / max(time.perf_counter() - t0, 1e-9)
+                for k, v in zip(self.history, (self.step, loss, lr, grad_norm, clips_per_s)):
+                    self.history[k].append(v)
+                window_steps += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips_per_s:.1f}", refresh=False)
+                elif self.rank == 0 and self.cfg.progress != "none" and (self.step % self.cfg.log_every == 0
+                                                                          or self.step == end):
+                    rate = window_steps * self.cfg.batch_size / (time.perf_counter() - window_start)
+                    print(f"step {self.step:>6}/{end}  loss {loss:.4f}  lr {lr:.2e}  grad {grad_norm:.2f}  "
+                          f"{rate:.1f} clips/s", flush=True)
+                    window_start, window_steps = time.perf_counter(), 0
+                if self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                    self.save()
+                if callback is not None and self.rank == 0:
+                    callback(self, self.step, self.history)
+                if self._stop_requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if self._in_step:  # interrupted half-way through a step: forget it, as if it never started
+                set_rng_state(self._step_start[0], self.noise_generator)
+                self.sampler.load_state_dict(self._step_start[1])
+                self._in_step = False
+            path = self.save()
+            if self.rank == 0:
+                print(f"\nInterrupted at step {self.step}; saved {path or '(no run_dir: nothing saved)'}. "
+                      f"Resume with trainer.train(resume='latest').", flush=True)
+            return self.history
+        finally:
+            restore_sigint()
+            if bar is not None:
+                bar.close()
+        if self._last_saved_step != self.step:
+            self.save()
+        return self.history
+
+    def _catch_sigint(self) -> Callable[[], None]:
+        """Turn the first Ctrl-C into "stop after this step" (a second one stops at once). Only in the main
+        thread of a single process: under torchrun the launcher handles signals."""
+        if self.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            print("\nCtrl-C: finishing this step, then saving a checkpoint (press again to stop at once)",
+                  file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    def _progress_bar(self, end: int):
+        mode = self.cfg.progress
+        if mode == "auto":
+            mode = "bar" if (sys.stderr.isatty() or "ipykernel" in sys.modules) else "text"
+        if mode != "bar" or self.rank != 0:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=end, initial=self.step, desc="training", unit="step", dynamic_ncols=True)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where we are."""
+        return {
+            "model": self.module.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "step": self.step,
+            "rng": get_rng_state(self.noise_generator),
+            "data": self.sampler.state_dict(),
+            "config": asdict(self.cfg),
+            "history": self.history,
+            "world_size": self.world_size,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self.step = state["step"]
+        set_rng_state(state["rng"], self.noise_generator)
+        self.sampler.load_state_dict(state["data"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self._last_saved_step = self.step
+
+    def save(self, path: str | os.PathLike | None = None) -> Path | None:
+        """Write a checkpoint (atomically) to ``path`` or ``run_dir/checkpoints/step_XXXXXXX.pt`` and keep the
+        newest ``cfg.keep_last``. Only the first process writes; without a path or run_dir nothing is saved."""
+        if path is None and self.run_dir is None:
+            return None
+        path = Path(path) if path is not None else self.run_dir / "checkpoints" / f"step_{self.step:07d}.pt"
+        if self.rank == 0:
+            save_checkpoint(path, self.state_dict())
+            if self.run_dir is not None and self.cfg.keep_last > 0:
+                for old in sorted(Path(self.run_dir, "checkpoints").glob("step_*.pt"))[:-self.cfg.keep_last]:
+                    old.unlink()
+        self._last_saved_step = self.step
+        return path
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint written by ``save`` (refusing any file that would run code)."""
+        state = load_checkpoint(path, map_location=self.device)
+        saved = TrainConfig.from_dict(state["config"])
+        changed = {f.name for f in fields(TrainConfig) if getattr(saved, f.name) != getattr(self.cfg, f.name)}
+        changed -= {"progress", "log_every", "sample_every", "checkpoint_every", "keep_last", "compile"}
+        if changed and self.rank == 0:
+            print(f"note: resuming with a config that differs from the checkpoint's in {sorted(changed)}; "
+                  f"the run will not match one that never stopped", flush=True)
+        self.load_state_dict(state)
+
+    def resume(self, resume: str | os.PathLike) -> bool:
+        """Load ``"latest"`` (from run_dir) or a given checkpoint; return True if something was loaded."""
+        if str(resume) == "latest":
+            if self.run_dir is None:
+                raise ValueError("resume='latest' needs a run_dir to look in; pass run_dir=... or a checkpoint path")
+            path = latest_checkpoint(self.run_dir)
+            if path is None:
+                if self.rank == 0:
+                    print(f"no checkpoint in {self.run_dir / 'checkpoints'}: starting fresh", flush=True)
+                return False
+        else:
+            path = Path(resume)
+            if not path.is_file():
+                raise FileNotFoundError(f"resume={str(resume)!r}: no checkpoint there. Pass an existing .pt file, "
+                                        f"'latest' (newest in run_dir/checkpoints) or None (start fresh)")
+        self.load(path)
+        if self.rank == 0:
+            print(f"resumed from {path} at step {self.step}", flush=True)
+        return True
+
+
+# ---------------------------------------------------------------- one call ----
+
+
+def train_denoiser(data, cfg: TrainConfig | None = None, model: nn.Module | None = None, schedule=None,
+                   device: torch.device | str | None = None, run_dir: str | os.PathLike | None = None,
+                   resume: str | os.PathLike | None = None, callback: Callable | None = None) -> Trainer:
+    """Train a denoiser on ``data`` and return the Trainer (``trainer.ema.model`` is the model to sample from,
+    ``trainer.history`` the curves). Without ``model``/``schedule``/``cfg`` it builds the current preset's
+    ``UNet3D`` (its input channels taken from the data), a cosine ``NoiseSchedule`` and ``TrainConfig``."""
+    from .config import default_preset
+
+    preset = default_preset()
+    cfg = cfg if cfg is not None else TrainConfig.preset(preset)
+    if schedule is None:
+        from .schedule import NoiseSchedule
+
+        schedule = NoiseSchedule()
+    if model is None:
+        from .unet import UNet3D, UNetConfig
+
+        first = fetch_batch(data, torch.tensor([0]))
+        key = cfg.data_key or next(k for k in ("latents", "video", "x") if k in first)
+        unet_cfg = getattr(UNetConfig, preset)()
+        channels = first[key].shape[1]
+        for name in ("in_channels", "out_channels"):
+            if hasattr(unet_cfg, name):
+                setattr(unet_cfg, name, channels)
+        model = UNet3D(unet_cfg)
+    trainer = Trainer(model, schedule, data, cfg, device=device, run_dir=run_dir, callback=callback)
+    trainer.train(resume=resume)
+    return trainer
