@@ -385,8 +385,8 @@ CARVE_TRAIN_FRACTION = 0.8  # when only one MNIST split is present, this share o
 
 
 def _digits_from_files(files: dict[str, tuple[Path, Path]], split: str, where: str, verify: bool) -> DigitSet:
-    """The digits of ``split``; when only the other split is present, carve both disjointly from it."""
-    if split in files:
+    """The digits of ``split``; when only one split is present, carve train and test disjointly from it."""
+    if len(files) == 2:
         images, labels = read_mnist_pair(*files[split], verify=verify)
         return DigitSet(images, labels, f"{where}: real MNIST {split} split, {len(labels):,} digits from "
                                         f"{files[split][0].parent}")
@@ -397,8 +397,9 @@ def _digits_from_files(files: dict[str, tuple[Path, Path]], split: str, where: s
     part = np.sort(order[:n_train] if split == "train" else order[n_train:])
     images, labels = images[part], labels[part]
     images.flags.writeable = False
+    missing = "train" if have == "test" else "test"
     return DigitSet(images, labels, f"{where}: real MNIST, {len(labels):,} {split} digits carved from the {have} "
-                                    f"split of {files[have][0].parent} (no {split} files there; train gets "
+                                    f"split of {files[have][0].parent} (no {missing} files there; train gets "
                                     f"{CARVE_TRAIN_FRACTION:.0%}, test the rest, disjoint)")
 
 
