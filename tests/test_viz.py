@@ -126,7 +126,12 @@ def test_show_video_returns_html_with_an_animated_gif():
 
     with Image.open(io.BytesIO(raw)) as im:
         assert im.n_frames == 5
-        assert im.size == (2 * 20 * 4, 20 * 4)  # auto scale: 40 px wide grid → ×4 (capped), 20 px high → ×4
+        assert im.size == (2 * 20 * 4, 20 * 4)  # auto scale: a 40 × 20 px grid is enlarged ×4 (the cap)
+
+
+@pytest.mark.parametrize("side,scale", [(16, 4), (64, 4), (204, 2), (300, 1), (1000, 1)])
+def test_auto_scale(side, scale):
+    assert viz._auto_scale(side, side // 2) == scale  # the largest ×1..×4 keeping the longer side within 512 px
 
 
 # ----------------------------------------------------------------------------------------------------------------

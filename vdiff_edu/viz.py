@@ -101,8 +101,11 @@ def _grid(clips: np.ndarray, nrow: int | None = None, pad: int = 2, pad_byte: in
     return rearrange(padded, "(r q) f h w c -> f (r h) (q w) c", r=nrows)  # (f, H, W, C)
 
 
-def _auto_scale(h: int, w: int, target: int = 256, max_scale: int = 4) -> int:
-    """Integer enlargement that brings the longer side near ``target`` px (at least 1, at most ``max_scale``)."""
+def _auto_scale(h: int, w: int, target: int = 512, max_scale: int = 4) -> int:
+    """The largest integer enlargement, at most ``max_scale``, that keeps the longer side within ``target`` px.
+
+    One 64 px clip becomes 256 px (×4); a 3×2 grid of them (204 px) becomes 408 px (×2); never below ×1.
+    """
     return int(max(1, min(max_scale, target // max(h, w))))
 
 
@@ -172,7 +175,7 @@ def _gif_bytes(video: Any, fps: float, scale: int | None, nrow: int | None) -> b
 def save_gif(video: Any, path: str | os.PathLike, fps: float = 8, scale: int | None = 1, nrow: int | None = 8) -> str:
     """Write ``video`` (one clip, or a batch tiled ``nrow`` per row) as a looping GIF at ``path``; return the path.
 
-    ``scale`` repeats each pixel ``scale`` times (``None``: enlarge small clips to about 256 px). The file is
+    ``scale`` repeats each pixel ``scale`` times (``None``: enlarge small clips, up to ×4, within 512 px). The file is
     written atomically: a crash never leaves half a GIF behind.
 
     Note: GIF readers (and Pillow when writing) merge consecutive identical frames, so a clip that stands
@@ -195,7 +198,7 @@ def show_video(
 
     A cell that ends with ``show_video(clip)`` shows it; inside a loop use ``display(show_video(clip))``.
     Outside IPython the HTML object is simply returned (its ``.data`` is the HTML text).
-    ``scale=None`` enlarges small clips (64 px → 256 px) with crisp nearest-neighbour pixels.
+    ``scale=None`` enlarges small clips (up to ×4, within 512 px: one 64 px clip → 256 px) with crisp pixels.
     """
     data = base64.b64encode(_gif_bytes(video_or_batch, fps=fps, scale=scale, nrow=nrow)).decode("ascii")
     img = f'<img src="data:image/gif;base64,{data}" style="image-rendering: pixelated; margin: 2px" />'
