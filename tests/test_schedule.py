@@ -190,6 +190,18 @@ def test_timesteps_trailing_spacing():
         assert (ts.diff() < 0).all()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_data_with_cpu_or_cuda_tables():
+    s = NoiseSchedule("cosine", num_steps=100)
+    x0 = torch.randn(2, 1, 3, 4, 4, device="cuda")
+    t = torch.tensor([3, 90], device="cuda")
+    on_cpu_tables = s.q_sample(x0, t, torch.zeros_like(x0))
+    assert on_cpu_tables.device.type == "cuda"
+    assert s.to("cuda") is s and s.alpha_bar.device.type == "cuda" and s.alpha_bar.dtype == torch.float64
+    torch.testing.assert_close(s.q_sample(x0, t, torch.zeros_like(x0)), on_cpu_tables)
+    assert s.timesteps(5).device.type == "cuda" and s.snr(t).device.type == "cuda"
+
+
 def test_to_returns_self_and_repr():
     s = NoiseSchedule("sigmoid", num_steps=50)
     assert s.to("cpu") is s and s.alpha_bar.device.type == "cpu"

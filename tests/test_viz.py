@@ -187,3 +187,10 @@ def test_scrubber_widget_path(monkeypatch):
     first = image.value
     step.value, frame.value = 2, 3
     assert label.value == "t = 999, frame 3" and image.value != first
+
+
+def test_scrubber_falls_back_without_ipywidgets(monkeypatch):
+    monkeypatch.setattr(viz, "_in_notebook", lambda: True)
+    monkeypatch.setitem(__import__("sys").modules, "ipywidgets", None)  # `import ipywidgets` now raises ImportError
+    fig = viz.diffusion_scrubber([_moving_square(f=3)[0]] * 2)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * 3
