@@ -224,6 +224,7 @@ def test_resume_in_process_is_exact(tmp_path):
     assert resumed.history["step"] == list(range(1, 9))
 
 
+@pytest.mark.slow  # starts a second Python process
 def test_resume_in_a_fresh_process_is_bit_identical(tmp_path):
     # N steps + save, then a NEW Python process loads and runs N more: the weights equal 2N uninterrupted steps
     half = make_trainer(tmp_path, steps=8)

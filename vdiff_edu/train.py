@@ -467,7 +467,11 @@ class Trainer:
         with autocast:
             loss = diffusion_loss(self.model, self.schedule, x0, cond, self.cfg.prediction, self.cfg.min_snr_gamma,
                                   t=t, noise=noise)
-        loss_value = loss.item()
+        loss_value = loss.detach().float()
+        if self.world_size > 1:  # the global batch's loss, so every process logs (and checks) the same number
+            dist.all_reduce(loss_value)
+            loss_value = loss_value / self.world_size
+        loss_value = loss_value.item()
         if not math.isfinite(loss_value):
             self._diverged("loss", loss_value)
         self.optimizer.zero_grad(set_to_none=True)
