@@ -24,31 +24,50 @@ def _verdict(ok: bool, message: str, hint: str = "") -> bool:
     return ok
 
 
-def check_step(step) -> bool:
-    """Exercise 1: ``step(pos, vel, canvas) -> (pos, vel)``, one frame of the deterministic rule."""
-    cases = [  # (pos, vel, canvas) -> (pos, vel)
-        (([5.0, 5.0], [1.0, -2.0], 10.0), ([6.0, 3.0], [1.0, -2.0]), "a step in the middle of the frame"),
-        (([5.0, 9.0], [0.0, 2.0], 10.0), ([5.0, 10.0], [0.0, -2.0]), "a step through the right wall"),
-        (([0.5, 4.0], [-1.5, 1.0], 10.0), ([0.0, 5.0], [1.5, 1.0]), "a step through the top wall"),
-        (([9.5, 0.5], [1.0, -1.0], 10.0), ([10.0, 0.0], [-1.0, 1.0]), "a step into the bottom-left corner"),
-    ]
-    for (pos, vel, canvas), (want_pos, want_vel), what in cases:
-        got, error = _call(step, np.array(pos), np.array(vel), canvas)
-        if error:
-            return _verdict(False, error, "move first (pos + vel), then look for coordinates outside [0, canvas].")
-        try:
-            got_pos, got_vel = (np.asarray(x, dtype=float) for x in got)
-        except (TypeError, ValueError):
-            return _verdict(False, f"step should return (pos, vel); it returned {got!r}.")
-        if not np.allclose(got_pos, want_pos):
-            return _verdict(False, f"for {what} (pos={pos}, vel={vel}, canvas={canvas}) the new position should be "
-                                   f"{want_pos}, you gave {got_pos.tolist()}.",
-                            "a digit that would leave the frame stops exactly at the wall: np.clip(pos, 0, canvas).")
-        if not np.allclose(got_vel, want_vel):
-            return _verdict(False, f"for {what} (pos={pos}, vel={vel}) the new velocity should be {want_vel}, "
-                                   f"you gave {got_vel.tolist()}.",
-                            "only the component that hit a wall changes sign; the other one keeps going.")
-    return _verdict(True, "Correct: your step moves, stops at walls and reflects like the package's generator.")
+def check_stochastic_step(stochastic_step) -> bool:
+    """Exercise 1: ``stochastic_step(pos, vel, canvas, speed, rng) -> (pos, vel)``, the stochastic rule."""
+    canvas, speed = 36.0, 3.6  # 64×64 frames, 28-px digits: inward speeds in [1, 4], cross speeds in [-4, 4]
+    rng = np.random.default_rng(0)
+    hint = ("move, clip to [0, canvas]; on the axis that hit a wall draw |v| ~ U(1, 4)·speed/3.6 pointing back "
+            "inside, on the other axis draw v ~ U(-4, 4)·speed/3.6; with no wall hit keep the velocity.")
+    # 1. no wall: a plain step
+    got, error = _call(stochastic_step, np.array([10.0, 10.0]), np.array([1.0, -2.0]), canvas, speed, rng)
+    if error:
+        return _verdict(False, error, hint)
+    try:
+        p, v = (np.asarray(x, dtype=float) for x in got)
+    except (TypeError, ValueError):
+        return _verdict(False, f"stochastic_step should return (pos, vel); it returned {got!r}.")
+    if not (np.allclose(p, [11, 8]) and np.allclose(v, [1, -2])):
+        return _verdict(False, f"away from the walls a digit just moves: from (10, 10) at (1, -2) it should reach "
+                               f"(11, 8) keeping (1, -2); you gave pos {p.tolist()}, vel {v.tolist()}.", hint)
+    # 2. through the right wall (x) and the top wall (y), many times: new random speeds each time
+    for pos, vel, axis, sign, what in (([10.0, 35.0], [1.0, 2.0], 1, -1, "right"),
+                                       ([0.5, 10.0], [-1.5, 1.0], 0, +1, "top")):
+        seen = []
+        for _ in range(20):
+            got, error = _call(stochastic_step, np.array(pos), np.array(vel), canvas, speed, rng)
+            if error:
+                return _verdict(False, error, hint)
+            p, v = (np.asarray(x, dtype=float) for x in got)
+            want_p = np.clip(np.array(pos) + np.array(vel), 0, canvas)
+            if not np.allclose(p, want_p):
+                return _verdict(False, f"through the {what} wall, pos {pos} + vel {vel} should stop at "
+                                       f"{want_p.tolist()}; you gave {p.tolist()}.", hint)
+            inward, cross = sign * v[axis], v[1 - axis]
+            if not 1.0 - 1e-9 <= inward <= 4.0 + 1e-9:
+                return _verdict(False, f"after hitting the {what} wall the speed back into the frame should be in "
+                                       f"[1, 4] px/frame, pointing inside; you gave velocity {v.tolist()}.", hint)
+            if not -4.0 - 1e-9 <= cross <= 4.0 + 1e-9:
+                return _verdict(False, f"the speed along the {what} wall should be in [-4, 4]; you gave {cross:.3f}.",
+                                hint)
+            seen.append(v)
+        seen = np.array(seen)
+        if np.ptp(seen[:, axis]) < 1e-6 or np.ptp(seen[:, 1 - axis]) < 1e-6:
+            return _verdict(False, f"20 bounces off the {what} wall all gave the same speed on one axis: the "
+                                   "stochastic rule draws new random speeds for both axes at every bounce.",
+                            "use the rng argument: rng.uniform(low, high).")
+    return _verdict(True, "Correct: your digit stops at walls and leaves them with new random speeds, as in SVG.")
 
 
 def check_motion_word(motion_word) -> bool:
@@ -72,19 +91,27 @@ def check_motion_word(motion_word) -> bool:
     return _verdict(True, "Correct: your motion words match the captions' vocabulary.")
 
 
-def check_overlay(overlay) -> bool:
-    """Exercise 3: ``overlay(a, b, rule)`` composites two digit layers in [0, 1]."""
-    a = np.array([[0.0, 0.6], [0.9, 0.2]])
-    b = np.array([[0.5, 0.6], [0.3, 0.0]])
-    cases = [("deterministic", np.maximum(a, b)), ("stochastic", np.clip(a + b, 0, 1))]
-    for rule, want in cases:
-        got, error = _call(overlay, a.copy(), b.copy(), rule)
+def check_bounces_from_positions(bounces_from_positions) -> bool:
+    """Exercise 3: ``bounces_from_positions(positions (f, 2), canvas) -> bool (f,)``."""
+    from vdiff_edu.data import simulate_trajectory
+
+    hint = "a bounce leaves the digit exactly on a wall: a coordinate equal to 0 or to canvas (np.isclose)."
+    canvas = 36.0
+    hand = np.array([[5.0, 9.0], [5.0, 36.0], [5.0, 32.4], [0.0, 28.8]])  # right wall at frame 1, top at 3
+    cases = [(hand, np.array([False, True, False, True]), "the hand-made path [[5, 9], [5, 36], [5, 32.4], [0, 28.8]]")]
+    for seed, rule in ((0, "deterministic"), (1, "stochastic"), (2, "deterministic")):
+        pos, _, bounces = simulate_trajectory(np.random.default_rng(seed), 40, canvas, 3.6, rule)
+        cases.append((pos, bounces, f"a {rule} path of 40 frames (simulate_trajectory, seed {seed})"))
+    for positions, want, what in cases:
+        got, error = _call(bounces_from_positions, positions.copy(), canvas)
         if error:
-            return _verdict(False, error, "np.maximum for one rule, np.clip(a + b, 0, 1) for the other.")
-        got = np.asarray(got, dtype=float)
-        if got.shape != want.shape or not np.allclose(got, want):
-            return _verdict(False, f"for rule={rule!r}, overlay({a.tolist()}, {b.tolist()}) should be {want.tolist()}, "
-                                   f"you gave {got.tolist()}.",
-                            "deterministic (Srivastava) keeps the brighter pixel; stochastic (Denton & Fergus) adds "
-                            "the layers, then clips to 1.")
-    return _verdict(True, "Correct: max for the deterministic rule, sum-then-clip for the stochastic one.")
+            return _verdict(False, error, hint)
+        got = np.asarray(got)
+        if got.shape != want.shape:
+            return _verdict(False, f"for {what} expected a bool array of shape {want.shape}, got shape {got.shape}.",
+                            "one value per frame: reduce over the (y, x) axis with .any(axis=1).")
+        if not np.array_equal(got.astype(bool), want):
+            wrong = np.flatnonzero(got.astype(bool) != want).tolist()
+            return _verdict(False, f"for {what} your answer differs from the true bounces at frames {wrong} "
+                                   f"(expected bounces at {np.flatnonzero(want).tolist()}).", hint)
+    return _verdict(True, "Correct: the positions alone tell you where every bounce happened.")

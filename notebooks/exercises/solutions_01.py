@@ -7,13 +7,20 @@ import math
 import numpy as np
 
 
-def step(pos: np.ndarray, vel: np.ndarray, canvas: float) -> tuple[np.ndarray, np.ndarray]:
-    """One frame of the deterministic rule: move, stop at a wall, reflect the velocity there."""
+def stochastic_step(pos: np.ndarray, vel: np.ndarray, canvas: float, speed: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One frame of the stochastic rule (Denton & Fergus 2018): move; at a wall stop there, then draw a new
+    inward speed in [1, 4]·speed/3.6 for the axis that hit, and a new speed in [-4, 4]·speed/3.6 for the other."""
     pos = pos + vel
     low, high = pos < 0, pos > canvas
+    hit = low | high
+    if not hit.any():
+        return pos, vel
     pos = np.clip(pos, 0.0, canvas)
-    vel = np.where(low, np.abs(vel), np.where(high, -np.abs(vel), vel))
-    return pos, vel
+    inward = np.where(low, 1.0, -1.0)
+    new_inward = inward * rng.uniform(1.0, 4.0, size=2) * speed / 3.6
+    new_cross = rng.uniform(-4.0, 4.0, size=2) * speed / 3.6
+    return pos, np.where(hit, new_inward, new_cross)
 
 
 def motion_word(velocities: np.ndarray) -> str:
@@ -27,8 +34,10 @@ def motion_word(velocities: np.ndarray) -> str:
     return "diagonal"
 
 
-def overlay(a: np.ndarray, b: np.ndarray, rule: str) -> np.ndarray:
-    """Composite two digit layers in [0, 1]: max (deterministic) or sum then clip (stochastic)."""
-    if rule == "deterministic":
-        return np.maximum(a, b)
-    return np.clip(a + b, 0.0, 1.0)
+def bounces_from_positions(positions: np.ndarray, canvas: float) -> np.ndarray:
+    """``positions (f, 2)`` → bool ``(f,)``: True at the frames where the digit sits on a wall (it just bounced).
+    Frame 0 is the start, never a bounce."""
+    positions = np.asarray(positions, dtype=float)
+    on_wall = (np.isclose(positions, 0.0, atol=1e-4) | np.isclose(positions, canvas, atol=1e-4)).any(axis=1)
+    on_wall[0] = False
+    return on_wall
