@@ -157,8 +157,14 @@ def test_plot_schedules_and_loss():
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
     fig = viz.plot_schedules([NoiseSchedule("cosine", 100, zero_terminal_snr=True)])  # −∞ log-SNR is skipped
     assert "zero terminal SNR" in fig.axes[0].get_legend().get_texts()[0].get_text()
-    for history in ([1.0, 0.5, 0.4], {"loss": [1.0, 0.5], "val": [1.1, 0.6]}, [{"step": 0, "loss": 1.0}, {"step": 10, "loss": 0.5}]):
-        assert isinstance(viz.plot_loss(history), Figure)
+    histories = (
+        [1.0, 0.5, 0.4],  # one number per step
+        {"loss": [1.0, 0.5], "val": [1.1, 0.6]},  # {name: values}
+        [{"step": 0, "loss": 1.0}, {"step": 10, "loss": 0.5}],  # a list of records
+    )
+    for history in histories:
+        fig = viz.plot_loss(history)
+        assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2 * (2 if isinstance(history, dict) else 1)
     with pytest.raises(TypeError, match="history"):
         viz.plot_loss(["a", "b"])
 

@@ -3,10 +3,10 @@
 A diffusion model destroys a clean clip x₀ in T small steps of Gaussian noise and learns to undo them. The
 schedule says how much noise each step adds. Symbols, as in the papers (code name → symbol):
 
-    betas[t]      β_t      variance of the noise added at step t                      q(x_t | x_{t-1}) = N(√(1−β_t)·x_{t-1}, β_t·I)
-    alphas[t]     α_t      1 − β_t
-    alpha_bar[t]  ᾱ_t      ∏_{s≤t} α_s: how much of x₀ is left after t steps         q(x_t | x_0) = N(√ᾱ_t·x_0, (1−ᾱ_t)·I)
-    snr(t)        SNR_t    ᾱ_t / (1 − ᾱ_t): signal power over noise power
+    betas[t]      β_t     variance of the noise added at step t       q(x_t | x_{t-1}) = N(√(1−β_t)·x_{t-1}, β_t·I)
+    alphas[t]     α_t     1 − β_t
+    alpha_bar[t]  ᾱ_t     ∏_{s≤t} α_s: the share of x₀'s power left   q(x_t | x_0) = N(√ᾱ_t·x_0, (1−ᾱ_t)·I)
+    snr(t)        SNR_t   ᾱ_t / (1 − ᾱ_t): signal power over noise power
 
 Steps are indexed t = 0 … T−1 in code (the papers count 1 … T): ``alpha_bar[0]`` is the first, lightly noised
 step and ``alpha_bar[T-1]`` the last, almost pure noise.
@@ -60,7 +60,9 @@ def cosine_betas(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> t
 def sigmoid_betas(
     num_steps: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0, max_beta: float = 0.999
 ) -> torch.Tensor:
-    """Chen 2023, Algorithm 1 (the RIN schedule): ᾱ(τ) = (σ(end/τ') − σ((τ·(end−start) + start)/τ')) / (σ(end/τ') − σ(start/τ')).
+    """Chen 2023, Algorithm 1 (the RIN schedule), with σ the logistic sigmoid:
+
+        ᾱ(τ) = (σ(end/τ') − σ((τ·(end − start) + start)/τ')) / (σ(end/τ') − σ(start/τ'))
 
     Here τ ∈ [0, 1] is the normalised step and τ' = ``tau`` the temperature; ᾱ is renormalised so ᾱ(0) = 1, then
     turned into β_t = 1 − ᾱ_t/ᾱ_{t−1} (clipped at 0.999) like the cosine schedule. A larger ``tau`` or a wider
@@ -130,7 +132,8 @@ class NoiseSchedule:
             if not 0 < beta_start < beta_end < 1 or beta_end * 1000 / num_steps >= 1:
                 raise ValueError(
                     f"linear schedule needs 0 < beta_start < beta_end and beta_end·1000/num_steps < 1; got "
-                    f"beta_start={beta_start}, beta_end={beta_end}, num_steps={num_steps} (use more steps or a smaller beta_end)"
+                    f"beta_start={beta_start}, beta_end={beta_end}, num_steps={num_steps} "
+                    "(use more steps or a smaller beta_end)"
                 )
             betas = linear_betas(num_steps, beta_start, beta_end)
         elif kind == "cosine":
@@ -159,7 +162,8 @@ class NoiseSchedule:
     # -- bookkeeping -------------------------------------------------------------------------------------------
 
     def to(self, device: torch.device | str) -> "NoiseSchedule":
-        """Move the tables to ``device`` (they stay float64; on Apple MPS, which has no float64, they stay on the CPU)."""
+        """Move the tables to ``device`` and return self. They stay float64 (on Apple MPS, which has no float64,
+        they stay on the CPU; results still come back on the data's device)."""
         device = torch.device(device)
         if device.type == "mps":
             return self
@@ -174,7 +178,8 @@ class NoiseSchedule:
     def __repr__(self) -> str:
         ab = self.alpha_bar
         return (
-            f"NoiseSchedule(kind={self.kind!r}, num_steps={self.num_steps}, zero_terminal_snr={self.zero_terminal_snr}; "
+            f"NoiseSchedule(kind={self.kind!r}, num_steps={self.num_steps}, "
+            f"zero_terminal_snr={self.zero_terminal_snr}; "
             f"alpha_bar {ab[0].item():.4f} → {ab[-1].item():.2e}, "
             f"log-SNR {self._log_snr_table()[0].item():.2f} → {self._log_snr_table()[-1].item():.2f})"
         )
@@ -215,6 +220,10 @@ class NoiseSchedule:
         out = a.gather(0, t.to(a.device))  # (b,) float64
         return out.to(device=x.device, dtype=x.dtype).reshape(x.shape[0], *([1] * (x.ndim - 1)))  # (b, 1, ..., 1)
 
+    def _scales(self, t: torch.Tensor | int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(√ᾱ_t, √(1−ᾱ_t)), each (b, 1, ..., 1) for x: the signal and noise scales (α_t, σ_t in Kingma et al. 2021)."""
+        return self._extract(self.sqrt_alpha_bar, t, x), self._extract(self.sqrt_one_minus_alpha_bar, t, x)
+
     # -- signal-to-noise ratio ---------------------------------------------------------------------------------
 
     def _log_snr_table(self) -> torch.Tensor:
@@ -247,34 +256,40 @@ class NoiseSchedule:
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         _check_same_shape(x0, noise, "x0", "noise")
-        return self._extract(self.sqrt_alpha_bar, t, x0) * x0 + self._extract(self.sqrt_one_minus_alpha_bar, t, x0) * noise
+        a, s = self._scales(t, x0)  # each (b, 1, ..., 1)
+        return a * x0 + s * noise
 
     # -- conversions between what a network can predict: ε, x₀ or v --------------------------------------------
 
     def eps_to_x0(self, x_t: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
         """x₀ = (x_t − √(1−ᾱ_t)·ε) / √ᾱ_t   (DDPM eq. 4 solved for x₀; DDIM eq. 12's "predicted x₀")."""
         _check_same_shape(x_t, eps, "x_t", "eps")
-        return (x_t - self._extract(self.sqrt_one_minus_alpha_bar, t, x_t) * eps) / self._extract(self.sqrt_alpha_bar, t, x_t)
+        a, s = self._scales(t, x_t)
+        return (x_t - s * eps) / a
 
     def x0_to_eps(self, x_t: torch.Tensor, t: torch.Tensor | int, x0: torch.Tensor) -> torch.Tensor:
         """ε = (x_t − √ᾱ_t·x₀) / √(1−ᾱ_t)   (DDPM eq. 4 solved for ε)."""
         _check_same_shape(x_t, x0, "x_t", "x0")
-        return (x_t - self._extract(self.sqrt_alpha_bar, t, x_t) * x0) / self._extract(self.sqrt_one_minus_alpha_bar, t, x_t)
+        a, s = self._scales(t, x_t)
+        return (x_t - a * x0) / s
 
     def v_target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀   (Salimans & Ho 2022, §4: v ≡ α_t ε − σ_t x with α_t = √ᾱ_t, σ_t = √(1−ᾱ_t))."""
         _check_same_shape(x0, eps, "x0", "eps")
-        return self._extract(self.sqrt_alpha_bar, t, x0) * eps - self._extract(self.sqrt_one_minus_alpha_bar, t, x0) * x0
+        a, s = self._scales(t, x0)
+        return a * eps - s * x0
 
     def v_to_x0(self, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor) -> torch.Tensor:
         """x₀ = √ᾱ_t·x_t − √(1−ᾱ_t)·v   (Salimans & Ho 2022, App. D). Finite even when ᾱ_t = 0."""
         _check_same_shape(x_t, v, "x_t", "v")
-        return self._extract(self.sqrt_alpha_bar, t, x_t) * x_t - self._extract(self.sqrt_one_minus_alpha_bar, t, x_t) * v
+        a, s = self._scales(t, x_t)
+        return a * x_t - s * v
 
     def v_to_eps(self, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor) -> torch.Tensor:
         """ε = √(1−ᾱ_t)·x_t + √ᾱ_t·v   (Salimans & Ho 2022, App. D)."""
         _check_same_shape(x_t, v, "x_t", "v")
-        return self._extract(self.sqrt_one_minus_alpha_bar, t, x_t) * x_t + self._extract(self.sqrt_alpha_bar, t, x_t) * v
+        a, s = self._scales(t, x_t)
+        return s * x_t + a * v
 
     # -- the steps a sampler visits ----------------------------------------------------------------------------
 

@@ -265,7 +265,9 @@ def filmstrip(
             f"labels needs one string per row: {n} rows (clips × channels), got {len(labels)} labels"
         )
     cols = _pick_frames(f, frames)
-    fig, axes = _new_figure(n, len(cols), figsize=(frame_size * len(cols) + (0.6 if labels else 0), frame_size * n + (0.4 if title else 0.2)))
+    width = frame_size * len(cols) + (0.6 if labels else 0)  # inches; room for the row labels
+    height = frame_size * n + (0.4 if title else 0.2)
+    fig, axes = _new_figure(n, len(cols), figsize=(width, height))
     for r in range(n):
         for q, i in enumerate(cols):
             ax = axes[r, q]
@@ -388,7 +390,8 @@ def _trajectory_clips(xs: Any) -> np.ndarray:
     if isinstance(xs, (torch.Tensor, np.ndarray)):
         if xs.ndim not in (5, 6):
             raise ValueError(
-                f"a trajectory tensor must be (steps, c, f, h, w) or (steps, b, c, f, h, w); got shape {tuple(xs.shape)}. "
+                "a trajectory tensor must be (steps, c, f, h, w) or (steps, b, c, f, h, w); "
+                f"got shape {tuple(xs.shape)}. "
                 "Pass a list with one clip per step instead."
             )
         xs = list(xs)
@@ -399,7 +402,8 @@ def _trajectory_clips(xs: Any) -> np.ndarray:
         clips = _as_clips(x)  # (n, f, h, w, C)
         steps.append(_grid(clips) if clips.shape[0] > 1 else clips[0])  # (f, H, W, C)
     if len({s.shape for s in steps}) > 1:
-        raise ValueError(f"every step of the trajectory must have the same shape; got {sorted({s.shape for s in steps})}")
+        shapes = sorted({s.shape for s in steps})
+        raise ValueError(f"every step of the trajectory must have the same shape; got {shapes}")
     return np.stack(steps)  # (s, f, H, W, C)
 
 

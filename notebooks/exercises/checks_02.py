@@ -58,7 +58,7 @@ def _close(a, b) -> bool:
 
 
 def check_q_sample(fn) -> bool:
-    """``fn(x0, t, eps, alpha_bar)`` must return x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε for (b, c, f, h, w) video, t of shape (b,)."""
+    """``fn(x0, t, eps, alpha_bar)`` must return x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε for video (b, c, f, h, w), t (b,)."""
     name = "Exercise 1 (q_sample on video)"
     schedule, x0, eps, t = _video_case()
     ab = schedule.alpha_bar
@@ -81,10 +81,12 @@ def check_q_sample(fn) -> bool:
     if _close(out, a * x0 + (1 - a) * eps):
         return _fail(f"{name}: you scaled by ᾱ_t and (1 − ᾱ_t).", "DDPM eq. 4 uses square roots: √ᾱ_t·x₀ + √(1−ᾱ_t)·ε.")
     if _close(out, a.sqrt() * eps + (1 - a).sqrt() * x0):
-        return _fail(f"{name}: x₀ and ε are swapped.", "the signal x₀ gets √ᾱ_t (close to 1 for small t), the noise √(1−ᾱ_t).")
+        return _fail(f"{name}: x₀ and ε are swapped.",
+                     "the signal x₀ gets √ᾱ_t (close to 1 for small t), the noise √(1−ᾱ_t).")
     same_t = ab[t[0]].sqrt() * x0 + (1 - ab[t[0]]).sqrt() * eps
     if _close(out, same_t):
-        return _fail(f"{name}: every sample used the first sample's step.", "index alpha_bar with the whole t: alpha_bar[t] has shape (b,).")
+        return _fail(f"{name}: every sample used the first sample's step.",
+                     "index alpha_bar with the whole t: alpha_bar[t] has shape (b,).")
     return _fail(f"{name}: the values are off (largest error {(out.double() - expected).abs().max().item():.3g}).",
                  "x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, with ᾱ_t = alpha_bar[t] reshaped to (b, 1, 1, 1, 1).")
 
@@ -147,8 +149,8 @@ def check_v_to_x0(fn) -> bool:
         return _fail(f"{name}: the sign of the v term is wrong.", "v = √ᾱ·ε − √(1−ᾱ)·x₀, so x₀ = √ᾱ·x_t − √(1−ᾱ)·v.")
     if _close(out, (1 - a).sqrt() * x_t + a.sqrt() * v):
         return _fail(f"{name}: that is ε, not x₀.", "ε = √(1−ᾱ)·x_t + √ᾱ·v; for x₀ swap the roles: √ᾱ·x_t − √(1−ᾱ)·v.")
-    return _fail(f"{name}: the values are off.", "substitute x_t = √ᾱ·x₀ + √(1−ᾱ)·ε into √ᾱ·x_t − √(1−ᾱ)·v and simplify "
-                 "using ᾱ + (1 − ᾱ) = 1.")
+    return _fail(f"{name}: the values are off.",
+                 "substitute x_t = √ᾱ·x₀ + √(1−ᾱ)·ε into √ᾱ·x_t − √(1−ᾱ)·v and simplify using ᾱ + (1 − ᾱ) = 1.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -164,7 +166,8 @@ def check_zero_terminal_snr(fn) -> bool:
         print(msg)
         return False
     if not isinstance(out, torch.Tensor) or out.shape != betas.shape:
-        return _fail(f"{name}: expected β of shape {tuple(betas.shape)}.", "return 1 − α_t with α_t = ᾱ_t / ᾱ_{t−1} (and α_0 = ᾱ_0).")
+        return _fail(f"{name}: expected β of shape {tuple(betas.shape)}.",
+                     "return 1 − α_t with α_t = ᾱ_t / ᾱ_{t−1} (and α_0 = ᾱ_0).")
     ab = torch.cumprod(1 - out.double(), 0)
     ab_old = torch.cumprod(1 - betas, 0)
     if ab[-1].abs() > 1e-10:
