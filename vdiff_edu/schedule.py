@@ -26,6 +26,7 @@ Sources:
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -186,8 +187,8 @@ class NoiseSchedule:
 
     def _check_t(self, t: torch.Tensor | int, batch: int | None = None) -> torch.Tensor:
         """Validate ``t`` and return it as a long tensor; with ``batch``, as shape (batch,)."""
-        if isinstance(t, int) and not isinstance(t, bool):
-            t = torch.tensor(t)
+        if isinstance(t, numbers.Integral) and not isinstance(t, bool):  # a Python or NumPy int
+            t = torch.tensor(int(t))
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"t must be an integer tensor of diffusion steps, shape (b,); got {type(t).__name__}")
         if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
