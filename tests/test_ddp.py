@@ -50,4 +50,5 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     for name, x in single.module.state_dict().items():
         torch.testing.assert_close(ddp["model"][name], x, rtol=1e-4, atol=1e-5, msg=f"{name} differs under DDP")
     # and not trivially: the weights did move
-    assert not torch.equal(single.module.state_dict()["out.weight"], make_trainer(steps=5).module.state_dict()["out.weight"])
+    assert not torch.equal(single.module.state_dict()["conv_out.conv.weight"],
+                           make_trainer(steps=5).module.state_dict()["conv_out.conv.weight"])

@@ -216,3 +216,14 @@ def test_guidance_combines_conditional_and_unconditional(model):
     a = sample(model, NoiseSchedule(), SHAPE, cond=cond, steps=4, generator=_gen(), guidance_scale=1.0)
     b = sample(model, NoiseSchedule(), SHAPE, cond=cond, steps=4, generator=_gen(), guidance_scale=3.0)
     assert not torch.allclose(a, b)
+
+
+def test_sampling_the_real_unet3d_with_labels_and_guidance(schedule):
+    from vdiff_edu.unet import UNet3D, UNetConfig
+
+    torch.manual_seed(0)
+    unet = UNet3D(UNetConfig.smoke(in_channels=1, out_channels=1, num_label_slots=2))
+    cond = {"labels": torch.tensor([[1, 2], [3, 4]])}
+    x, traj = sample(unet, schedule, SHAPE, cond=cond, sampler="dpmpp", steps=3, guidance_scale=2.5,
+                     generator=_gen(), return_trajectory=True)
+    assert x.shape == SHAPE and traj["x_t"].shape == (4, *SHAPE) and torch.isfinite(x).all()

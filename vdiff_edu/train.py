@@ -410,9 +410,12 @@ class Trainer:
         if self.cfg.compile:
             self.model = torch.compile(self.model)
         self.schedule = schedule.to(self.device) if hasattr(schedule, "to") else schedule
-        # the label that means "no condition": the UNet's cfg.num_classes (None: train unconditionally)
-        self.null_label = null_label if null_label is not None else getattr(getattr(model, "cfg", None),
-                                                                             "num_classes", None)
+        # the label that means "no condition": the UNet's cfg.num_classes (None: train unconditionally, which is
+        # also what a UNet built with num_label_slots=0 needs)
+        model_cfg = getattr(model, "cfg", None)
+        if null_label is None and getattr(model_cfg, "num_label_slots", 1) > 0:
+            null_label = getattr(model_cfg, "num_classes", None)
+        self.null_label = null_label
 
         # AdamW with weight decay on weight matrices and kernels only; fused kernels on CUDA
         decay = [p for p in self.module.parameters() if p.requires_grad and p.ndim >= 2]
