@@ -618,7 +618,8 @@ def _check_choice(name: str, value, choices: Sequence[str]) -> None:
 
 
 class MovingMNIST(Dataset):
-    """Moving MNIST clips, generated on the fly; clip ``i`` depends only on ``(seed, split, i)``.
+    """Moving MNIST clips, generated on the fly; clip ``i`` depends only on ``(seed, split, i)``: digit ``k`` of
+    it draws every random number from ``numpy.random.default_rng([seed, SPLIT_IDS[split], i, k])``.
 
     ``ds[i]`` is a dict:
         video       float32 (1, f, h, w) in [-1, 1]   -1 = background
@@ -738,9 +739,10 @@ class MovingMNIST(Dataset):
             i += self.length
         if not 0 <= i < self.length:
             raise IndexError(f"clip index {index} is out of range for a MovingMNIST of length {self.length}.")
-        # every random draw of clip i comes from this generator: the clip depends only on (seed, split, i)
-        rng = np.random.default_rng([self.seed, SPLIT_IDS[self.split], i])
-        draws = [self._sample_digit(rng) for _ in range(self.num_digits)]
+        # every random draw of digit k in clip i comes from its own generator, seeded by (seed, split, i, k):
+        # the clip depends on nothing else, and each digit's draws are independent of the others'
+        draws = [self._sample_digit(np.random.default_rng([self.seed, SPLIT_IDS[self.split], i, k]))
+                 for k in range(self.num_digits)]
         ids = [k for k, *_ in draws]
         labels = [int(self.digits.labels[k]) for k in ids]
         motions = [m for _, m, *_ in draws]

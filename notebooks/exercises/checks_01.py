@@ -20,7 +20,8 @@ def _call(fn, *args):
 
 
 def _verdict(ok: bool, message: str, hint: str = "") -> bool:
-    print(("✅ " if ok else "❌ ") + message + (f"\n   Hint: {hint}" if hint and not ok else ""))
+    mark = "✅ " if ok else "✏️ " if message.startswith("Not attempted") else "❌ "
+    print(mark + message + (f"\n   Hint: {hint}" if hint and not ok else ""))
     return ok
 
 
