@@ -8,6 +8,15 @@ import torch
 from vdiff_edu.embeddings import LabelEmbedding, TimestepEmbedding, timestep_embedding
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are tiny: one thread is faster, and avoids waiting on a busy second core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_timestep_embedding_hand_computed():
     # dim 4: frequencies 10000^(-0/2) = 1 and 10000^(-1/2) = 0.01
     emb = timestep_embedding(torch.tensor([0, 2]), 4)

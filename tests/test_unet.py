@@ -1,0 +1,227 @@
+"""UNet3D: shapes in every mode, gradients, which frames see which, conditioning, helpers, and teaching errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from vdiff_edu.unet import UNet3D, UNetConfig
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are tiny: one thread is faster, and avoids waiting on a busy second core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def perturb_zeros_(module: nn.Module, seed: int = 0, scale: float = 0.1) -> nn.Module:
+    """Zero-initialised layers make a fresh U-Net output 0; give them small random values for these tests."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * scale)
+    return module
+
+
+def make(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return perturb_zeros_(UNet3D(UNetConfig.smoke(**overrides)), seed).eval()
+
+
+def test_presets_sizes():
+    assert UNet3D(UNetConfig.smoke()).num_parameters() < 100_000
+    assert 1_000_000 <= UNet3D(UNetConfig.cpu()).num_parameters() <= 3_000_000
+    gpu = UNetConfig.gpu()
+    assert gpu.num_label_slots == 2 and gpu.max_frames >= 20
+    cpu = UNetConfig.cpu()
+    assert (cpu.in_channels, cpu.time_mixing, cpu.num_label_slots) == (4, "factorized", 1)
+    assert cpu.temporal_attn_levels == (cpu.num_levels - 1,)  # temporal attention at the lowest resolution
+    assert UNetConfig.cpu(base_channels=32).base_channels == 32  # presets take overrides
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(time_mixing="full3d"),
+    dict(time_mixing="factorized"),
+    dict(time_mixing="spatial", temporal_attn_levels=()),
+    dict(spatial_attn_levels=(0, 1), temporal_attn_levels=(0, 1), num_res_blocks=2),
+    dict(channel_mults=(1, 2, 2), temporal_downsample_levels=(0,)),
+    dict(in_channels=1, out_channels=2, num_label_slots=0),
+])
+def test_forward_shapes(overrides):
+    model = make(**overrides)
+    cfg = model.cfg
+    x = torch.randn(2, cfg.in_channels, 4, 8, 8)
+    y = model(x, torch.tensor([3, 500]))
+    assert y.shape == (2, cfg.out_channels, 4, 8, 8) and y.is_contiguous()
+
+
+def test_a_fresh_model_predicts_zero():
+    model = UNet3D(UNetConfig.smoke())
+    assert (model(torch.randn(2, 4, 4, 8, 8), 10) == 0).all()
+
+
+def test_timestep_forms_agree():
+    model = make()
+    x = torch.randn(2, 4, 4, 8, 8)
+    y = model(x, torch.tensor([7, 7]))
+    torch.testing.assert_close(model(x, 7), y)
+    torch.testing.assert_close(model(x, torch.tensor(7)), y)
+    torch.testing.assert_close(model(x, torch.tensor([7.0, 7.0])), y)
+    assert not torch.allclose(model(x, torch.tensor([7, 300])), y)
+
+
+def test_gradients_reach_every_parameter():
+    model = make(context_dim=6, cond_channels=2, spatial_attn_levels=(0,), num_label_slots=2)
+    model.train()
+    x = torch.randn(2, 4, 4, 8, 8)
+    cond = {"labels": torch.tensor([[1, 2], [3, 10]]), "context": torch.randn(2, 3, 6),
+            "frames": torch.randn(2, 2, 4, 8, 8)}
+    model(x, torch.tensor([1, 900]), cond).square().sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def _changed_frames(model, x, j, **kw):
+    x2 = x.clone()
+    x2[:, :, j] += torch.randn_like(x2[:, :, j])
+    with torch.no_grad():
+        return ((model(x2, 10, **kw) - model(x, 10, **kw)).abs().amax(dim=(0, 1, 3, 4)) > 1e-6).tolist()
+
+
+def test_spatial_mode_keeps_frames_independent():
+    model = make(time_mixing="spatial", temporal_attn_levels=(), spatial_attn_levels=(0, 1))
+    x = torch.randn(1, 4, 6, 8, 8)
+    assert _changed_frames(model, x, 2) == [False, False, True, False, False, False]
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(time_mixing="full3d", temporal_attn_levels=()),
+    dict(time_mixing="factorized", temporal_attn_levels=()),
+    dict(time_mixing="spatial", temporal_attn_levels=(1,)),  # temporal attention alone mixes frames
+])
+def test_frames_mix_in_the_other_modes(overrides):
+    model = make(**overrides)
+    x = torch.randn(1, 4, 6, 8, 8)
+    changed = _changed_frames(model, x, 2)
+    assert changed[2] and sum(changed) >= 3, changed
+    if overrides.get("temporal_attn_levels"):
+        assert all(changed)  # attention reaches every frame
+
+
+def test_labels_condition_the_output_and_missing_labels_mean_null():
+    model = make(num_label_slots=2)
+    x = torch.randn(2, 4, 4, 8, 8)
+    y = model(x, 5, {"labels": torch.tensor([[1, 2], [3, 4]])})
+    assert not torch.allclose(y, model(x, 5, {"labels": torch.tensor([[2, 1], [3, 4]])}))
+    null = torch.full((2, 2), 10)
+    torch.testing.assert_close(model(x, 5, {"labels": null}), model(x, 5))
+    torch.testing.assert_close(model(x, 5, None), model(x, 5, {}))
+
+
+def test_context_and_frames_conditioning():
+    model = make(context_dim=6, cond_channels=3)
+    x, ctx = torch.randn(2, 4, 4, 8, 8), torch.randn(2, 5, 6)
+    y = model(x, 5, {"context": ctx})
+    assert not torch.allclose(y, model(x, 5, {"context": torch.randn(2, 5, 6)}))
+    # a mask that hides the last two tokens makes them irrelevant
+    mask = torch.tensor([[True, True, True, False, False]] * 2)
+    ctx2 = ctx.clone()
+    ctx2[:, 3:] = 0
+    torch.testing.assert_close(model(x, 5, {"context": ctx, "context_mask": mask}),
+                               model(x, 5, {"context": ctx2, "context_mask": mask}))
+
+    # conditioning frames: missing = zeros; different frames change the output
+    zeros = torch.zeros(2, 3, 4, 8, 8)
+    torch.testing.assert_close(model(x, 5, {"frames": zeros}), model(x, 5))
+    assert not torch.allclose(model(x, 5, {"frames": torch.randn(2, 3, 4, 8, 8)}), model(x, 5))
+
+
+def test_shape_table_and_flops():
+    model = UNet3D(UNetConfig.smoke())
+    table = model.shape_table(8, 16, 16)
+    assert "conv_in" in table and "(8, 8, 16, 16)" in table and "(16, 8, 8, 8)" in table
+    assert f"{model.num_parameters():,}" in table
+    # a frame-wise model costs exactly twice as much for twice the frames, apart from the (tiny) embedding MLP
+    frame_wise = UNet3D(UNetConfig.smoke(time_mixing="spatial", temporal_attn_levels=()))
+    emb = 2 * sum(m.in_features * m.out_features for m in frame_wise.time_embed.modules() if isinstance(m, nn.Linear))
+    emb += 2 * sum(m.film.in_features * m.film.out_features for m in frame_wise.modules() if hasattr(m, "film"))
+    assert frame_wise.flops_per_clip(8, 16, 16) - emb == 2 * (frame_wise.flops_per_clip(4, 16, 16) - emb)
+    # conv_in alone, by hand: 2 · (out elements) · (in_ch · 3 · 3)
+    conv_in_only = 2 * (8 * 4 * 16 * 16) * (4 * 9)
+    assert frame_wise.flops_per_clip(4, 16, 16) > conv_in_only
+    # temporal attention grows faster than linearly in the frames
+    assert model.flops_per_clip(16, 16, 16) > 2 * model.flops_per_clip(8, 16, 16) - emb
+
+
+def test_verbose_prints_parameter_count(capsys):
+    UNet3D(UNetConfig.smoke())
+    assert capsys.readouterr().out == ""
+    UNet3D(UNetConfig.smoke(), verbose=True)
+    assert "M parameters" in capsys.readouterr().out
+
+
+def test_pinned_output():
+    """A seeded model on a fixed input gives a pinned number: catches any unnoticed change of the network."""
+    model = make(seed=0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 4, 8, 8, generator=g)
+    with torch.no_grad():
+        y = model(x, torch.tensor([10, 700]), {"labels": torch.tensor([[3], [10]])})
+    assert y.shape == x.shape
+    assert y.abs().sum().item() == pytest.approx(PINNED_ABS_SUM, rel=1e-4)
+    assert y.sum().item() == pytest.approx(PINNED_SUM, rel=1e-3, abs=1e-3)
+
+
+PINNED_SUM = -342.5243
+PINNED_ABS_SUM = 756.6154
+
+
+# ----------------------------------------------------------------------------- errors that teach
+
+@pytest.mark.parametrize("x,t,cond,match", [
+    (torch.randn(4, 4, 8, 8), 1, None, r"\(b, c, f, h, w\).*x\[None\]"),
+    (torch.randn(1, 3, 4, 8, 8), 1, None, r"in_channels=4 but x has 3 channels"),
+    (torch.randn(1, 4, 4, 9, 8), 1, None, r"multiples of 2.*h=9"),
+    (torch.randn(1, 4, 33, 8, 8), 1, None, r"max_frames=32"),
+    (torch.randn(2, 4, 4, 8, 8), torch.tensor([1, 2, 3]), None, r"t must be.*\(2,\)"),
+    (torch.randn(2, 4, 4, 8, 8), torch.tensor([[1], [2]]), None, r"t must be.*\(2,\)"),
+    (torch.randn(2, 4, 4, 8, 8), 1, {"labels": torch.tensor([[3], [11]])}, r"\[0, 10\].*null token"),
+    (torch.randn(2, 4, 4, 8, 8), 1, {"labels": torch.tensor([[3], [-1]])}, r"\[0, 10\]"),
+    (torch.randn(2, 4, 4, 8, 8), 1, {"labels": torch.tensor([3, 4])}, r"\(b, num_label_slots\) = \(2, 1\)"),
+    (torch.randn(2, 4, 4, 8, 8), 1, {"lables": torch.tensor([[3], [4]])}, r"unknown cond keys \['lables'\]"),
+    (torch.randn(2, 4, 4, 8, 8), 1, {"context": torch.randn(2, 3, 6)}, r"context_dim=None"),
+    (torch.randn(2, 4, 4, 8, 8), 1, {"frames": torch.randn(2, 1, 4, 8, 8)}, r"cond_channels=0"),
+])
+def test_bad_inputs_raise_teaching_errors(x, t, cond, match):
+    model = UNet3D(UNetConfig.smoke())
+    with pytest.raises(ValueError, match=match):
+        model(x, t, cond)
+
+
+def test_more_bad_inputs():
+    with pytest.raises(TypeError, match="labels.long"):
+        UNet3D(UNetConfig.smoke())(torch.randn(1, 4, 4, 8, 8), 1, {"labels": torch.tensor([[3.0]])})
+    with pytest.raises(ValueError, match="num_label_slots=0"):
+        UNet3D(UNetConfig.smoke(num_label_slots=0))(torch.randn(1, 4, 4, 8, 8), 1, {"labels": torch.tensor([[3]])})
+    model = UNet3D(UNetConfig.smoke(context_dim=6, cond_channels=2))
+    x = torch.randn(1, 4, 4, 8, 8)
+    with pytest.raises(ValueError, match=r"\(b, L, context_dim\) = \(1, L, 6\)"):
+        model(x, 1, {"context": torch.randn(1, 3, 5)})
+    with pytest.raises(ValueError, match=r"context_mask.*\(1, 3\)"):
+        model(x, 1, {"context": torch.randn(1, 3, 6), "context_mask": torch.ones(1, 4, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"frames.*\(1, 2, 4, 8, 8\)"):
+        model(x, 1, {"frames": torch.randn(1, 2, 3, 8, 8)})
+    with pytest.raises(ValueError, match="multiple of 2"):
+        UNet3D(UNetConfig.smoke(temporal_downsample_levels=(0,)))(torch.randn(1, 4, 5, 8, 8), 1)
+
+
+def test_bad_configs_raise_teaching_errors():
+    with pytest.raises(ValueError, match="time_mixing must be one of"):
+        UNetConfig(time_mixing="3d")
+    with pytest.raises(ValueError, match=r"temporal_attn_levels=\(2,\).*0\.\.1"):
+        UNetConfig(channel_mults=(1, 2), temporal_attn_levels=(2,))
+    with pytest.raises(ValueError, match="last level"):
+        UNetConfig(channel_mults=(1, 2), temporal_downsample_levels=(1,))
