@@ -44,7 +44,8 @@ def no_network(monkeypatch, tmp_path):
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """The idx encoding of a uint8 array: 00 00 08 ndim, big-endian sizes, values."""
-    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
 
 
 def fake_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

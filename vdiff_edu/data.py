@@ -352,8 +352,9 @@ def synthetic_digits(split: str = "train", n: int | None = None, seed: int = 0) 
         labels = rng.permutation(np.arange(n) % 10).astype(np.int64)
         images = np.stack([render_synthetic_digit(int(d), rng) for d in labels])  # (n, 28, 28)
         images.flags.writeable = labels.flags.writeable = False
-        _SYNTH_CACHE[key] = DigitSet(images, labels, f"synthetic: SYNTHETIC digits rendered from DejaVu fonts "
-                                                     f"with random affine jitter (not MNIST), {n:,} {split} digits, seed {seed}")
+        source = (f"synthetic: SYNTHETIC digits rendered from DejaVu fonts with random affine jitter (not MNIST), "
+                  f"{n:,} {split} digits, seed {seed}")
+        _SYNTH_CACHE[key] = DigitSet(images, labels, source)
     return _SYNTH_CACHE[key]
 
 
@@ -691,7 +692,8 @@ class MovingMNIST(Dataset):
             try:
                 digit, motion = item
             except (TypeError, ValueError):
-                raise ValueError(f"holdout must hold (digit, motion) pairs such as (3, 'vertical'); got {item!r}.") from None
+                raise ValueError(f"holdout must hold (digit, motion) pairs such as (3, 'vertical'); "
+                                 f"got {item!r}.") from None
             _check_int("holdout digit", digit, 0, 9)
             _check_choice("holdout motion", motion, MOTIONS)
             pairs |= {(int(digit), motion)}

@@ -84,7 +84,8 @@ def check_motion_word(motion_word) -> bool:
     for vel, want in cases:
         got, error = _call(motion_word, np.array(vel))
         if error:
-            return _verdict(False, error, "average |v| per axis over the frames, then compare the angle to 30° and 60°.")
+            return _verdict(False, error,
+                            "average |v| per axis over the frames, then compare the angle to 30° and 60°.")
         if got != want:
             return _verdict(False, f"velocities {vel} (columns are (v_y, v_x)) should give {want!r}, you gave {got!r}.",
                             "use the absolute values (bounces flip signs), atan2(mean |v_y|, mean |v_x|) in degrees: "
