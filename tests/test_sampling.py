@@ -227,3 +227,36 @@ def test_sampling_the_real_unet3d_with_labels_and_guidance(schedule):
     x, traj = sample(unet, schedule, SHAPE, cond=cond, sampler="dpmpp", steps=3, guidance_scale=2.5,
                      generator=_gen(), return_trajectory=True)
     assert x.shape == SHAPE and traj["x_t"].shape == (4, *SHAPE) and torch.isfinite(x).all()
+
+
+# ---------------------------------------------------------------- notebook 07 exercises ----
+
+
+def test_notebook_07_checks_accept_solutions_and_reject_wrong_answers(capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
+    from exercises import checks_07 as checks
+    from exercises import solutions_07 as sol
+
+    assert checks.check_ddim_eps_step(sol.ddim_eps_step)
+    assert checks.check_guidance(sol.guidance)
+    assert checks.check_posterior_variance(sol.posterior_variance)
+
+    def returns_x0(x_t, eps, a_t, a_prev):
+        return (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+
+    assert not checks.check_ddim_eps_step(returns_x0)
+    assert "you returned x̂₀" in capsys.readouterr().out
+    assert not checks.check_guidance(lambda c, u, s: c + s * (u - c))
+    assert "swapped" in capsys.readouterr().out
+    assert not checks.check_posterior_variance(lambda a_t, a_prev: 1 - a_t / a_prev)
+    assert "not β̃_t" in capsys.readouterr().out
+
+    def not_yet(*args):
+        raise NotImplementedError
+
+    for check in (checks.check_ddim_eps_step, checks.check_guidance, checks.check_posterior_variance):
+        assert check(not_yet) is False and check(None) is False
+    assert "not attempted yet" in capsys.readouterr().out

@@ -377,3 +377,38 @@ def test_config_presets_and_validation():
         TrainConfig(prediction="eps2").validate()
     with pytest.raises(TypeError, match="indexable data"):
         Trainer(TinyDenoiser(), NoiseSchedule(), iter([]), TrainConfig.smoke(), device="cpu")
+
+
+# ---------------------------------------------------------------- notebook 06 exercises ----
+
+
+def test_notebook_06_checks_accept_solutions_and_reject_wrong_answers(capsys):
+    sys.path.insert(0, str(ROOT / "notebooks"))
+    from exercises import checks_06 as checks
+    from exercises import solutions_06 as sol
+
+    assert checks.check_eps_loss(sol.eps_loss)
+    assert checks.check_min_snr_eps(sol.min_snr_eps)
+    assert checks.check_ema_update(sol.ema_update)
+
+    def x0_target(model, x0, t, noise, alpha_bar):
+        ab = alpha_bar[t].float().view(-1, 1, 1, 1, 1)
+        return (model(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t) - x0).pow(2).mean()
+
+    def swapped(ema_params, params, decay):
+        for e, p in zip(ema_params, params):
+            e.mul_(1 - decay).add_(p, alpha=decay)
+
+    assert not checks.check_eps_loss(x0_target)
+    assert "target is the noise" in capsys.readouterr().out
+    assert not checks.check_min_snr_eps(lambda snr, gamma: snr.clamp(max=gamma) / snr)
+    assert "SNR = 0" in capsys.readouterr().out
+    assert not checks.check_ema_update(swapped)
+    assert "swapped" in capsys.readouterr().out
+
+    def not_yet(*args):
+        raise NotImplementedError
+
+    for check in (checks.check_eps_loss, checks.check_min_snr_eps, checks.check_ema_update):
+        assert check(not_yet) is False and check(None) is False  # a friendly reminder, never an exception
+    assert "not attempted yet" in capsys.readouterr().out
