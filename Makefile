@@ -22,7 +22,7 @@ demo: $(STAMP)
 ## test: unit tests, then every notebook top to bottom in smoke mode (nbval)
 test: $(STAMP)
 	VDIFF_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -q tests
-	VDIFF_SMOKE=1 $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider notebooks
+	VDIFF_SMOKE=1 VDIFF_OFFLINE=1 $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider notebooks
 
 test-fast: $(STAMP)
 	VDIFF_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -q tests -m "not slow"
