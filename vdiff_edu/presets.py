@@ -106,12 +106,12 @@ class ExperimentConfig:
             name="smoke", image_size=16, num_frames=4, num_digits=1, digit_size=10, num_clips=64,
             autoencoder=AutoencoderConfig(base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, groups=4,
                                           image_size=16, latent_channels=4, kl_weight=1e-4,
-                                          train_steps=20, batch_size=32, lr=3e-3),
+                                          train_steps=10, batch_size=16, lr=3e-3),
             unet=UNetConfig(in_channels=4, out_channels=4, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                             spatial_attn_levels=(), temporal_attn_levels=(1,), num_heads=2, head_dim=8,
                             norm_groups=4, num_label_slots=1),
-            train=TrainConfig(steps=20, batch_size=4, lr=1e-3, warmup=5, ema_decay=0.9, weight_decay=0.0,
-                              log_every=10, checkpoint_every=10, keep_last=2, progress="none"),
+            train=TrainConfig(steps=10, batch_size=4, lr=1e-3, warmup=2, ema_decay=0.9, weight_decay=0.0,
+                              log_every=5, checkpoint_every=5, keep_last=2, progress="text"),
             sampler="dpmpp", sample_steps=4, guidance_scale=2.0,
         )
 

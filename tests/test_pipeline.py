@@ -1,0 +1,231 @@
+"""LatentVideoPipeline and ExperimentConfig: shapes, determinism, the four steps composing the one call,
+saving and loading, training from nothing, the sample file convention, and the shipped weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from vdiff_edu.autoencoder import AutoencoderConfig, FrameAutoencoder
+from vdiff_edu.checkpoint import load_weights
+from vdiff_edu.config import WEIGHTS_DIR
+from vdiff_edu.pipeline import LatentVideoPipeline, find_weights, train_pipeline, write_samples
+from vdiff_edu.presets import ExperimentConfig
+from vdiff_edu.schedule import NoiseSchedule
+from vdiff_edu.unet import UNet3D
+
+
+def tiny_pipeline(seed: int = 0) -> LatentVideoPipeline:
+    """Smoke-sized and untrained, with every weight nudged off its initial value: zero-initialised layers (the
+    output conv, each residual block's last conv) would otherwise hide the labels and the guidance."""
+    cfg = ExperimentConfig.smoke()
+    torch.manual_seed(seed)
+    ae = FrameAutoencoder(cfg.autoencoder)
+    unet = UNet3D(cfg.unet)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return LatentVideoPipeline(ae, unet, NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps), cfg, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline()
+
+
+# ---------------------------------------------------------------- ExperimentConfig ----
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+def test_presets_round_trip_through_json(name):
+    cfg = ExperimentConfig.preset(name)
+    assert cfg.name == name
+    again = ExperimentConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    assert cfg.latent_shape == (cfg.autoencoder.latent_channels, cfg.num_frames,
+                                cfg.image_size // cfg.autoencoder.downsample, cfg.image_size // cfg.autoencoder.downsample)
+    assert cfg.unet.num_label_slots == cfg.num_digits
+    assert name in cfg.summary()
+
+
+def test_cpu_preset_geometry_is_the_documented_one():
+    cfg = ExperimentConfig.cpu()
+    assert (cfg.image_size, cfg.num_frames, cfg.num_digits, cfg.digit_size) == (32, 8, 1, 20)
+    assert cfg.latent_shape == (4, 8, 8, 8)
+    assert 1e6 < UNet3D(cfg.unet).num_parameters() < 5e6  # small enough for 2 cores, big enough to draw digits
+
+
+def test_config_errors_teach():
+    with pytest.raises(ValueError, match="preset must be one of"):
+        ExperimentConfig.preset("huge")
+    cfg = ExperimentConfig.smoke()
+    with pytest.raises(ValueError, match="latent_channels"):
+        replace(cfg, autoencoder=replace(cfg.autoencoder, latent_channels=3))
+    with pytest.raises(ValueError, match="sampler"):
+        replace(cfg, sampler="euler")
+
+
+# ---------------------------------------------------------------- the pipeline's steps ----
+
+
+def test_call_gives_videos_in_range(pipe):
+    video = pipe(labels=[1, 2, 3], steps=3, seed=0)
+    cfg = pipe.config
+    assert video.shape == (3, 1, cfg.num_frames, cfg.image_size, cfg.image_size)
+    assert video.dtype == torch.float32 and video.device.type == "cpu"
+    assert video.min() >= -1 and video.max() <= 1
+
+
+def test_call_is_deterministic_for_a_seed(pipe):
+    a = pipe(labels=[4, 5], steps=3, seed=7)
+    b = pipe(labels=[4, 5], steps=3, seed=7)
+    c = pipe(labels=[4, 5], steps=3, seed=8)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)
+
+
+def test_steps_compose_to_the_call(pipe):
+    """encode_condition → initial_noise → denoise → decode is exactly what __call__ does."""
+    g = torch.Generator().manual_seed(3)
+    cond = pipe.encode_condition([2, 9])
+    assert cond["labels"].shape == (2, 1) and cond["labels"].dtype == torch.long
+    z_T = pipe.initial_noise(2, g)
+    assert z_T.shape == (2, *pipe.config.latent_shape)
+    z_0 = pipe.denoise(z_T, cond, sampler="ddim", steps=3, guidance_scale=2.0, generator=g)
+    assert z_0.shape == z_T.shape
+    by_hand = pipe.decode(z_0)
+    by_call = pipe(labels=[2, 9], sampler="ddim", steps=3, guidance_scale=2.0, seed=3)
+    torch.testing.assert_close(by_hand, by_call)
+
+
+def test_labels_and_guidance_change_the_result(pipe):
+    base = pipe(labels=[1], steps=3, guidance_scale=1.0, seed=0)
+    assert not torch.equal(base, pipe(labels=[8], steps=3, guidance_scale=1.0, seed=0))
+    assert not torch.equal(base, pipe(labels=[1], steps=3, guidance_scale=4.0, seed=0))
+
+
+def test_trajectory_has_every_step(pipe):
+    cond = pipe.encode_condition([0])
+    z_0, traj = pipe.denoise(pipe.initial_noise(1, torch.Generator().manual_seed(0)), cond, steps=4,
+                             return_trajectory=True)
+    assert traj["x_t"].shape == (5, 1, *pipe.config.latent_shape)
+    assert traj["x0_hat"].shape == (4, 1, *pipe.config.latent_shape)
+    torch.testing.assert_close(traj["x_t"][-1], z_0)
+
+
+def test_encode_condition_accepts_and_refuses(pipe):
+    assert pipe.encode_condition(None, 12)["labels"][:, 0].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert pipe.encode_condition(7)["labels"].tolist() == [[7]]
+    assert pipe.encode_condition(torch.tensor([3, 4]))["labels"].shape == (2, 1)
+    assert pipe.encode_condition([10])["labels"].tolist() == [[10]]  # the null token: "any digit"
+    with pytest.raises(ValueError, match=r"digits 0\.\.9"):
+        pipe.encode_condition([3, 11])
+    with pytest.raises(ValueError, match="shape"):
+        pipe.encode_condition([[1, 2]])  # two digits for a one-digit model
+    with pytest.raises(ValueError, match="num_videos"):
+        pipe.encode_condition([1, 2], num_videos=3)
+
+
+def test_encode_decode_round_trip_shapes(pipe):
+    cfg = pipe.config
+    video = torch.rand(2, 1, cfg.num_frames, cfg.image_size, cfg.image_size) * 2 - 1
+    z = pipe.encode(video)
+    assert z.shape == (2, *cfg.latent_shape)
+    assert pipe.decode(z).shape == video.shape
+
+
+def test_mismatched_networks_are_refused():
+    cfg = ExperimentConfig.smoke()
+    ae = FrameAutoencoder(AutoencoderConfig(base_channels=8, channel_mults=(1, 2), groups=4, image_size=16,
+                                            latent_channels=3))
+    with pytest.raises(ValueError, match="latents"):
+        LatentVideoPipeline(ae, UNet3D(cfg.unet), NoiseSchedule())
+
+
+# ---------------------------------------------------------------- saving and loading ----
+
+
+def test_save_and_load_give_the_same_clips(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path, metadata={"note": "test"})
+    loaded = LatentVideoPipeline.from_pretrained(tmp_path, device="cpu")
+    assert loaded.config == pipe.config
+    assert loaded.metadata["note"] == "test"
+    torch.testing.assert_close(loaded(labels=[3], steps=3, seed=1), pipe(labels=[3], steps=3, seed=1))
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="vdiff_edu train"):
+        find_weights(tmp_path)
+    with pytest.raises(FileNotFoundError, match="neither a preset"):
+        find_weights(tmp_path / "nope")
+    if not (WEIGHTS_DIR / "gpu_unet.safetensors").exists():
+        with pytest.raises(FileNotFoundError, match="no shipped weights for preset 'gpu'"):
+            find_weights("gpu")
+
+
+# ---------------------------------------------------------------- training from nothing ----
+
+
+def quick_config() -> ExperimentConfig:
+    cfg = ExperimentConfig.smoke()
+    return replace(cfg, num_clips=16, autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
+                   train=replace(cfg.train, steps=4, batch_size=2, warmup=1, checkpoint_every=2, log_every=2))
+
+
+def test_train_pipeline_from_nothing_then_resume(tmp_path):
+    cfg = quick_config()
+    out = train_pipeline(cfg, tmp_path, steps=2, log=lambda s: None)
+    assert (tmp_path / "weights" / "autoencoder.safetensors").is_file()
+    assert (tmp_path / "weights" / "unet.safetensors").is_file()
+    assert out["history"]["step"] == [1, 2]
+    assert out["pipeline"](labels=[5], steps=2).shape == (1, 1, cfg.num_frames, cfg.image_size, cfg.image_size)
+    # resume: the autoencoder is reused, the denoiser continues from its checkpoint to the full 4 steps
+    ae_before, _ = load_weights(tmp_path / "weights" / "autoencoder.safetensors")
+    again = train_pipeline(cfg, tmp_path, resume="latest", log=lambda s: None)
+    assert again["history"]["step"] == [1, 2, 3, 4]
+    ae_after, _ = load_weights(tmp_path / "weights" / "autoencoder.safetensors")
+    assert ae_after.keys() == ae_before.keys()
+    assert all(torch.equal(ae_after[k], ae_before[k]) for k in ae_before)
+    loaded = LatentVideoPipeline.from_pretrained(tmp_path)
+    assert loaded.metadata["train_steps"] == 4
+
+
+def test_denoiser_stage_needs_an_autoencoder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--stage autoencoder"):
+        train_pipeline(quick_config(), tmp_path, stage="denoiser", log=lambda s: None)
+    with pytest.raises(ValueError, match="stage"):
+        train_pipeline(quick_config(), tmp_path, stage="all", log=lambda s: None)
+
+
+# ---------------------------------------------------------------- the sample files ----
+
+
+def test_write_samples_uses_the_documented_convention(tmp_path):
+    video = -torch.ones(3, 1, 4, 8, 8)  # black background ...
+    video[:, :, :, 2:5, 2:5] = 1.0  # ... and a white square "digit"
+    paths = write_samples(video, torch.tensor([[1], [2], [3]]), tmp_path)
+    frames = np.load(paths["npy"])
+    assert frames.dtype == np.uint8 and frames.shape == (3, 4, 8, 8)
+    assert frames[0, 0, 0, 0] == 0 and frames[0, 0, 3, 3] == 255
+    labels = np.load(paths["labels"])
+    assert labels.dtype == np.int64 and labels.tolist() == [[1], [2], [3]]
+    assert paths["gif"].read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- the shipped weights ----
+
+
+@pytest.mark.skipif(not (WEIGHTS_DIR / "cpu_unet.safetensors").exists(), reason="cpu weights not shipped yet")
+def test_shipped_cpu_weights_load_and_sample():
+    pipe = LatentVideoPipeline.from_pretrained("cpu", device="cpu")
+    assert pipe.config.name == "cpu"
+    video = pipe(labels=[3, 7], steps=2, seed=0)
+    assert video.shape == (2, 1, 8, 32, 32)
+    assert video.min() >= -1 and video.max() <= 1
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.safetensors"))
+    assert total < 50e6, f"shipped weights must stay under 50 MB together; they are {total / 1e6:.1f} MB"
