@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .blocks import FrameGroupNorm, fold_frames, frames_major, num_groups, unfold_frames
+from .blocks import FrameGroupNorm, fold_frames, num_groups, unfold_frames
 
 # ----------------------------------------------------------------------------- scaled dot-product attention
 
@@ -126,7 +126,7 @@ class TemporalAttention(nn.Module):
         out = attention(q, k, v, attn_mask=bias, return_weights=return_weights)  # (b h w, heads, f, d)
         out, weights = out if return_weights else (out, None)
         out = self.to_out(rearrange(out, "n heads f d -> n f (heads d)"))  # (b h w, f, c)
-        y = frames_major(x + rearrange(out, "(b h w) f c -> b c f h w", b=b, h=h))  # (b, c, f, h, w)
+        y = x + rearrange(out, "(b h w) f c -> b c f h w", b=b, h=h)  # (b, c, f, h, w)
         if return_weights:
             return y, rearrange(weights, "(b h w) heads i j -> b h w heads i j", b=b, h=h)
         return y
@@ -158,7 +158,8 @@ class CrossAttention(nn.Module):
                 return_weights: bool = False):
         b, c, f, h, w = x.shape
         if context.ndim != 3 or context.shape[0] != b or context.shape[2] != self.context_dim:
-            raise ValueError(f"context must have shape (b={b}, L, context_dim={self.context_dim}), got {tuple(context.shape)}")
+            raise ValueError(f"context must have shape (b={b}, L, context_dim={self.context_dim}), "
+                             f"got {tuple(context.shape)}")
         q = self.to_q(rearrange(self.norm(x), "b c f h w -> b (f h w) c"))  # (b, f·h·w, heads·d)
         k, v = rearrange(self.to_kv(context), "b l (two heads d) -> two b heads l d", two=2, heads=self.num_heads)
         q = rearrange(q, "b n (heads d) -> b heads n d", heads=self.num_heads)  # (b, heads, f·h·w, d)
@@ -166,7 +167,7 @@ class CrossAttention(nn.Module):
         out = attention(q, k, v, attn_mask=mask, return_weights=return_weights)  # (b, heads, f·h·w, d)
         out, weights = out if return_weights else (out, None)
         out = self.to_out(rearrange(out, "b heads n d -> b n (heads d)"))  # (b, f·h·w, c)
-        y = frames_major(x + rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h))  # (b, c, f, h, w)
+        y = x + rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h)  # (b, c, f, h, w)
         if return_weights:
             return y, rearrange(weights, "b heads (f h w) l -> b f h w heads l", f=f, h=h)
         return y

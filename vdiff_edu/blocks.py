@@ -7,11 +7,10 @@ returns that shape. What differs is which neighbours a convolution sees (``time_
     factorized  1×3×3 spatial conv, then 3×1×1 temporal conv: the "(2+1)D" design (Tran et al. 2018, R(2+1)D)
     spatial     1×3×3 only: frames never mix (an image model run on each frame; the baseline)
 
-Memory layout. The spatial pieces (GroupNorm per frame, 1×3×3 convs, resampling) run as 2-D ops with the
-frames folded into the batch, ``rearrange(x, "b c f h w -> (b f) c h w")``. That fold is free (a view, no copy)
-when the tensor is stored frame by frame, i.e. as ``(b, f, c, h, w)`` in memory. ``frames_major(x)`` stores
-a tensor that way without changing its shape; ``UNet3D`` does it once at the input and every block keeps it,
-so only the temporal pieces pay for a copy. The blocks are correct for any layout; the layout only sets speed.
+The spatial pieces (GroupNorm per frame, 1×3×3 convs, resampling) run as 2-D ops on the frames folded into
+the batch, ``rearrange(x, "b c f h w -> (b f) c h w")``: a video model built from image operations. The fold
+copies the tensor; we measured that storing activations frame-major to avoid those copies gains nothing on a
+CPU (the convolutions dominate; see docs/benchmarks.md), so the code stays plain.
 
 Notebook 03 builds the residual block inline and checks it against this module.
 """
@@ -29,27 +28,13 @@ TIME_MIXING = ("full3d", "factorized", "spatial")
 
 
 def fold_frames(x: torch.Tensor) -> torch.Tensor:
-    """``(b, c, f, h, w) -> (b·f, c, h, w)``: every frame becomes an image; a view when ``x`` is frames-major."""
+    """``(b, c, f, h, w) -> (b·f, c, h, w)``: every frame becomes an image."""
     return rearrange(x, "b c f h w -> (b f) c h w")
 
 
 def unfold_frames(x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """``(b·f, c, h, w) -> (b, c, f, h, w)``, always a view (the result is frames-major)."""
+    """``(b·f, c, h, w) -> (b, c, f, h, w)``, the inverse of ``fold_frames``."""
     return rearrange(x, "(b f) c h w -> b c f h w", b=batch_size)
-
-
-def frames_major(x: torch.Tensor) -> torch.Tensor:
-    """The same ``(b, c, f, h, w)`` tensor stored as ``(b, f, c, h, w)`` in memory (no copy if it already is)."""
-    return x.transpose(1, 2).contiguous().transpose(1, 2)
-
-
-def is_frames_major(x: torch.Tensor) -> bool:
-    return x.transpose(1, 2).is_contiguous()
-
-
-def cat_channels(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.cat([a, b], dim=1)`` for ``(b, c, f, h, w)`` tensors, returning a frames-major result."""
-    return torch.cat([a.transpose(1, 2), b.transpose(1, 2)], dim=2).transpose(1, 2)  # (b, c_a + c_b, f, h, w)
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -106,7 +91,7 @@ class TemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, f, h, w = x.shape
         y = self.conv(rearrange(x, "b c f h w -> b c f (h w)"))  # (b, c_out, f, h·w)
-        return frames_major(rearrange(y, "b c f (h w) -> b c f h w", h=h))  # (b, c_out, f, h, w)
+        return rearrange(y, "b c f (h w) -> b c f h w", h=h)  # (b, c_out, f, h, w)
 
 
 class Full3dConv(nn.Module):
@@ -117,7 +102,7 @@ class Full3dConv(nn.Module):
         self.conv = nn.Conv3d(in_ch, out_ch, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return frames_major(self.conv(x.contiguous()))  # (b, c_out, f, h, w)
+        return self.conv(x)  # (b, c_out, f, h, w)
 
 
 class FactorizedConv(nn.Sequential):
@@ -203,7 +188,7 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.temporal:
-            return frames_major(self.conv(x.contiguous()))  # (b, c, f/2, h/2, w/2)
+            return self.conv(x)  # (b, c, f/2, h/2, w/2)
         return unfold_frames(self.conv(fold_frames(x)), x.shape[0])  # (b, c, f, h/2, w/2)
 
 
@@ -221,7 +206,7 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.temporal:
-            x = frames_major(F.interpolate(x.contiguous(), scale_factor=(2, 1, 1), mode="nearest"))  # (b, c, 2f, h, w)
+            x = F.interpolate(x, scale_factor=(2, 1, 1), mode="nearest")  # (b, c, 2f, h, w)
         b = x.shape[0]
         x = unfold_frames(F.interpolate(fold_frames(x), scale_factor=2, mode="nearest"), b)  # (b, c, f, 2h, 2w)
         return self.conv(x)

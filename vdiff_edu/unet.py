@@ -4,8 +4,8 @@ The U-Net of DDPM (Ho et al. 2020) grown to video as in Video Diffusion Models (
 down path / middle / up path with skip connections, where every convolution is one of the three
 ``time_mixing`` modes of ``blocks.py`` and some levels add spatial, temporal and cross attention.
 
-    x (b, c_in, f, h, w) ─conv_in─► level 0 ─down─► level 1 ─down─► ... ─► middle ─► ... ─up─► level 0 ─conv_out─► ε̂
-                                       └──────────── skip connections (concatenated) ─────────────┘
+    x (b, c_in, f, h, w) ─conv_in─► level 0 ─down─► level 1 ─► ... ─► middle ─► ... ─up─► level 0 ─conv_out─► ε̂
+                                       └─────────── skip connections (concatenated) ───────────┘
     t (b,), labels (b, slots) ─► emb (b, emb_dim) ─► every residual block (FiLM)
     context (b, L, d) ─► cross-attention;  frames (b, cond_channels, f, h, w) ─► concatenated to x
 
@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import CrossAttention, SpatialAttention, TemporalAttention
-from .blocks import (TIME_MIXING, Downsample, FrameGroupNorm, ResBlock3d, SpatialConv, Upsample, cat_channels,
-                     frames_major, num_groups, zero_init_)
+from .blocks import TIME_MIXING, Downsample, FrameGroupNorm, ResBlock3d, SpatialConv, Upsample, num_groups, zero_init_
 from .embeddings import LabelEmbedding, TimestepEmbedding
 from .utils import count_parameters
 
@@ -71,11 +70,14 @@ class UNetConfig:
         for name in ("spatial_attn_levels", "temporal_attn_levels", "temporal_downsample_levels", "cross_attn_levels"):
             levels = getattr(self, name) or ()
             if any(not 0 <= lv < num_levels for lv in levels):
-                raise ValueError(f"{name}={levels} names a level outside 0..{num_levels - 1} (channel_mults has {num_levels} levels)")
+                raise ValueError(f"{name}={levels} names a level outside 0..{num_levels - 1} "
+                                 f"(channel_mults has {num_levels} levels)")
         if any(lv == num_levels - 1 for lv in self.temporal_downsample_levels):
-            raise ValueError(f"temporal_downsample_levels={self.temporal_downsample_levels}: the last level ({num_levels - 1}) has no downsampling")
+            raise ValueError(f"temporal_downsample_levels={self.temporal_downsample_levels}: "
+                             f"the last level ({num_levels - 1}) has no downsampling")
         if self.num_label_slots < 0 or self.num_classes < 1:
-            raise ValueError(f"need num_label_slots >= 0 and num_classes >= 1; got {self.num_label_slots}, {self.num_classes}")
+            raise ValueError(f"need num_label_slots >= 0 and num_classes >= 1; "
+                             f"got {self.num_label_slots}, {self.num_classes}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
@@ -132,7 +134,8 @@ class UNetBlock(nn.Module):
                  cross: bool = False):
         super().__init__()
         heads = dict(num_heads=cfg.num_heads, head_dim=cfg.head_dim)
-        self.res = ResBlock3d(in_ch, out_ch, cfg.base_channels * cfg.emb_mult, cfg.time_mixing, cfg.dropout, cfg.norm_groups)
+        emb_dim = cfg.base_channels * cfg.emb_mult
+        self.res = ResBlock3d(in_ch, out_ch, emb_dim, cfg.time_mixing, cfg.dropout, cfg.norm_groups)
         self.spatial_attn = SpatialAttention(out_ch, norm_groups=cfg.norm_groups, **heads) if spatial else None
         self.temporal_attn = TemporalAttention(out_ch, max_frames=cfg.max_frames, **heads) if temporal else None
         self.cross_attn = CrossAttention(out_ch, cfg.context_dim, norm_groups=cfg.norm_groups, **heads) if cross else None
@@ -230,8 +233,8 @@ class UNet3D(nn.Module):
 
         # 2. down path
         if self.cfg.cond_channels:
-            x = cat_channels(x, frames)  # (b, c_in + cond_channels, f, h, w)
-        h = self.conv_in(frames_major(x))  # (b, c0, f, h, w), stored frames-major from here on
+            x = torch.cat([x, frames], dim=1)  # (b, c_in + cond_channels, f, h, w)
+        h = self.conv_in(x)  # (b, c0, f, h, w)
         skips = [h]
         for level, blocks in enumerate(self.down_blocks):
             for blk in blocks:
@@ -248,7 +251,7 @@ class UNet3D(nn.Module):
         # 4. up path: concatenate the matching skip before every block
         for i, blocks in enumerate(self.up_blocks):
             for blk in blocks:
-                h = blk(cat_channels(h, skips.pop()), emb, context, context_mask)  # (b, c_level, ...)
+                h = blk(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)  # (b, c_level, ...)
             if i < len(self.upsamples):
                 h = self.upsamples[i](h)  # (b, c_level, ..., 2h, 2w)
 
@@ -276,7 +279,8 @@ class UNet3D(nn.Module):
         factor = cfg.downsample_factor
         if h % factor or w % factor:
             raise ValueError(
-                f"h and w must be multiples of {factor} (the U-Net halves them {cfg.num_levels - 1} times); got h={h}, w={w}. "
+                f"h and w must be multiples of {factor} (the U-Net halves them {cfg.num_levels - 1} times); "
+                f"got h={h}, w={w}. "
                 f"Crop or pad the clip, or use fewer levels in channel_mults"
             )
         if f > cfg.max_frames:
@@ -316,7 +320,8 @@ class UNet3D(nn.Module):
                 labels = self.label_embed.null_labels(b, x.device)
             elif not isinstance(labels, torch.Tensor) or labels.shape != (b, cfg.num_label_slots):
                 shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-                raise ValueError(f"cond['labels'] must have shape (b, num_label_slots) = ({b}, {cfg.num_label_slots}), got {shape}")
+                raise ValueError(f"cond['labels'] must have shape (b, num_label_slots) = ({b}, {cfg.num_label_slots}), "
+                                 f"got {shape}")
             elif labels.dtype != torch.long:
                 raise TypeError(f"cond['labels'] must be int64 class indices, got {labels.dtype}; use labels.long()")
             elif labels.numel() and (labels.min() < 0 or labels.max() > cfg.num_classes):
