@@ -1,0 +1,138 @@
+"""Checks for the exercises of notebook 09 (evaluation).
+
+Each ``check_*`` takes your function, prints what is right or wrong with a hint, and returns True or False.
+It never raises: an exercise you have not tried yet (``None``, or a function that still raises
+``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+
+import numpy as np
+import torch
+
+from vdiff_edu.metrics import frechet_distance, polynomial_kernel
+
+_NOT_YET = "⏳ {name}: not attempted yet. Fill in the function above and run the cell again."
+
+
+def _ok(msg: str) -> bool:
+    print(f"✅ {msg}")
+    return True
+
+
+def _fail(msg: str, hint: str) -> bool:
+    print(f"❌ {msg}\n   Hint: {hint}")
+    return False
+
+
+def _call(fn, name: str, *args):
+    """Call the learner's function; return (result, None) or (None, a message) when it was not tried or crashed."""
+    if fn is None:
+        return None, _NOT_YET.format(name=name)
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, _NOT_YET.format(name=name)
+    except Exception as err:  # show the learner's error without stopping the notebook
+        last = traceback.format_exception_only(type(err), err)[-1].strip()
+        return None, f"❌ {name} raised {last}"
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- Exercise 1: Fréchet distance in 1-D ----
+
+
+def check_frechet_distance_1d(fn) -> bool:
+    """``fn(x (n,), y (m,))`` must return FD = (μ_x − μ_y)² + (σ_x − σ_y)², the package's value for d = 1."""
+    name = "Exercise 1 (Fréchet distance in 1-D)"
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, generator=g, dtype=torch.float64) * 2.0 + 1.0
+    y = torch.randn(300, generator=g, dtype=torch.float64) * 0.5 - 1.0
+    out, msg = _call(fn, name, x, y)
+    if msg:
+        print(msg)
+        return False
+    value = _number(out)
+    if value is None:
+        return _fail(f"{name}: expected a number, got {type(out).__name__}.", "return a float (use .item() or float()).")
+    expected = frechet_distance(x[:, None], y[:, None])
+    if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+        return _ok(f"{name}: correct ({value:.4f}). In 1-D the matrix square root is just the standard deviation.")
+    if math.isclose(value, float((x.mean() - y.mean()) ** 2), rel_tol=1e-6):
+        return _fail(f"{name}: you returned only the mean term ({value:.4f}); expected {expected:.4f}.",
+                     "add the covariance term: Tr(Σ_x + Σ_y − 2(Σ_xΣ_y)^½) is (σ_x − σ_y)² in 1-D.")
+    biased = float((x.mean() - y.mean()) ** 2 + (x.std(unbiased=False) - y.std(unbiased=False)) ** 2)
+    if math.isclose(value, biased, rel_tol=1e-6):
+        return _fail(f"{name}: close, but you used the biased standard deviation (1/n).",
+                     "frechet_distance uses the unbiased covariance (1/(n−1)), like torch.std's default.")
+    return _fail(f"{name}: got {value:.4f}, expected {expected:.4f}.",
+                 "FD = (mean(x) − mean(y))² + (std(x) − std(y))²; check the signs and the squares.")
+
+
+# ---------------------------------------------------------------- Exercise 2: unbiased MMD² ----
+
+
+def check_mmd2_unbiased(fn) -> bool:
+    """``fn(k_xx, k_yy, k_xy)`` (kernel matrices of two sets of m samples) must return the unbiased MMD²."""
+    name = "Exercise 2 (unbiased MMD²)"
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(50, 8, generator=g, dtype=torch.float64) + 0.2
+    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    out, msg = _call(fn, name, k_xx, k_yy, k_xy)
+    if msg:
+        print(msg)
+        return False
+    value = _number(out)
+    if value is None:
+        return _fail(f"{name}: expected a number, got {type(out).__name__}.", "return a float (use float(...)).")
+    m = 50
+    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    expected = float(within - 2 * k_xy.mean())
+    biased = float(k_xx.mean() + k_yy.mean() - 2 * k_xy.mean())
+    if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+        return _ok(f"{name}: correct ({value:.4f}).")
+    if math.isclose(value, biased, rel_tol=1e-6, abs_tol=1e-9):
+        return _fail(f"{name}: that is the biased estimate ({value:.4f}); expected {expected:.4f}.",
+                     "leave the diagonal k(x_i, x_i) out of the within-set sums and divide them by m(m − 1).")
+    return _fail(f"{name}: got {value:.4f}, expected {expected:.4f}.",
+                 "MMD²_u = Σ_{i≠j} k_xx/(m(m−1)) + Σ_{i≠j} k_yy/(m(m−1)) − 2·mean(k_xy).")
+
+
+# ---------------------------------------------------------------- Exercise 3: naive flicker ----
+
+
+def check_naive_flicker(fn) -> bool:
+    """``fn(clips uint8 (n, f, h, w))`` must return the mean |frame[t+1] − frame[t]| in [0, 1] units."""
+    name = "Exercise 3 (naive flicker)"
+    rng = np.random.default_rng(2)
+    clips = rng.integers(0, 256, size=(3, 5, 8, 8)).astype(np.uint8)
+    out, msg = _call(fn, name, clips)
+    if msg:
+        print(msg)
+        return False
+    value = _number(out)
+    if value is None:
+        return _fail(f"{name}: expected a number, got {type(out).__name__}.", "return a float.")
+    x = clips.astype(np.float64) / 255
+    expected = float(np.abs(x[:, 1:] - x[:, :-1]).mean())
+    if math.isclose(value, expected, rel_tol=1e-5):
+        return _ok(f"{name}: correct ({value:.4f}). Now compare it with metrics.flicker on real clips: "
+                   f"without motion compensation every moving digit counts as flicker.")
+    wrapped = float(np.abs((clips[:, 1:] - clips[:, :-1]).astype(np.float64) / 255).mean())
+    if math.isclose(value, wrapped, rel_tol=1e-5):
+        return _fail(f"{name}: uint8 subtraction wrapped around (got {value:.4f}, expected {expected:.4f}).",
+                     "convert to float before subtracting: clips.astype(np.float32) / 255.")
+    if math.isclose(value, expected * 255, rel_tol=1e-5):
+        return _fail(f"{name}: got {value:.2f}, which is in 0..255 units.", "divide by 255 to get [0, 1] units.")
+    return _fail(f"{name}: got {value:.4f}, expected {expected:.4f}.",
+                 "take |x[:, 1:] − x[:, :-1]| over frames (axis 1), then the mean over everything.")

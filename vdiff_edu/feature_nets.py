@@ -1,0 +1,464 @@
+"""Feature networks that know Moving MNIST, trained by the toolkit itself, for the evaluation suite.
+
+FID and FVD compare the *features* a pretrained network extracts from real and generated samples: Inception-v3
+trained on ImageNet for images (Heusel et al. 2017), I3D trained on Kinetics human-action videos for video
+(Unterthiner et al. 2018). On 64-pixel grey digits those networks are far outside their domain, their weights
+must be downloaded, and I3D is known to reward per-frame quality over motion. So, like published MNIST work,
+we train our own small feature networks on the domain:
+
+* ``DigitClassifier`` looks at one frame and says which of the ten digits are present (multi-label: a frame
+  holds one to three digits). Its penultimate features give the *frame* Fréchet distance; its decisions give
+  identity persistence and condition faithfulness.
+* ``VideoEncoder`` is a small (2+1)D convolutional network (Tran et al. 2018: a 2-D spatial convolution
+  followed by a 1-D temporal one) that looks at a whole clip and predicts proxy labels: which digits are in it,
+  which way each one starts moving, whether any digit bounces. Its penultimate features give FVD-MM.
+
+One pair of networks scores every data geometry in the course (the cpu preset's 32×32 one-digit 8-frame clips
+and the gpu preset's 64×64 two-digit 16-20-frame clips): every clip is first brought to a *canonical geometry*
+(``canonicalize``: frames resized to 32×32, clips resampled to 16 frames by picking the nearest frames), and the
+networks are trained on a mixture of geometries. The canonical geometry is stored in the weights' metadata.
+
+    nets = load_feature_nets()                          # the weights shipped in vdiff_edu/weights/
+    feats = nets.video_features(clips_uint8)            # (n, 64) for FVD-MM
+    probs, frame_feats = nets.frame_outputs(clips_uint8)  # (n, f, 10), (n, f, 64)
+
+Train them again (reproducibly, a few minutes on 2 CPU cores) with ``python -m vdiff_edu evaluate
+--train-feature-nets``; the card is ``vdiff_edu/weights/FEATURE_NETS.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from .checkpoint import load_weights, read_weights_metadata, save_weights
+from .config import WEIGHTS_DIR
+from .utils import count_parameters, get_device, seed_everything
+
+CLASSIFIER_FILE = "feature_digits.safetensors"
+VIDEO_ENCODER_FILE = "feature_video.safetensors"
+NUM_CLASSES = 10  # digits 0-9
+NUM_DIRECTIONS = 8  # compass bins of a digit's starting direction, 45° each
+# the video encoder's proxy labels, one multi-hot vector: which digits, which starting directions, any bounce
+VIDEO_HEADS = {"digits": slice(0, 10), "directions": slice(10, 18), "bounce": slice(18, 19)}
+NUM_VIDEO_OUTPUTS = 19
+
+# The two data geometries of the course (the cpu and gpu presets of the end-to-end model).
+GEOMETRIES = {
+    "cpu": dict(image_size=32, num_frames=8, num_digits=1, digit_size=20, rule="deterministic"),
+    "gpu": dict(image_size=64, num_frames=20, num_digits=2, digit_size=28, rule="deterministic"),
+}
+
+
+# ---------------------------------------------------------------- config ----
+
+
+@dataclass
+class FeatureNetConfig:
+    """Sizes of the two feature networks and how they are trained. ``cpu()`` is what the toolkit ships."""
+
+    image_size: int = 32  # canonical frame size: every frame is resized to image_size × image_size
+    num_frames: int = 16  # canonical clip length: every clip is resampled to this many frames
+    width: int = 16  # channels of the first convolution of both networks
+    feature_dim: int = 64  # size of the penultimate features the Fréchet distances use
+    train_steps: int = 2000  # optimiser steps (both networks step once per batch)
+    batch_size: int = 16  # clips per step; the classifier sees frames_per_clip frames of each
+    frames_per_clip: int = 8  # frames drawn from each clip for the classifier
+    lr: float = 2e-3  # AdamW learning rate, cosine-decayed to zero
+    weight_decay: float = 1e-4
+    eval_clips: int = 256  # held-out clips per geometry for the accuracy on the card
+    seed: int = 0
+    # (weight, MovingMNIST keyword arguments): the mixture of geometries the networks learn from
+    mixture: list = field(default_factory=lambda: [
+        (3, GEOMETRIES["cpu"]),
+        (3, GEOMETRIES["gpu"]),
+        (1, dict(GEOMETRIES["gpu"], rule="stochastic", num_frames=16)),
+        (1, dict(GEOMETRIES["gpu"], num_digits=3, num_frames=16)),
+        (1, dict(GEOMETRIES["gpu"], num_digits=1)),
+    ])
+
+    @classmethod
+    def smoke(cls) -> "FeatureNetConfig":
+        return cls(train_steps=6, batch_size=4, eval_clips=8)
+
+    @classmethod
+    def cpu(cls) -> "FeatureNetConfig":
+        return cls()
+
+    @classmethod
+    def gpu(cls) -> "FeatureNetConfig":
+        return cls(train_steps=8000, batch_size=64, eval_clips=1024)
+
+
+# ---------------------------------------------------------------- canonical geometry ----
+
+
+def clips_to_tensor(clips, device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 clips ``(n, f, h, w)`` (0 background, 255 digit) or float videos ``(n, 1, f, h, w)`` in [-1, 1] →
+    float32 ``(n, 1, f, h, w)`` in [-1, 1]."""
+    x = torch.as_tensor(np.asarray(clips)) if not torch.is_tensor(clips) else clips
+    if x.dtype == torch.uint8:
+        if x.dim() != 4:
+            raise ValueError(f"uint8 clips must have shape (n, f, h, w); got {tuple(x.shape)}. "
+                             f"A single clip (f, h, w) needs a batch axis: clips[None]")
+        x = x.float().div(127.5).sub(1.0)[:, None]  # (n, 1, f, h, w) in [-1, 1]
+    elif x.dim() == 4:
+        x = x.float()[:, None]  # (n, 1, f, h, w) a float (n, f, h, w) batch, assumed in [-1, 1]
+    if x.dim() != 5 or x.shape[1] != 1:
+        raise ValueError(f"expected uint8 clips (n, f, h, w) or float videos (n, 1, f, h, w); got {tuple(x.shape)}")
+    return x.to(device or "cpu", torch.float32)
+
+
+def resample_frames(num_in: int, num_out: int) -> torch.Tensor:
+    """Indices of the ``num_out`` frames nearest to evenly spaced times over a clip of ``num_in`` frames.
+    8 → 16 repeats every frame twice; 20 → 16 drops 4 frames."""
+    return torch.linspace(0, num_in - 1, num_out).round().long()  # (num_out,)
+
+
+def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, c, h, w) → (n, c, size, size): area averaging to shrink (no aliasing), bilinear to enlarge."""
+    if frames.shape[-1] == size and frames.shape[-2] == size:
+        return frames
+    if frames.shape[-1] > size:
+        return F.interpolate(frames, size=(size, size), mode="area")
+    return F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def canonicalize(video: torch.Tensor, image_size: int = 32, num_frames: int = 16) -> torch.Tensor:
+    """Bring a batch of videos ``(b, 1, f, h, w)`` to the geometry the feature networks expect:
+    ``(b, 1, num_frames, image_size, image_size)``."""
+    b, c, f, h, w = video.shape
+    video = video[:, :, resample_frames(f, num_frames).to(video.device)]  # (b, 1, F, h, w)
+    frames = rearrange(video, "b c f h w -> (b f) c h w")
+    frames = resize_frames(frames, image_size)  # (b·F, 1, S, S)
+    return rearrange(frames, "(b f) c h w -> b c f h w", b=b)  # (b, 1, F, S, S)
+
+
+# ---------------------------------------------------------------- the digit classifier ----
+
+
+def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    """3×3 convolution, batch norm (Ioffe & Szegedy 2015: without it these small nets barely learn on the
+    mostly-black frames), ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class DigitClassifier(nn.Module):
+    """Which digits are in a frame? Multi-label: ten independent logits, one per digit 0-9 (sigmoid > 0.5 =
+    present). Input: frames ``(n, 1, S, S)`` in [-1, 1] at the canonical size S (32).
+
+    A small fully convolutional net whose feature maps are max-pooled over space ("is this pattern anywhere in
+    the frame?"): a digit is recognised wherever it is, and two digits light up two sets of channels
+    (multiple-instance learning, as in weakly supervised detection, Oquab et al. 2015)."""
+
+    def __init__(self, cfg: FeatureNetConfig):
+        super().__init__()
+        w = cfg.width
+        self.trunk = nn.Sequential(
+            conv_bn_relu(1, w), nn.MaxPool2d(2),  # (n, w, S/2, S/2)
+            conv_bn_relu(w, 2 * w), nn.MaxPool2d(2),  # (n, 2w, S/4, S/4)
+            conv_bn_relu(2 * w, 4 * w), nn.MaxPool2d(2),  # (n, 4w, S/8, S/8)
+            conv_bn_relu(4 * w, cfg.feature_dim),  # (n, feature_dim, S/8, S/8) receptive field 38 px
+        )
+        self.head = nn.Linear(cfg.feature_dim, NUM_CLASSES)
+
+    def feature_maps(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.trunk(frames)  # (n, feature_dim, S/8, S/8)
+
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(n, feature_dim)`` (spatial max of the feature maps), used by the frame FD."""
+        return self.trunk(frames).amax(dim=(2, 3))  # (n, feature_dim)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(frames))  # (n, 10) logits
+
+
+# ---------------------------------------------------------------- the (2+1)D video encoder ----
+
+
+class Conv2Plus1d(nn.Sequential):
+    """A (2+1)D convolution (Tran et al. 2018): a 3×3 spatial convolution on every frame, then a 3-tap temporal
+    convolution at every pixel, each followed by batch norm and a ReLU. Cheaper than a full 3×3×3 kernel, with
+    one extra non-linearity."""
+
+    def __init__(self, c_in: int, c_out: int, spatial_stride: int = 1, temporal_stride: int = 1):
+        super().__init__(
+            nn.Conv3d(c_in, c_out, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1), bias=False),
+            nn.BatchNorm3d(c_out),
+            nn.ReLU(),
+            nn.Conv3d(c_out, c_out, (3, 1, 1), stride=(temporal_stride, 1, 1), padding=(1, 0, 0), bias=False),
+            nn.BatchNorm3d(c_out),
+            nn.ReLU(),
+        )
+
+
+class VideoEncoder(nn.Module):
+    """A clip → proxy labels (digits present, starting directions, any bounce), as 19 logits. Input: videos
+    ``(b, 1, F, S, S)`` in [-1, 1] at the canonical geometry (16 frames, 32×32). The last feature maps are
+    pooled over frames and space two ways (mean: how much of a pattern; max: is it anywhere)."""
+
+    def __init__(self, cfg: FeatureNetConfig):
+        super().__init__()
+        c = cfg.width
+        self.trunk = nn.Sequential(
+            Conv2Plus1d(1, c, 2, 1),  # (b, c, F, S/2, S/2)
+            Conv2Plus1d(c, 2 * c, 2, 2),  # (b, 2c, F/2, S/4, S/4)
+            Conv2Plus1d(2 * c, 4 * c, 2, 2),  # (b, 4c, F/4, S/8, S/8)
+        )
+        self.proj = nn.Sequential(nn.Linear(8 * c, cfg.feature_dim), nn.ReLU())
+        self.head = nn.Linear(cfg.feature_dim, NUM_VIDEO_OUTPUTS)
+
+    def features(self, video: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(b, feature_dim)``, used by FVD-MM and KVD-MM."""
+        h = self.trunk(video)  # (b, 4c, F/4, S/8, S/8)
+        h = torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1)  # (b, 8c)
+        return self.proj(h)  # (b, feature_dim)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(video))  # (b, 19) logits
+
+
+# ---------------------------------------------------------------- proxy labels ----
+
+
+def direction_bins(velocity: torch.Tensor) -> torch.Tensor:
+    """Compass bin 0-7 of velocities ``(..., 2)`` given as (vy, vx) in pixels (y grows downwards):
+    0 = right, 1 = up-right, 2 = up, ... 7 = down-right."""
+    angle = torch.atan2(-velocity[..., 0], velocity[..., 1])  # (...) counter-clockwise from "right"
+    return torch.floor(angle / (2 * math.pi / NUM_DIRECTIONS) + 0.5).long() % NUM_DIRECTIONS
+
+
+def digit_targets(labels: torch.Tensor) -> torch.Tensor:
+    """labels ``(b, num_digits)`` → multi-hot ``(b, 10)``: which digits are present."""
+    return F.one_hot(labels.long(), NUM_CLASSES).amax(dim=1).float()  # (b, 10)
+
+
+def video_targets(items: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The proxy labels of a batch of clips (a collated ``MovingMNIST`` batch) as one multi-hot ``(b, 19)``."""
+    digits = digit_targets(items["labels"])  # (b, 10)
+    dirs = F.one_hot(direction_bins(items["velocities"][:, 0]), NUM_DIRECTIONS).amax(dim=1).float()  # (b, 8)
+    bounce = items["bounces"].flatten(1).any(dim=1, keepdim=True).float()  # (b, 1)
+    return torch.cat([digits, dirs, bounce], dim=1)  # (b, 19)
+
+
+# ---------------------------------------------------------------- loading, feature extraction ----
+
+
+class FeatureNets:
+    """The two trained networks plus their metadata, with helpers that take uint8 clips ``(n, f, h, w)``."""
+
+    def __init__(self, classifier: DigitClassifier, video_encoder: VideoEncoder, cfg: FeatureNetConfig,
+                 metadata: dict | None = None, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.classifier = classifier.to(self.device).eval()
+        self.video_encoder = video_encoder.to(self.device).eval()
+        self.cfg = cfg
+        self.metadata = metadata or {}
+
+    @torch.no_grad()
+    def video_outputs(self, clips, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sigmoid probabilities ``(n, 19)`` and penultimate features ``(n, feature_dim)`` of every clip."""
+        x = clips_to_tensor(clips)  # (n, 1, f, h, w)
+        probs, feats = [], []
+        for chunk in x.split(batch_size):
+            v = canonicalize(chunk.to(self.device), self.cfg.image_size, self.cfg.num_frames)  # (b, 1, F, S, S)
+            h = self.video_encoder.features(v)  # (b, d)
+            probs.append(torch.sigmoid(self.video_encoder.head(h)).cpu())
+            feats.append(h.cpu())
+        return torch.cat(probs), torch.cat(feats)  # (n, 19), (n, d)
+
+    def video_features(self, clips, batch_size: int = 64) -> torch.Tensor:
+        return self.video_outputs(clips, batch_size)[1]  # (n, d)
+
+    @torch.no_grad()
+    def frame_outputs(self, clips, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame digit probabilities ``(n, f, 10)`` and classifier features ``(n, f, feature_dim)``."""
+        x = clips_to_tensor(clips)  # (n, 1, f, h, w)
+        n, _, f = x.shape[:3]
+        frames = rearrange(x, "n c f h w -> (n f) c h w")
+        probs, feats = [], []
+        for chunk in frames.split(batch_size):
+            h = self.classifier.features(resize_frames(chunk.to(self.device), self.cfg.image_size))  # (m, d)
+            probs.append(torch.sigmoid(self.classifier.head(h)).cpu())
+            feats.append(h.cpu())
+        probs = rearrange(torch.cat(probs), "(n f) k -> n f k", n=n)  # (n, f, 10)
+        feats = rearrange(torch.cat(feats), "(n f) d -> n f d", n=n)  # (n, f, d)
+        return probs, feats
+
+
+_CACHE: dict = {}
+
+
+def load_feature_nets(weights_dir: str | Path | None = None, device: torch.device | str | None = None) -> FeatureNets:
+    """Load the shipped feature networks (cached per folder and device)."""
+    weights_dir = Path(weights_dir or WEIGHTS_DIR)
+    device = torch.device(device) if device is not None else get_device()
+    paths = [weights_dir / CLASSIFIER_FILE, weights_dir / VIDEO_ENCODER_FILE]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"feature network weights not found: {[str(p) for p in missing]}. They ship with "
+                                f"vdiff_edu; retrain them with `python -m vdiff_edu evaluate --train-feature-nets` "
+                                f"(a few minutes on a CPU), or pass weights_dir= the folder that holds them")
+    key = (str(weights_dir.resolve()), str(device), tuple(p.stat().st_mtime_ns for p in paths))
+    if key not in _CACHE:
+        meta = read_weights_metadata(paths[0])
+        cfg = FeatureNetConfig(**{k: v for k, v in meta["config"].items() if k != "mixture"})
+        classifier, meta_c = load_weights(paths[0], DigitClassifier(cfg))
+        video_encoder, meta_v = load_weights(paths[1], VideoEncoder(cfg))
+        _CACHE[key] = FeatureNets(classifier, video_encoder, cfg, {"classifier": meta_c, "video_encoder": meta_v}, device)
+    return _CACHE[key]
+
+
+# ---------------------------------------------------------------- data for training and evaluation ----
+
+
+_DIGITS: dict = {}
+
+
+def _dataset(split: str, spec: dict, seed: int, length: int, mnist_dir=None):
+    """A ``MovingMNIST`` of geometry ``spec``; the digits are loaded once per process and split."""
+    from .data import MovingMNIST, load_digits
+
+    digit_split = "train" if split == "train" else "test"
+    key = (digit_split, str(mnist_dir), os.environ.get("VDIFF_MNIST_DIR"))
+    if key not in _DIGITS:
+        _DIGITS[key] = load_digits(digit_split, mnist_dir)
+    return MovingMNIST(split=split, seed=seed, length=length, digits=_DIGITS[key], verbose=False, **spec)
+
+
+def collate(ds, indices) -> dict[str, torch.Tensor]:
+    """Stack items ``ds[i]`` into a batch: ``video`` (b, 1, f, h, w), ``labels`` (b, k), ``velocities``, ``bounces``."""
+    items = [ds[int(i)] for i in indices]
+    return {key: torch.stack([torch.as_tensor(it[key]) for it in items])
+            for key in ("video", "labels", "velocities", "bounces", "positions")}
+
+
+def _spec_name(spec: dict) -> str:
+    for name, geo in GEOMETRIES.items():
+        if spec == geo:
+            return name
+    return f"{spec['image_size']}px-{spec['num_frames']}f-{spec['num_digits']}d-{spec['rule']}"
+
+
+# ---------------------------------------------------------------- accuracy ----
+
+
+@torch.no_grad()
+def evaluate_feature_nets(nets: FeatureNets, num_clips: int = 256, seed: int = 1, specs: dict | None = None,
+                          mnist_dir=None) -> dict[str, dict[str, float]]:
+    """Held-out accuracy of both networks on ``num_clips`` test-split clips per geometry (``GEOMETRIES``).
+
+    * ``frame_set``: frames whose predicted digit set (sigmoid > 0.5) equals the true set exactly;
+    * ``clip_digits`` / ``clip_directions`` / ``clip_bounce``: clips whose video-encoder digit set, set of
+      starting-direction bins, and any-bounce flag are exactly right.
+    """
+    specs = specs or GEOMETRIES
+    report = {}
+    for name, spec in specs.items():
+        ds = _dataset("test", spec, seed, num_clips, mnist_dir)
+        batch = collate(ds, range(num_clips))
+        target = video_targets(batch)  # (n, 19)
+        clips = ((batch["video"][:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (n, f, h, w)
+        probs_v, _ = nets.video_outputs(clips)
+        probs_f, _ = nets.frame_outputs(clips)  # (n, f, 10)
+        pred_v = probs_v > 0.5
+        exact = lambda p, y: (p == y.bool()).all(dim=-1).float().mean().item()  # noqa: E731
+        report[name] = {
+            "frame_set": exact(probs_f > 0.5, target[:, None, :10].expand_as(probs_f)),
+            "clip_digits": exact(pred_v[:, VIDEO_HEADS["digits"]], target[:, VIDEO_HEADS["digits"]]),
+            "clip_directions": exact(pred_v[:, VIDEO_HEADS["directions"]], target[:, VIDEO_HEADS["directions"]]),
+            "clip_bounce": exact(pred_v[:, VIDEO_HEADS["bounce"]], target[:, VIDEO_HEADS["bounce"]]),
+            "num_clips": num_clips,
+        }
+    return report
+
+
+# ---------------------------------------------------------------- training ----
+
+
+def _digit_source(ds) -> str:
+    for obj in (ds, getattr(ds, "digits", None)):
+        if obj is not None and getattr(obj, "source", None):
+            return str(obj.source)
+    return "unknown"
+
+
+def train_feature_nets(cfg: FeatureNetConfig | None = None, out_dir: str | Path | None = None, device=None,
+                       mnist_dir=None, num_threads: int | None = 2, log_every: int = 200) -> FeatureNets:
+    """Train both feature networks from scratch on a mixture of Moving MNIST geometries, measure their held-out
+    accuracy, and save them (safetensors, config + accuracy + digit source in the metadata) to ``out_dir``
+    (default: the package's ``weights/`` folder). Reproducible: same seed, same threads → same weights."""
+    cfg = cfg or FeatureNetConfig.cpu()
+    device = torch.device(device) if device is not None else get_device()
+    if num_threads and device.type == "cpu":
+        torch.set_num_threads(num_threads)
+    start = time.time()
+
+    # 1. one endless, index-deterministic stream of fresh training clips (train split) per geometry
+    gen = seed_everything(cfg.seed)
+    weights = torch.tensor([w for w, _ in cfg.mixture], dtype=torch.float)
+    streams = [_dataset("train", spec, cfg.seed, 10**9, mnist_dir) for _, spec in cfg.mixture]
+    cursor = [0] * len(streams)
+    source = _digit_source(streams[0])
+    print(f"training on a mixture of {len(streams)} geometries, digits: {source}")
+
+    classifier, video_encoder = DigitClassifier(cfg).to(device), VideoEncoder(cfg).to(device)
+    print(f"DigitClassifier: {count_parameters(classifier) / 1e6:.3f} M parameters; "
+          f"VideoEncoder: {count_parameters(video_encoder) / 1e6:.3f} M parameters")
+    params = list(classifier.parameters()) + list(video_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / cfg.train_steps, 1.0))))
+    for step in range(cfg.train_steps):
+        # 2. draw a geometry, take the next batch_size clips of its stream, bring them to the canonical geometry
+        g = int(torch.multinomial(weights, 1, generator=gen))
+        batch = collate(streams[g], range(cursor[g], cursor[g] + cfg.batch_size))
+        cursor[g] += cfg.batch_size
+        video = canonicalize(batch["video"].to(device), cfg.image_size, cfg.num_frames)  # (b, 1, F, S, S)
+        target = video_targets(batch).to(device)  # (b, 19)
+
+        # 3. the video encoder predicts the proxy labels of the clip
+        loss_v = F.binary_cross_entropy_with_logits(video_encoder(video), target)
+
+        # 4. the classifier predicts the digit set of a few frames of each clip
+        b, _, f = video.shape[:3]
+        pick = torch.randint(0, f, (b, cfg.frames_per_clip), generator=gen).to(device)  # (b, k) frame indices
+        frames = video[:, 0][torch.arange(b, device=device)[:, None], pick]  # (b, k, S, S)
+        frames = rearrange(frames, "b k h w -> (b k) 1 h w")  # (b·k, 1, S, S)
+        target_c = target[:, :NUM_CLASSES].repeat_interleave(cfg.frames_per_clip, 0)  # (b·k, 10)
+        loss_c = F.binary_cross_entropy_with_logits(classifier(frames), target_c)
+
+        opt.zero_grad(set_to_none=True)
+        (loss_v + loss_c).backward()
+        opt.step()
+        sched.step()
+        if log_every and (step % log_every == 0 or step == cfg.train_steps - 1):
+            print(f"step {step:5d}  video loss {loss_v.item():.4f}  frame loss {loss_c.item():.4f}  "
+                  f"({time.time() - start:.0f} s)")
+    train_seconds = time.time() - start
+
+    # 5. held-out accuracy on test-split clips of both course geometries
+    nets = FeatureNets(classifier, video_encoder, cfg, device=device)
+    accuracy = evaluate_feature_nets(nets, cfg.eval_clips, seed=cfg.seed + 1, mnist_dir=mnist_dir)
+    for name, acc in accuracy.items():
+        print(f"held-out {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items() if k != "num_clips"))
+
+    # 6. save both, with everything needed to rebuild and judge them
+    meta = {"config": asdict(cfg), "accuracy": accuracy, "digit_source": source,
+            "canonical": {"image_size": cfg.image_size, "num_frames": cfg.num_frames}, "geometries": GEOMETRIES,
+            "train_seconds": round(train_seconds, 1), "device": str(device), "torch_threads": torch.get_num_threads(),
+            "torch_version": torch.__version__}
+    out_dir = Path(out_dir or WEIGHTS_DIR)
+    save_weights(out_dir / CLASSIFIER_FILE, classifier, dict(meta, network="DigitClassifier"))
+    save_weights(out_dir / VIDEO_ENCODER_FILE, video_encoder, dict(meta, network="VideoEncoder"))
+    print(f"saved {out_dir / CLASSIFIER_FILE} and {out_dir / VIDEO_ENCODER_FILE} ({time.time() - start:.0f} s in all)")
+    nets.metadata = {"classifier": meta, "video_encoder": meta}
+    return nets

@@ -1,0 +1,751 @@
+"""Measuring what a video model makes, natively on Moving MNIST, always beside real-vs-real and broken baselines.
+
+A good-looking GIF proves little: a model can copy one frame, flicker, swap a 3 for an 8 half-way, or move its
+digits in ways no bouncing digit moves. This module measures each failure on its own:
+
+==========================  =========================================================  ========
+metric                      what it measures                                           better
+==========================  =========================================================  ========
+``fvd_mm``                  Fréchet distance of the video encoder's features (FVD-MM)  lower
+``kvd_mm``                  kernel (unbiased polynomial MMD²) version, ×1000           lower
+``frame_fd``                Fréchet distance of the digit classifier's frame features  lower
+``identity_persistence``    clips whose detected digit set never changes               higher
+``condition_faithfulness``  clips whose detected digit set is the one asked for        higher
+``flicker``                 frame-to-frame change that motion does not explain         lower
+``motion_plausibility``     digit-track steps that obey the bouncing rules             higher
+``dynamic_degree``          how far digits move, px per frame at 64×64                 ≈ real
+==========================  =========================================================  ========
+
+plus ``prediction_metrics`` (MSE / PSNR / SSIM against the true future, mean over samples and best of N) when
+frames are conditioned on. ``evaluate_clips`` runs them all on generated clips and on the baselines — *real vs
+real* (a second real set of the same size: the best score reachable) and *broken* sets (shuffled frames, a
+frozen first frame, pure noise: what failure looks like) — and writes a Markdown table and a JSON file.
+
+The feature networks (``vdiff_edu.feature_nets``) are trained by the toolkit on Moving MNIST and ship with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .feature_nets import FeatureNets, load_feature_nets
+from .utils import atomic_write_bytes
+
+# ---------------------------------------------------------------- 1. distances between feature sets ----
+
+
+def _as_float64(x) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).detach().to("cpu", torch.float64)
+    if x.dim() != 2:
+        raise ValueError(f"features must be a 2-D array (num_samples, feature_dim); got shape {tuple(x.shape)}. "
+                         f"Flatten clips' frame features with features.reshape(-1, features.shape[-1])")
+    return x
+
+
+def sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive semi-definite matrix via its eigen-decomposition:
+    M = V·diag(λ)·Vᵀ  ⇒  M^½ = V·diag(√λ)·Vᵀ (tiny negative λ from round-off are clipped to 0)."""
+    m = (m + m.T) / 2  # symmetrise away round-off
+    eigvals, eigvecs = torch.linalg.eigh(m)  # (d,), (d, d)
+    return (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T  # (d, d)
+
+
+def frechet_distance(x, y) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets ``x (n, d)`` and ``y (m, d)``:
+
+        FD = ‖μ_x − μ_y‖² + Tr(Σ_x + Σ_y − 2·(Σ_x^½ Σ_y Σ_x^½)^½)
+
+    (Dowson & Landau 1982; used as FID by Heusel et al. 2017 and FVD by Unterthiner et al. 2018). The matrix
+    square root is taken with symmetric eigen-decompositions in float64: Tr((Σ_xΣ_y)^½) equals
+    Tr((Σ_x^½ Σ_y Σ_x^½)^½), whose argument is symmetric PSD, so no scipy and no complex round-off.
+    0 for two identical sets; biased upwards for small n (compare scores at equal n only).
+    """
+    x, y = _as_float64(x), _as_float64(y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"both feature sets need the same feature_dim; got {x.shape[1]} and {y.shape[1]}")
+    if len(x) < 2 or len(y) < 2:
+        raise ValueError(f"a covariance needs at least 2 samples per set; got {len(x)} and {len(y)}")
+    # 1. means and covariances (unbiased, 1/(n−1))
+    mu_x, mu_y = x.mean(0), y.mean(0)  # (d,)
+    cov_x, cov_y = torch.cov(x.T), torch.cov(y.T)  # (d, d)
+    # 2. Tr((Σ_x^½ Σ_y Σ_x^½)^½) = Σ √eigenvalues of the symmetric PSD product
+    root_x = sqrtm_psd(cov_x)  # (d, d)
+    middle = root_x @ cov_y @ root_x  # (d, d) symmetric PSD
+    tr_covmean = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    # 3. FD = ‖μ_x − μ_y‖² + Tr Σ_x + Tr Σ_y − 2 Tr((Σ_x^½ Σ_y Σ_x^½)^½)
+    fd = (mu_x - mu_y).pow(2).sum() + cov_x.trace() + cov_y.trace() - 2 * tr_covmean
+    return max(float(fd), 0.0)
+
+
+def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = 3, coef0: float = 1.0) -> torch.Tensor:
+    """k(x, y) = (xᵀy / d + coef0)^degree, the kernel of KID (Bińkowski et al. 2018). ``(n, d), (m, d) → (n, m)``."""
+    return (x @ y.T / x.shape[1] + coef0) ** degree
+
+
+def kernel_distance(x, y, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0,
+                    return_std: bool = False):
+    """Unbiased squared MMD with the polynomial kernel, averaged over random subsets (KID; Bińkowski et al.
+    2018, "Demystifying MMD GANs", eq. (3)):
+
+        MMD²_u = 1/(m(m−1)) Σ_{i≠j} k(x_i, x_j) + 1/(m(m−1)) Σ_{i≠j} k(y_i, y_j) − 2/m² Σ_{i,j} k(x_i, y_j)
+
+    on ``num_subsets`` subsets of ``m = min(subset_size, n_x, n_y)`` samples from each set. Unbiased: for two
+    sets from the same distribution it scatters around 0 and can be negative; that makes it fairer than FD on
+    few samples. Returns the mean (and the standard deviation over subsets with ``return_std``).
+    """
+    x, y = _as_float64(x), _as_float64(y)
+    m = min(subset_size, len(x), len(y))
+    if m < 2:
+        raise ValueError(f"kernel_distance needs at least 2 samples per set; got {len(x)} and {len(y)}")
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(num_subsets):
+        xs = x[torch.randperm(len(x), generator=gen)[:m]]  # (m, d)
+        ys = y[torch.randperm(len(y), generator=gen)[:m]]  # (m, d)
+        k_xx, k_yy, k_xy = polynomial_kernel(xs, xs), polynomial_kernel(ys, ys), polynomial_kernel(xs, ys)
+        # the diagonals k(x_i, x_i) are left out of the within-set sums: that is what makes it unbiased
+        within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+        values.append(float(within - 2 * k_xy.mean()))
+    values = np.array(values)
+    return (float(values.mean()), float(values.std())) if return_std else float(values.mean())
+
+
+# ---------------------------------------------------------------- 2. clips in, clips out ----
+
+
+def _uint8_clips(clips) -> np.ndarray:
+    """Accept uint8 ``(n, f, h, w)`` clips (numpy or torch) or float videos ``(n, 1, f, h, w)`` in [-1, 1]."""
+    if torch.is_tensor(clips):
+        clips = clips.detach().cpu()
+        if clips.is_floating_point():
+            if clips.dim() == 5:
+                clips = clips[:, 0]  # (n, f, h, w)
+            clips = ((clips.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        clips = clips.numpy()
+    clips = np.asarray(clips)
+    if clips.dtype != np.uint8:
+        raise TypeError(f"clips must be uint8 (0 background, 255 digit) of shape (n, f, h, w), or float videos "
+                        f"(n, 1, f, h, w) in [-1, 1] as torch tensors; got dtype {clips.dtype}. Convert floats "
+                        f"with vdiff_edu.data.to_uint8(video[:, 0])")
+    if clips.ndim != 4:
+        raise ValueError(f"clips must have shape (n, f, h, w); got {clips.shape}. For a single clip use clips[None]")
+    return clips
+
+
+def _unit(clips: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(clips)).float() / 255.0  # (n, f, h, w) in [0, 1]
+
+
+def corrupt(clips, kind: str, strength: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A broken copy of uint8 ``clips (n, f, h, w)``, for baselines and for watching metrics respond:
+
+    * ``"shuffle"``: a random permutation of a ``strength`` fraction of the frames (1 = all frames shuffled);
+    * ``"freeze"``: the last ``strength`` fraction of the frames replaced by the first frame (1 = a still image);
+    * ``"noise"``: blend towards uniform noise, (1 − s)·clip + s·noise (1 = pure noise);
+    * ``"blur"``: a Gaussian blur of σ = 2·strength px on every frame.
+    """
+    clips = _uint8_clips(clips)
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1] (0 = untouched, 1 = fully broken); got {strength}")
+    rng = np.random.default_rng(seed)
+    n, f, h, w = clips.shape
+    out = clips.copy()
+    if kind == "shuffle":
+        k = int(round(strength * f))
+        for i in range(n):
+            chosen = np.sort(rng.choice(f, size=k, replace=False))  # which frames move
+            out[i, chosen] = clips[i, rng.permutation(chosen)]
+        return out
+    if kind == "freeze":
+        start = f - int(round(strength * (f - 1)))  # frames start.. become frame 0
+        out[:, start:] = clips[:, :1]
+        return out
+    if kind == "noise":
+        noise = rng.integers(0, 256, size=clips.shape)
+        return np.rint((1 - strength) * clips + strength * noise).astype(np.uint8)
+    if kind == "blur":
+        if strength == 0:
+            return out
+        sigma = 2.0 * strength
+        radius = int(math.ceil(3 * sigma))
+        k = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        g = torch.exp(-(k**2) / (2 * sigma**2))
+        g = g / g.sum()
+        x = _unit(clips).reshape(n * f, 1, h, w)  # (n·f, 1, h, w)
+        x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), g.view(1, 1, -1, 1))
+        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+        return (x.reshape(n, f, h, w) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    raise ValueError(f"kind must be one of 'shuffle', 'freeze', 'noise', 'blur'; got {kind!r}")
+
+
+# ---------------------------------------------------------------- 3. identity from the digit classifier ----
+
+
+def detected_sets(frame_probs: torch.Tensor, window: int = 3, threshold: float = 0.5) -> torch.Tensor:
+    """Multi-hot digit sets ``(n, f − window + 1, 10)``: the classifier's per-frame probabilities ``(n, f, 10)``
+    averaged over a sliding window of ``window`` frames, then thresholded. The short window forgives a single
+    frame where two digits overlap and one hides the other; a digit that changes for longer is caught."""
+    window = max(1, min(window, frame_probs.shape[1]))
+    smoothed = frame_probs.unfold(1, window, 1).mean(-1)  # (n, f − window + 1, 10)
+    return smoothed > threshold
+
+
+def identity_persistence(frame_probs: torch.Tensor, window: int = 3) -> float:
+    """Fraction of clips whose detected digit set (``detected_sets``) is the same all through the clip.
+    1 for real clips (up to classifier errors); a digit that pops in or out or turns into another lowers it."""
+    sets = detected_sets(frame_probs, window)  # (n, f', 10)
+    same = (sets == sets[:, :1]).all(dim=2).all(dim=1)  # (n,)
+    return float(same.float().mean())
+
+
+def condition_faithfulness(frame_probs: torch.Tensor, labels) -> float:
+    """Fraction of clips whose detected digit set — the classifier's probabilities averaged over all frames,
+    thresholded at 0.5 — equals the set of digits asked for (``labels (n, num_digits)``)."""
+    labels = torch.as_tensor(np.asarray(labels)).long()
+    if labels.dim() == 1:
+        labels = labels[:, None]  # (n, 1) one digit per clip
+    if len(labels) != len(frame_probs):
+        raise ValueError(f"labels must hold one row per clip: {len(frame_probs)} clips but {len(labels)} label rows")
+    wanted = F.one_hot(labels, 10).amax(dim=1).bool()  # (n, 10)
+    detected = frame_probs.mean(dim=1) > 0.5  # (n, 10)
+    return float((detected == wanted).all(dim=1).float().mean())
+
+
+# ---------------------------------------------------------------- 4. flicker ----
+
+
+def default_search_radius(image_size: int) -> int:
+    """Largest per-axis step a digit makes, plus one: 4 px/frame at 64×64 (the stochastic rule's top speed)."""
+    return int(math.ceil(4 * image_size / 64)) + 1
+
+
+def motion_compensated_residual(prev: torch.Tensor, nxt: torch.Tensor, block: int, radius: int) -> torch.Tensor:
+    """Block matching, as video codecs do: cut ``nxt (m, h, w)`` into ``block``×``block`` blocks, find for each
+    the integer shift (|dy|, |dx| ≤ ``radius``) of ``prev`` that matches it best, and return that best mean
+    absolute difference per block, ``(m, h // block, w // block)``. What remains is change motion cannot explain."""
+    m, h, w = prev.shape
+    r = radius
+    padded = F.pad(prev, (r, r, r, r))  # (m, h + 2r, w + 2r) zeros = background beyond the frame
+    best = None
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            shifted = padded[:, r + dy:r + dy + h, r + dx:r + dx + w]  # (m, h, w) = prev moved by (−dy, −dx)
+            err = F.avg_pool2d((nxt - shifted).abs()[:, None], block)[:, 0]  # (m, h/B, w/B)
+            best = err if best is None else torch.minimum(best, err)
+    return best
+
+
+def flicker(clips, block: int | None = None, radius: int | None = None, chunk: int = 256) -> float:
+    """Mean absolute change between consecutive frames left after the best integer shift of each block
+    (``motion_compensated_residual``), in units of the full intensity range [0, 1].
+
+    Digits that translate rigidly leave (almost) nothing: ≈ 0 for real clips. Frames that pop, shimmer, or
+    change a digit's shape leave a residual; pure noise leaves ≈ 0.3. Blocks are h/8 px, the search radius
+    covers the fastest digit (``default_search_radius``)."""
+    x = _unit(_uint8_clips(clips))  # (n, f, h, w)
+    n, f, h, w = x.shape
+    if f < 2:
+        return float("nan")
+    block = block or max(2, h // 8)
+    radius = default_search_radius(h) if radius is None else radius
+    prev, nxt = x[:, :-1].reshape(-1, h, w), x[:, 1:].reshape(-1, h, w)  # (n·(f−1), h, w) each
+    total = sum(motion_compensated_residual(p, q, block, radius).sum().item()
+                for p, q in zip(prev.split(chunk), nxt.split(chunk)))
+    return total / (prev.shape[0] * (h // block) * (w // block))
+
+
+# ---------------------------------------------------------------- 5. tracking digits, motion ----
+
+
+def track_digits(clips, num_digits: int, threshold: float = 0.25, iters: int = 8) -> torch.Tensor:
+    """Centre (y, x) in px of each digit in every frame, ``(n, f, num_digits, 2)``.
+
+    Weighted k-means on the ink (pixels brighter than ``threshold``, weighted by brightness): one cluster per
+    digit. Frame 0 starts from far-apart ink pixels; every later frame starts from where each digit would be
+    at constant velocity, c(t−1) + (c(t−1) − c(t−2)), so cluster k keeps following digit k. With one digit this
+    is just the intensity centroid. Overlapping digits blur their centres; ``motion_plausibility`` skips those
+    moments."""
+    x = _unit(_uint8_clips(clips))  # (n, f, h, w)
+    n, f, h, w = x.shape
+    k = num_digits
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    coords = torch.stack([yy.flatten(), xx.flatten()], dim=1)  # (h·w, 2)
+    ink = torch.where(x > threshold, x, torch.zeros(())).reshape(n, f, h * w)  # (n, f, h·w) weights
+    centres = torch.zeros(n, f, k, 2)
+    middle = torch.tensor([(h - 1) / 2, (w - 1) / 2])
+    for t in range(f):
+        wt = ink[:, t]  # (n, h·w)
+        mass = wt.sum(1, keepdim=True)  # (n, 1)
+        centroid = torch.where(mass > 0, wt @ coords / mass.clamp(min=1e-8), middle)  # (n, 2)
+        # 1. where to start the clusters
+        if t == 0:
+            c = _farthest_points(wt, coords, centroid, k)  # (n, k, 2)
+        elif t == 1:
+            c = centres[:, 0].clone()
+        else:
+            c = (2 * centres[:, t - 1] - centres[:, t - 2]).clamp(min=0)  # constant-velocity prediction
+            c = torch.minimum(c, torch.tensor([h - 1.0, w - 1.0]))
+        # 2. Lloyd iterations: assign each ink pixel to its nearest centre, move centres to weighted means
+        for _ in range(iters if k > 1 else 1):
+            if k == 1:
+                c = centroid[:, None]  # (n, 1, 2)
+                break
+            # ‖p − c‖² = ‖p‖² − 2 p·c + ‖c‖²; ‖p‖² is the same for every centre, so drop it
+            d2 = c.pow(2).sum(-1)[:, None] - 2 * torch.einsum("pd,nkd->npk", coords, c)  # (n, h·w, k)
+            member = F.one_hot(d2.argmin(-1), k).float() * wt[..., None]  # (n, h·w, k) weighted assignment
+            cluster_mass = member.sum(1)  # (n, k)
+            means = torch.einsum("npk,pd->nkd", member, coords) / cluster_mass.clamp(min=1e-8)[..., None]
+            c = torch.where(cluster_mass[..., None] > 0, means, c)  # (n, k, 2) an empty cluster stays put
+        centres[:, t] = c
+    return centres
+
+
+def _farthest_points(wt: torch.Tensor, coords: torch.Tensor, centroid: torch.Tensor, k: int) -> torch.Tensor:
+    """k ink pixels far apart: the one farthest from the centroid, then each next one farthest from those chosen."""
+    has_ink = wt > 0  # (n, h·w)
+    chosen = [centroid]
+    ref = centroid
+    nearest = torch.full(wt.shape, float("inf"))
+    for j in range(k):
+        d = (coords[None] - ref[:, None]).pow(2).sum(-1)  # (n, h·w)
+        nearest = d if j == 0 else torch.minimum(nearest, d)
+        score = torch.where(has_ink, nearest, torch.full_like(nearest, -1.0))
+        ref = coords[score.argmax(1)]  # (n, 2)
+        ref = torch.where(has_ink.any(1, keepdim=True), ref, centroid)
+        chosen.append(ref)
+    return torch.stack(chosen[1:], dim=1)  # (n, k, 2)
+
+
+def step_speeds(tracks: torch.Tensor) -> torch.Tensor:
+    """Distance each tracked centre moves between consecutive frames, ``(n, f − 1, k)`` px."""
+    return (tracks[:, 1:] - tracks[:, :-1]).norm(dim=-1)
+
+
+def dynamic_degree(tracks: torch.Tensor, image_size: int) -> float:
+    """How much things move: the mean distance a tracked digit centre moves per frame, in px of a 64×64 frame
+    (``tracks`` from ``track_digits``). Real clips move about 3.6; a still image scores 0. Compare it with the
+    real-vs-real value: both far less (frozen) and far more (jumping) are wrong."""
+    return float(step_speeds(tracks).mean()) * 64 / image_size
+
+
+def motion_plausibility(tracks: torch.Tensor, image_size: int, digit_size: int, rule: str = "deterministic",
+                        speed_range: tuple[float, float] | None = None, tol: float = 1.25) -> float:
+    """Fraction of track moments (clip, digit, frame t) whose motion obeys the bouncing rules.
+
+    With steps v₁ = c(t) − c(t−1), v₂ = c(t+1) − c(t) and acceleration a = v₂ − v₁ of a digit's centre:
+
+    1. between bounces a digit moves at constant velocity: |a| ≤ ``tol`` on both axes (``tol`` = 1.25 px
+       absorbs the ±0.5 px rounding of positions to pixels);
+    2. an axis may break rule 1 only at a wall: the centre lies within 0.1·d + tol of where a digit touching that
+       wall would have it (d/2 from the wall: MNIST digits are centred by mass), it is moving towards the wall
+       before, and — if it bounced — away from it after. Under the ``deterministic`` rule (Srivastava et al.
+       2015) the other axis keeps its velocity; under the ``stochastic`` rule (Denton & Fergus 2018) a bounce
+       may change both;
+    3. with ``speed_range = (lo, hi)`` (taken from real clips by ``evaluate_clips``), every step away from the
+       walls has lo ≤ |v| ≤ hi: a still image (|v| = 0) or a jumping digit is not plausible.
+
+    Moments where two tracked centres are closer than 0.75·d (overlapping digits) are skipped. NaN if none are left.
+    """
+    if rule not in ("deterministic", "stochastic"):
+        raise ValueError(f"rule must be 'deterministic' or 'stochastic'; got {rule!r}")
+    n, f, k, _ = tracks.shape
+    if f < 3:
+        return float("nan")
+    c = tracks.double()
+    v1, v2 = c[:, 1:-1] - c[:, :-2], c[:, 2:] - c[:, 1:-1]  # (n, f−2, k, 2) each
+    a = v2 - v1
+    smooth = a.abs() <= tol  # (n, f−2, k, 2) rule 1, per axis
+
+    # rule 2: near a wall at t (bounce) or t+1 (arrival), moving towards it before and away after (if bounced)
+    margin = 0.1 * digit_size + tol
+    low_at, high_at = digit_size / 2 + margin, image_size - digit_size / 2 - margin
+    here, after = c[:, 1:-1], c[:, 2:]  # (n, f−2, k, 2)
+    bounce_low = (here <= low_at) & (v1 <= tol) & (v2 >= -tol)
+    bounce_high = (here >= high_at) & (v1 >= -tol) & (v2 <= tol)
+    arrive_low = (after <= low_at) & (v1 <= tol) & (v2 <= tol)
+    arrive_high = (after >= high_at) & (v1 >= -tol) & (v2 >= -tol)
+    at_wall = bounce_low | bounce_high | arrive_low | arrive_high  # (n, f−2, k, 2)
+    axis_ok = smooth | at_wall
+    if rule == "deterministic":
+        ok = axis_ok.all(-1)  # each axis smooth, or explained by its own wall
+    else:
+        ok = axis_ok.all(-1) | (at_wall.any(-1))  # a bounce may redraw both speeds
+    wall_moment = (at_wall & ~smooth).any(-1)  # (n, f−2, k) a wall explained an irregular step
+
+    # rule 3: speed away from walls
+    if speed_range is not None:
+        lo, hi = speed_range
+        s1, s2 = v1.norm(dim=-1), v2.norm(dim=-1)  # (n, f−2, k)
+        too_fast = (s1 > hi) | (s2 > hi)
+        too_slow = ((s1 < lo) | (s2 < lo)) & ~wall_moment
+        ok = ok & ~too_fast & ~too_slow
+
+    # skip moments where digits overlap
+    scored = torch.ones(n, f - 2, k, dtype=torch.bool)
+    if k > 1:
+        gap = (c[:, :, :, None] - c[:, :, None]).norm(dim=-1)  # (n, f, k, k)
+        gap = gap + torch.eye(k, dtype=gap.dtype) * 1e9
+        close = (gap < 0.75 * digit_size).any(-1)  # (n, f, k)
+        close = close[:, :-2] | close[:, 1:-1] | close[:, 2:]  # (n, f−2, k)
+        scored = ~close
+    if not scored.any():
+        return float("nan")
+    return float(ok[scored].double().mean())
+
+
+def speed_range_of(tracks: torch.Tensor, slack: float = 1.0) -> tuple[float, float]:
+    """The speeds real digits move at, (lo, hi) px/frame: a quarter of the median step of real tracks, and
+    the 99.5th percentile plus ``slack`` px."""
+    s = step_speeds(tracks).flatten().double()
+    return 0.25 * float(s.median()), float(s.quantile(0.995)) + slack
+
+
+# ---------------------------------------------------------------- 6. prediction ----
+
+
+def prediction_metrics(generated, target, context_frames: int = 0) -> dict[str, float]:
+    """How close predicted frames are to the true ones, for models conditioned on frames.
+
+    ``generated``: uint8 ``(n, f, h, w)``, or ``(n, N, f, h, w)`` with N samples per conditioning clip;
+    ``target``: uint8 ``(n, f, h, w)``, the true clips. Only frames ``context_frames ..`` are scored (the context
+    frames were given, not predicted). Returns, with MSE on [-1, 1] pixels, PSNR in dB and SSIM from
+    ``vdiff_edu.similarity`` (each per frame, averaged over a clip's predicted frames):
+
+    * ``mse_mean``, ``psnr_mean``, ``ssim_mean``: mean over all clips and samples;
+    * ``mse_best_of_N``, ``psnr_best_of_N``, ``ssim_best_of_N``: for each clip the best of its N samples, then
+      the mean (Babaeizadeh et al. 2018 and Denton & Fergus 2018 report best-of-N for stochastic models; it
+      rewards diversity, so always say which one you quote). With N = 1 both agree.
+    """
+    from .similarity import mse, psnr, ssim
+
+    gen = torch.as_tensor(np.asarray(generated))
+    tgt = torch.as_tensor(_uint8_clips(target))
+    if gen.dim() == 4:
+        gen = gen[:, None]  # (n, 1, f, h, w) one sample per clip
+    if gen.dim() != 5 or gen.shape[0] != tgt.shape[0] or gen.shape[2:] != tgt.shape[1:]:
+        raise ValueError(f"generated must be (n, f, h, w) or (n, N, f, h, w) matching target (n, f, h, w); got "
+                         f"{tuple(gen.shape)} and {tuple(tgt.shape)}")
+    f, h = tgt.shape[1], tgt.shape[2]
+    if not 0 <= context_frames < f:
+        raise ValueError(f"context_frames must be in [0, {f - 1}] (frames given, not predicted); got {context_frames}")
+    g = gen[:, :, context_frames:].float() / 127.5 - 1  # (n, N, f', h, w) in [-1, 1]
+    y = (tgt[:, None, context_frames:].float() / 127.5 - 1).expand_as(g)
+    window = min(11, h if h % 2 else h - 1)
+    per = {
+        "mse": mse(g, y).mean(-1),  # (n, N) mean over predicted frames
+        "psnr": psnr(g, y).clamp(max=100).mean(-1),  # identical frames (inf dB) capped at 100 dB
+        "ssim": ssim(g, y, window=window).mean(-1),
+    }
+    n_samples = g.shape[1]
+    out = {"num_samples_per_clip": n_samples}
+    for name, v in per.items():
+        out[f"{name}_mean"] = float(v.mean())
+        best = v.min(1).values if name == "mse" else v.max(1).values  # (n,)
+        out[f"{name}_best_of_{n_samples}"] = float(best.mean())
+    return out
+
+
+# ---------------------------------------------------------------- 7. the suite ----
+
+# name → (better, one-line description); the order of the report
+METRICS = {
+    "fvd_mm": ("lower", "Fréchet distance of video-encoder features to the reference set (FVD-MM)"),
+    "kvd_mm": ("lower", "unbiased polynomial-kernel MMD² of the same features, ×1000 (KVD-MM)"),
+    "frame_fd": ("lower", "Fréchet distance of digit-classifier features of single frames"),
+    "identity_persistence": ("higher", "fraction of clips whose detected digit set never changes"),
+    "condition_faithfulness": ("higher", "fraction of clips whose detected digits are the labels asked for"),
+    "flicker": ("lower", "mean change between frames left after the best block shift, [0, 1] units"),
+    "motion_plausibility": ("higher", "fraction of digit-track moments that obey the bouncing rules"),
+    "dynamic_degree": ("≈ real", "mean distance a digit centre moves per frame, px at 64×64"),
+}
+BASELINES = ("real_vs_real", "shuffled", "frozen", "noise")  # the columns beside the generated clips
+
+
+def default_digit_size(image_size: int) -> int:
+    """The digit size of the course's geometries: 20 px at 32×32 (cpu preset), 28 px at 64×64 (gpu preset),
+    otherwise the gpu preset's ratio 28/64."""
+    return {32: 20, 64: 28}.get(image_size, max(4, round(image_size * 28 / 64)))
+
+
+def default_num_digits(image_size: int) -> int:
+    """One digit at 32×32 and below (cpu preset), two above (gpu preset)."""
+    return 1 if image_size <= 32 else 2
+
+
+def clip_set_measures(clips, nets: FeatureNets, num_digits: int, digit_size: int, rule: str,
+                      labels=None, speed_range=None) -> dict:
+    """Everything ``evaluate_clips`` needs from one set of uint8 clips: features (for the distances) and the
+    reference-free measures."""
+    clips = _uint8_clips(clips)
+    n, f, h, w = clips.shape
+    _, video_feats = nets.video_outputs(clips)  # (n, d)
+    frame_probs, frame_feats = nets.frame_outputs(clips)  # (n, f, 10), (n, f, d)
+    tracks = track_digits(clips, num_digits)  # (n, f, k, 2)
+    return {
+        "video_features": video_feats,
+        "frame_features": frame_feats.reshape(n * f, -1),
+        "tracks": tracks,
+        "identity_persistence": identity_persistence(frame_probs),
+        "condition_faithfulness": condition_faithfulness(frame_probs, labels) if labels is not None else None,
+        "flicker": flicker(clips),
+        "motion_plausibility": motion_plausibility(tracks, h, digit_size, rule, speed_range),
+        "dynamic_degree": dynamic_degree(tracks, h),
+    }
+
+
+def distances_to(reference: dict, measured: dict, seed: int = 0) -> dict[str, float]:
+    """FVD-MM, KVD-MM (×1000) and frame FD between two ``clip_set_measures`` results."""
+    return {
+        "fvd_mm": frechet_distance(measured["video_features"], reference["video_features"]),
+        "kvd_mm": 1000 * kernel_distance(measured["video_features"], reference["video_features"], seed=seed),
+        "frame_fd": frechet_distance(measured["frame_features"], reference["frame_features"]),
+    }
+
+
+def load_clips(source) -> tuple[np.ndarray, np.ndarray | None, Path | None]:
+    """Generated clips from an array, a ``.npy`` file, or a run folder holding ``samples.npy`` (and maybe
+    ``labels.npy``, picked up automatically, as beside a ``samples.npy`` file). Returns ``(clips, labels,
+    folder)`` where folder is where the report goes by default."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            folder, path = path, path / "samples.npy"
+        else:
+            folder = path.parent
+        if not path.is_file():
+            raise FileNotFoundError(f"no clips at {path}: pass a .npy of uint8 clips (n, f, h, w) or a run folder "
+                                    f"holding samples.npy (written by `python -m vdiff_edu sample`)")
+        clips = np.load(path, allow_pickle=False)
+        labels_path = path.with_name("labels.npy")
+        labels = np.load(labels_path, allow_pickle=False) if path.name == "samples.npy" and labels_path.is_file() else None
+        return _uint8_clips(clips), labels, folder
+    return _uint8_clips(source), None, None
+
+
+def real_clips(n: int, start: int, image_size: int, num_frames: int, num_digits: int, digit_size: int,
+               rule: str, seed: int = 0, **overrides) -> tuple[np.ndarray, np.ndarray, str]:
+    """Clips ``start .. start + n − 1`` of the fixed evaluation split (test digits, never seen in training) as
+    uint8 ``(n, f, h, w)``, with their labels ``(n, num_digits)`` and the digit source."""
+    from .feature_nets import _dataset
+
+    spec = dict(image_size=image_size, num_frames=num_frames, num_digits=num_digits, digit_size=digit_size, rule=rule)
+    spec.update(overrides)
+    mnist_dir = spec.pop("mnist_dir", None)
+    ds = _dataset("eval", spec, seed, start + n, mnist_dir)
+    items = [ds[i] for i in range(start, start + n)]
+    video = torch.stack([it["video"][0] for it in items])  # (n, f, h, w) in [-1, 1]
+    clips = ((video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    labels = torch.stack([it["labels"] for it in items]).numpy()
+    return clips, labels, ds.source
+
+
+def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", reference: dict | None = None,
+                   n_ref: int | None = None, seed: int = 0, out_dir=None, *, targets=None, context_frames: int = 0,
+                   image_size: int | None = None, num_frames: int | None = None, num_digits: int | None = None,
+                   digit_size: int | None = None, n: int | None = None, weights_dir=None, device=None,
+                   verbose: bool = True) -> dict:
+    """Score generated Moving MNIST clips with every metric, beside the real-vs-real and broken baselines.
+
+    ``generated``: uint8 clips ``(n, f, h, w)`` (0 background, 255 digit), a path to a ``.npy`` of them, or a
+    run folder holding ``samples.npy`` (and ``labels.npy``). ``None`` scores the baselines alone (then give the
+    geometry: ``image_size``, ``num_frames``, ``num_digits``, ``n``).
+    ``labels``: the digits each clip was asked to show, ``(n, num_digits)``, for condition faithfulness.
+    ``rule``: the bouncing rule the real data follows ("deterministic" or "stochastic").
+    ``reference``: extra ``MovingMNIST`` arguments describing the real data (e.g. ``{"speed": 2.0}`` or
+    ``{"mnist_dir": ...}``); its geometry is otherwise read from the generated clips.
+    ``n_ref``: size of the real reference set the distances are measured to (default max(n, 256)).
+    ``targets``, ``context_frames``: the true clips ``(n, f, h, w)`` when frames were conditioned on; adds
+    ``prediction_metrics``.
+    ``out_dir``: where ``evaluation.md`` and ``evaluation.json`` go (atomically); a run folder defaults to itself.
+
+    The real sets come from the fixed evaluation split (test digits): a reference set of ``n_ref`` clips, and a
+    disjoint real set of the same size as the generated one; the broken baselines are that second set with its
+    frames shuffled, its first frame frozen, or replaced by pure noise. Returns the result dict (as in the JSON).
+    """
+    # 1. the generated clips and the geometry of the real data
+    folder = None
+    if generated is not None:
+        generated, found_labels, folder = load_clips(generated)
+        labels = found_labels if labels is None else labels
+        n, num_frames, image_size = generated.shape[0], generated.shape[1], generated.shape[2]
+    elif None in (image_size, num_frames, n):
+        raise ValueError("with generated=None (baselines only), pass image_size, num_frames and n")
+    if isinstance(labels, (str, os.PathLike)):
+        labels = np.load(labels, allow_pickle=False)
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int64).reshape(n, -1)
+        num_digits = num_digits or labels.shape[1]
+    num_digits = num_digits or default_num_digits(image_size)
+    digit_size = digit_size or default_digit_size(image_size)
+    n_ref = n_ref or max(n, 256)
+    nets = load_feature_nets(weights_dir, device)
+    say = print if verbose else (lambda *a, **k: None)
+
+    # 2. the real sets: reference A (n_ref clips) and a disjoint set B of n clips
+    geo = dict(image_size=image_size, num_frames=num_frames, num_digits=num_digits, digit_size=digit_size, rule=rule)
+    ref_clips, _, source = real_clips(n_ref, 0, seed=seed, **geo, **(reference or {}))
+    real_b, labels_b, _ = real_clips(n, n_ref, seed=seed, **geo, **(reference or {}))
+    say(f"evaluating {n} clips of {num_frames}×{image_size}×{image_size}, {num_digits} digit(s), rule {rule!r}; "
+        f"reference: {n_ref} real clips ({source})")
+
+    # 3. measure every set
+    reference_set = clip_set_measures(ref_clips, nets, num_digits, digit_size, rule)
+    speed_range = speed_range_of(reference_set["tracks"])
+    sets = {"generated": (generated, labels)} if generated is not None else {}
+    sets.update({
+        "real_vs_real": (real_b, labels_b),
+        "shuffled": (corrupt(real_b, "shuffle", 1.0, seed), labels_b),
+        "frozen": (corrupt(real_b, "freeze", 1.0, seed), labels_b),
+        "noise": (corrupt(real_b, "noise", 1.0, seed), labels_b),
+    })
+    columns = {}
+    for name, (clips, lab) in sets.items():
+        m = clip_set_measures(clips, nets, num_digits, digit_size, rule, lab, speed_range)
+        m.update(distances_to(reference_set, m, seed))
+        columns[name] = {key: m[key] for key in METRICS}
+        say(f"  {name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in columns[name].items()))
+
+    # 4. prediction metrics, when the true future is known
+    prediction = None
+    if targets is not None:
+        targets = _uint8_clips(np.load(targets, allow_pickle=False) if isinstance(targets, (str, os.PathLike)) else targets)
+        prediction = {"generated": prediction_metrics(generated, targets, context_frames) if generated is not None else None,
+                      "real_vs_real": prediction_metrics(real_b, targets, context_frames),
+                      "shuffled": prediction_metrics(corrupt(targets, "shuffle", 1.0, seed), targets, context_frames),
+                      "frozen": prediction_metrics(corrupt(targets, "freeze", 1.0, seed), targets, context_frames),
+                      "noise": prediction_metrics(corrupt(targets, "noise", 1.0, seed), targets, context_frames)}
+
+    result = {
+        "metrics": {key: {col: columns[col][key] for col in columns} for key in METRICS},
+        "better": {key: METRICS[key][0] for key in METRICS},
+        "descriptions": {key: METRICS[key][1] for key in METRICS},
+        "prediction": prediction,
+        "setup": {"n": n, "n_ref": n_ref, "seed": seed, "rule": rule, "digit_source": source,
+                  "speed_range_px_per_frame": list(speed_range), **geo, "reference_overrides": reference or {},
+                  "feature_nets": {k: v.get("accuracy") for k, v in nets.metadata.items()}},
+    }
+    # 5. write the report next to the clips (or where asked)
+    out_dir = out_dir or folder
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        atomic_write_bytes(out_dir / "evaluation.json", json.dumps(_jsonable(result), indent=2).encode())
+        atomic_write_bytes(out_dir / "evaluation.md", format_report(result).encode())
+        say(f"wrote {out_dir / 'evaluation.md'} and {out_dir / 'evaluation.json'}")
+    return result
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, (np.floating, np.integer)):
+        return _jsonable(obj.item())
+    return obj
+
+
+def format_table(result: dict) -> str:
+    """The metrics of an ``evaluate_clips`` result as a Markdown table: one row per metric, one column per set."""
+    cols = list(next(iter(result["metrics"].values())).keys())
+    titles = {"generated": "generated", "real_vs_real": "real vs real", "shuffled": "shuffled frames",
+              "frozen": "frozen first frame", "noise": "pure noise"}
+    lines = ["| metric | better | " + " | ".join(titles.get(c, c) for c in cols) + " |",
+             "|---|---|" + "---:|" * len(cols)]
+    for key, row in result["metrics"].items():
+        lines.append(f"| {key} | {result['better'][key]} | " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def format_report(result: dict) -> str:
+    """The full Markdown report: setup, the metric table, the prediction table (if any), what each metric means."""
+    s = result["setup"]
+    out = [f"# Evaluation\n",
+           f"{s['n']} clips of {s['num_frames']} frames × {s['image_size']}×{s['image_size']} px, {s['num_digits']} "
+           f"digit(s) of {s['digit_size']} px, rule `{s['rule']}`; distances to {s['n_ref']} real clips of the "
+           f"fixed evaluation split (seed {s['seed']}, digits: {s['digit_source']}). Baselines: *real vs real* is a "
+           f"second real set of the same size; the broken sets are that set with its frames shuffled, its first "
+           f"frame frozen, or pure noise.\n", format_table(result), ""]
+    if result.get("prediction"):
+        pred = result["prediction"]
+        cols = [c for c in pred if pred[c] is not None]
+        keys = [k for k in pred[cols[0]] if k != "num_samples_per_clip"]
+        out += ["## Prediction (frames after the context)\n",
+                "| metric | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        out += [f"| {k} | " + " | ".join(_fmt(pred[c].get(k)) for c in cols) + " |" for k in keys]
+        out.append("")
+    out += ["## What the metrics mean\n"] + [f"- **{k}** ({result['better'][k]} is better): {d}"
+                                            for k, d in result["descriptions"].items()]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- 8. command line ----
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``python -m vdiff_edu evaluate``."""
+    parser.add_argument("clips", nargs="?", help="samples.npy (uint8 (n, f, h, w)) or a run folder holding it")
+    parser.add_argument("--labels", help="labels.npy (int64 (n, num_digits)): the digits each clip was asked for")
+    parser.add_argument("--out", help="folder for evaluation.md / evaluation.json (default: beside the clips)")
+    parser.add_argument("--rule", default="deterministic", choices=("deterministic", "stochastic"),
+                        help="the bouncing rule of the real data")
+    parser.add_argument("--n-ref", type=int, default=None, help="real reference clips (default max(n, 256))")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--targets", help="true clips (uint8 (n, f, h, w)) for prediction metrics")
+    parser.add_argument("--context-frames", type=int, default=0, help="frames given to the model (not scored)")
+    parser.add_argument("--weights-dir", help="folder of the feature networks (default: the shipped ones)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
+    parser.add_argument("--train-feature-nets", action="store_true",
+                        help="train the feature networks from scratch (reproducibly) and save them to --weights-dir")
+    parser.add_argument("--feature-preset", default=None, choices=("smoke", "cpu", "gpu"),
+                        help="FeatureNetConfig preset for --train-feature-nets (default: smoke under VDIFF_SMOKE=1, else cpu)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for --train-feature-nets (the shipped nets used 1; results depend on it)")
+    return parser
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Run ``python -m vdiff_edu evaluate`` with parsed ``args``; returns an exit status."""
+    from .config import is_smoke
+
+    if args.train_feature_nets:
+        from .feature_nets import FeatureNetConfig, train_feature_nets
+
+        preset = args.feature_preset or ("smoke" if is_smoke() else "cpu")
+        train_feature_nets(getattr(FeatureNetConfig, preset)(), out_dir=args.weights_dir, device=args.device,
+                           num_threads=args.threads)
+        if not args.clips:
+            return 0
+    if not args.clips:
+        raise SystemExit("evaluate needs clips: `python -m vdiff_edu evaluate runs/<name>` or a samples.npy "
+                         "(or --train-feature-nets to retrain the feature networks)")
+    result = evaluate_clips(args.clips, labels=args.labels, rule=args.rule, n_ref=args.n_ref, seed=args.seed,
+                            out_dir=args.out, targets=args.targets, context_frames=args.context_frames,
+                            weights_dir=args.weights_dir, device=args.device)
+    print(format_table(result))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = add_evaluate_arguments(argparse.ArgumentParser(prog="python -m vdiff_edu.metrics",
+                                                            description="Evaluate generated Moving MNIST clips"))
+    return evaluate_command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
