@@ -38,10 +38,10 @@ def clips():
 
 @pytest.fixture(scope="module")
 def trained(clips):
-    """The smoke autoencoder after 200 steps of 32 frames (about 5-10 s on 2 CPU cores)."""
+    """The smoke autoencoder after 300 steps of 32 frames (about 15 s on a busy 2-core CPU with one thread)."""
     train, _ = clips
     model = tiny_model()
-    history = train_autoencoder(model, train, steps=200, batch_size=32, log_every=50, progress=False, device="cpu")
+    history = train_autoencoder(model, train, steps=300, batch_size=32, log_every=100, progress=False, device="cpu")
     return model, history
 
 
@@ -134,16 +134,17 @@ def test_sample_versus_mode():
 def test_trained_autoencoder_beats_a_blank_prediction_on_held_out_clips(trained, clips):
     model, history = trained
     _, test = clips
-    assert [r["step"] for r in history] == [50, 100, 150, 200]
+    assert [r["step"] for r in history] == [100, 200, 300]
     assert set(history[0]) >= {"step", "loss", "recon", "kl", "psnr"}
     assert history[-1]["loss"] < history[0]["loss"]
     recon = reconstruct(model, test)  # (16, 1, 4, 16, 16)
     blank = torch.full_like(test, -1.0)  # the best "nothing" guess: all background
     p_model, p_blank = psnr(recon, test).mean().item(), psnr(blank, test).mean().item()
-    # Seen on 2 CPU cores with real MNIST digits: about 21.5 dB against 11.4 dB for the blank frame
-    # (SSIM about 0.80 against about 0.3).
+    # Seen on a 2-core CPU: with real MNIST digits ($VDIFF_MNIST_DIR) 22.6 dB against 14.0 dB for the blank
+    # frame, SSIM 0.84 against 0.10; with the offline synthetic digits 22.5 dB against 11.4 dB.
+    # +6 dB is a quarter of the blank frame's squared error.
     assert p_model > p_blank + 6, (p_model, p_blank)
-    assert ssim(recon, test, window=7).mean() > ssim(blank, test, window=7).mean() + 0.2
+    assert ssim(recon, test, window=7).mean() > ssim(blank, test, window=7).mean() + 0.4
 
 
 def test_scale_factor_gives_unit_std_and_leaves_reconstructions_alone(trained, clips):

@@ -232,7 +232,7 @@ class AutoencoderConfig:
     def smoke(cls) -> "AutoencoderConfig":
         """Tiny and quick, for tests and CI: 16×16 frames → 4×4×4 latents (smaller than cpu(), same shape idea)."""
         return cls(base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, groups=4, image_size=16,
-                   train_steps=200, batch_size=32, lr=3e-3)
+                   train_steps=300, batch_size=32, lr=3e-3)
 
     @classmethod
     def cpu(cls) -> "AutoencoderConfig":
