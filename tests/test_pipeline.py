@@ -229,3 +229,54 @@ def test_shipped_cpu_weights_load_and_sample():
     assert video.min() >= -1 and video.max() <= 1
     total = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.safetensors"))
     assert total < 50e6, f"shipped weights must stay under 50 MB together; they are {total / 1e6:.1f} MB"
+
+
+# ---------------------------------------------------------------- exercise checks of notebooks 00 and 08 ----
+
+
+@pytest.fixture
+def exercises(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "notebooks"))
+    import exercises.checks_00 as checks_00
+    import exercises.checks_08 as checks_08
+    import exercises.solutions_00 as solutions_00
+    import exercises.solutions_08 as solutions_08
+
+    return checks_00, solutions_00, checks_08, solutions_08
+
+
+def test_checks_00_accept_solutions_and_reject_mistakes(exercises, capsys):
+    checks, solutions, _, _ = exercises
+    assert checks.check_labels_for(solutions.labels_for)
+    assert not checks.check_labels_for(lambda n: [int(c) for c in str(n)][::-1])
+    assert checks.check_to_file_format(solutions.to_file_format)
+    assert not checks.check_to_file_format(lambda v: ((v[:, 0] + 1) * 127.5).to(torch.uint8))  # truncates
+    assert not checks.check_to_file_format(lambda v: ((v + 1) * 127.5).round().to(torch.uint8))  # keeps c
+    out = capsys.readouterr().out
+    assert "Hint" in out
+
+
+def test_checks_08_accept_solutions_and_reject_mistakes(exercises, capsys):
+    _, _, checks, solutions = exercises
+    assert checks.check_compression(solutions.compression)
+    assert not checks.check_compression(lambda s, f, d, c: s * s * f / (c * (s // d) ** 2))  # counts frames once
+    assert checks.check_guided(solutions.guided)
+    assert not checks.check_guided(lambda c, u, s: c + s * (u - c))
+    assert checks.check_generate(solutions.generate)
+    assert not checks.check_generate(lambda pipe, labels, seed, steps: pipe(labels=labels, seed=seed + 1, steps=steps))
+    assert "Hint" in capsys.readouterr().out
+
+
+def test_checks_are_friendly_before_an_attempt(exercises, capsys):
+    checks_00, _, checks_08, _ = exercises
+
+    def not_yet(*args):
+        raise NotImplementedError
+
+    for check in (checks_00.check_labels_for, checks_00.check_to_file_format, checks_08.check_compression,
+                  checks_08.check_guided, checks_08.check_generate):
+        assert check(not_yet) is False
+        assert check(None) is False
+    assert "not attempted yet" in capsys.readouterr().out
