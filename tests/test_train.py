@@ -19,7 +19,7 @@ from vdiff_edu.checkpoint import CheckpointError, load_checkpoint
 from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.unet import UNet3D, UNetConfig
 from vdiff_edu.train import (EMA, IndexSampler, TrainConfig, Trainer, diffusion_loss, drop_labels, fetch_batch,
-                             latest_checkpoint, min_snr_weight, warmup_cosine)
+                             latest_checkpoint, min_snr_weight, train_denoiser, warmup_cosine)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (4, 1, 3, 8, 8)  # (b, c, f, h, w)
@@ -412,3 +412,11 @@ def test_notebook_06_checks_accept_solutions_and_reject_wrong_answers(capsys):
     for check in (checks.check_eps_loss, checks.check_min_snr_eps, checks.check_ema_update):
         assert check(not_yet) is False and check(None) is False  # a friendly reminder, never an exception
     assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_train_denoiser_builds_a_unet_that_fits_the_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDIFF_SMOKE", "1")
+    cfg = TrainConfig(steps=2, batch_size=2, progress="none", warmup=1)
+    trainer = train_denoiser(make_data(6), cfg, run_dir=tmp_path, device="cpu")
+    assert trainer.step == 2 and latest_checkpoint(tmp_path).name == "step_0000002.pt"
+    assert (trainer.module.cfg.in_channels, trainer.module.cfg.num_label_slots) == (1, 2)

@@ -668,7 +668,7 @@ def train_denoiser(data, cfg: TrainConfig | None = None, model: nn.Module | None
                    resume: str | os.PathLike | None = None, callback: Callable | None = None) -> Trainer:
     """Train a denoiser on ``data`` and return the Trainer (``trainer.ema.model`` is the model to sample from,
     ``trainer.history`` the curves). Without ``model``/``schedule``/``cfg`` it builds the current preset's
-    ``UNet3D`` (its input channels taken from the data), a cosine ``NoiseSchedule`` and ``TrainConfig``."""
+    ``UNet3D`` (channels and label slots taken from the data), a cosine ``NoiseSchedule`` and ``TrainConfig``."""
     from .config import default_preset
 
     preset = default_preset()
@@ -682,12 +682,9 @@ def train_denoiser(data, cfg: TrainConfig | None = None, model: nn.Module | None
 
         first = fetch_batch(data, torch.tensor([0]))
         key = cfg.data_key or next(k for k in ("latents", "video", "x") if k in first)
-        unet_cfg = getattr(UNetConfig, preset)()
-        channels = first[key].shape[1]
-        for name in ("in_channels", "out_channels"):
-            if hasattr(unet_cfg, name):
-                setattr(unet_cfg, name, channels)
-        model = UNet3D(unet_cfg)
+        channels = first[key].shape[1]  # (1, c, f, h, w)
+        slots = first["labels"].shape[1] if "labels" in first else 0  # digits per clip (0: unconditional)
+        model = UNet3D(getattr(UNetConfig, preset)(in_channels=channels, out_channels=channels, num_label_slots=slots))
     trainer = Trainer(model, schedule, data, cfg, device=device, run_dir=run_dir, callback=callback)
     trainer.train(resume=resume)
     return trainer
