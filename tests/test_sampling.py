@@ -15,6 +15,15 @@ from vdiff_edu.schedule import NoiseSchedule
 SHAPE = (2, 1, 3, 8, 8)  # (b, c, f, h, w): a tiny batch of video clips
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and a busy machine is not oversubscribed); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class TinyDenoiser(nn.Module):
     """A few-parameter stand-in for UNet3D with the same call: model(x, t, cond) -> same shape as x."""
 

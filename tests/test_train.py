@@ -25,6 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (4, 1, 3, 8, 8)  # (b, c, f, h, w)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and a busy machine is not oversubscribed); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class TinyDenoiser(nn.Module):
     """A few-parameter stand-in for UNet3D with the same call: model(x, t, cond) -> same shape as x."""
 
@@ -45,12 +54,13 @@ class TinyDenoiser(nn.Module):
 
 def make_data(n: int = 24) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(123)
-    return {"video": torch.rand((n, *SHAPE[1:]), generator=g) * 2 - 1, "labels": torch.randint(0, 10, (n, 2), generator=g)}
+    return {"video": torch.rand((n, *SHAPE[1:]), generator=g) * 2 - 1,
+            "labels": torch.randint(0, 10, (n, 2), generator=g)}
 
 
 def make_trainer(run_dir=None, steps: int = 8, **overrides) -> Trainer:
     """The same trainer (the real UNet3D, smoke size, two digit labels per clip) in every process: the resume and
-    DDP tests rebuild it in fresh Python processes."""
+    DDP tests rebuild it in fresh Python processes; one thread everywhere, so float sums add up in one order."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = UNet3D(UNetConfig.smoke(in_channels=1, out_channels=1, num_label_slots=2))
@@ -189,8 +199,8 @@ def test_trainer_learns_from_cached_latents_in_a_tensor_dataset():
     torch.manual_seed(0)
     latents = torch.randn(16, 2, 3, 4, 4) * 0.5
     cfg = TrainConfig(steps=3, batch_size=4, progress="none", warmup=1)
-    trainer = Trainer(TinyDenoiser(channels=2), NoiseSchedule(), {"latents": latents, "labels": torch.zeros(16, 1).long()},
-                      cfg, device="cpu")
+    cache = {"latents": latents, "labels": torch.zeros(16, 1).long()}
+    trainer = Trainer(TinyDenoiser(channels=2), NoiseSchedule(), cache, cfg, device="cpu")
     history = trainer.train()
     assert history["step"] == [1, 2, 3] and all(math.isfinite(v) for v in history["loss"])
 
@@ -214,7 +224,8 @@ def test_checkpoint_holds_everything_and_keeps_the_last_n(tmp_path):
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["step_0000004.pt", "step_0000006.pt"]
     state = load_checkpoint(latest_checkpoint(tmp_path))  # weights_only=True inside
-    assert {"model", "ema", "optimizer", "lr_scheduler", "step", "rng", "data", "config", "format_version"} <= set(state)
+    expected = {"model", "ema", "optimizer", "lr_scheduler", "step", "rng", "data", "config", "format_version"}
+    assert expected <= set(state)
     assert set(state["rng"]) >= {"python", "numpy", "torch", "noise"}
     assert state["step"] == 6 and state["data"] == {"n": 24, "seed": 7, "epoch": 1, "index": 0}
     assert state["config"]["batch_size"] == 4 and isinstance(state["config"], dict)

@@ -118,8 +118,8 @@ def guided_prediction(model: nn.Module, x: Tensor, t: Tensor, cond: dict | None,
     if null_cond is None:
         num_classes = getattr(getattr(model, "cfg", None), "num_classes", None)
         if num_classes is None:
-            raise ValueError("guidance_scale != 1 needs an unconditional prediction: pass null_cond=..., or use a model "
-                             "whose cfg.num_classes names the null label")
+            raise ValueError("guidance_scale != 1 needs an unconditional prediction: pass null_cond=..., or use a "
+                             "model whose cfg.num_classes names the null label")
         null_cond = null_condition(cond, num_classes)
     b = x.shape[0]
     out = model(torch.cat([x, x]), torch.cat([t, t]), _cat_cond(cond, null_cond))  # (2b, c, f, h, w)

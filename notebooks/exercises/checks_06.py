@@ -116,8 +116,8 @@ def check_min_snr_eps(fn) -> bool:
     if torch.allclose(out, snr.clamp(max=5.0), atol=1e-6):
         return _fail(f"{name}: that is the x₀-prediction weight min(SNR, γ).",
                      "ε's error is x₀'s error times √SNR, so divide by SNR: min(SNR, γ)/SNR.")
-    return _fail(f"{name}: got {[round(v, 4) for v in out.tolist()]}, expected {[round(v, 4) for v in expected.tolist()]}.",
-                 "w = min(SNR, γ) / SNR = min(1, γ / SNR).")
+    got, want = [round(v, 4) for v in out.tolist()], [round(v, 4) for v in expected.tolist()]
+    return _fail(f"{name}: got {got}, expected {want}.", "w = min(SNR, γ) / SNR = min(1, γ / SNR).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -139,10 +139,11 @@ def check_ema_update(fn) -> bool:
     if all(torch.equal(e, b) for e, b in zip(ema, before)):
         if isinstance(out, (list, tuple)) and len(out) == 2 and all(isinstance(o, torch.Tensor) for o in out):
             result = list(out)
-            print(f"ℹ️ {name}: you returned new tensors; the Trainer needs the update in place (e.g. e.lerp_(p, 1 - d)), "
-                  "so the EMA model's own parameters change. Checking the values anyway.")
+            print(f"ℹ️ {name}: you returned new tensors; the Trainer needs the update in place "
+                  "(e.g. e.lerp_(p, 1 - d)), so the EMA model's own parameters change. Checking the values anyway.")
         else:
-            return _fail(f"{name}: ema_params did not change.", "update each tensor in place: e.mul_(d).add_(p, alpha=1 - d).")
+            return _fail(f"{name}: ema_params did not change.",
+                         "update each tensor in place: e.mul_(d).add_(p, alpha=1 - d).")
     expected = [0.9 * b + 0.1 * p for b, p in zip(before, new)]
     if all(_close(r, e) for r, e in zip(result, expected)):
         return _ok(f"{name}: correct: each step moves the average 10 % of the way to the new weights.")

@@ -127,5 +127,6 @@ def check_posterior_variance(fn) -> bool:
                 return _fail(f"{name}: that is β_t (DDPM's larger variance choice), not β̃_t.",
                              "multiply by (1 − ᾱ_prev)/(1 − ᾱ_t).")
             return _fail(f"{name}: for t = {t}, t_prev = {s} you got {got:.6g}, expected {float(expected):.6g}.",
-                         "β_{t|s} = 1 − ᾱ_t/ᾱ_s is the variance of the whole strided step; scale it by (1−ᾱ_s)/(1−ᾱ_t).")
+                         "β_{t|s} = 1 − ᾱ_t/ᾱ_s is the variance of the whole strided step; "
+                         "scale it by (1−ᾱ_s)/(1−ᾱ_t).")
     return _ok(f"{name}: correct: for consecutive steps it reduces to DDPM's β̃_t = (1−ᾱ_{{t−1}})/(1−ᾱ_t)·β_t.")
