@@ -34,8 +34,8 @@ SAMPLERS = ("ddpm", "ddim", "dpmpp")
 def _alpha_bar(schedule, t: int | Tensor, like: Tensor) -> Tensor:
     """ᾱ_t as a tensor that broadcasts against ``like`` (b, c, f, h, w); ``t < 0`` gives ᾱ = 1 (clean data).
 
-    ``t`` may be an int, a 0-d tensor, or one timestep per sample, shape (b,). The lookup is in float64
-    (ᾱ is stored that way) and the result is cast to ``like``'s dtype at the end.
+    ``t`` may be an int, a 0-d tensor, or one timestep per sample, shape (b,). It stays float64 (as ᾱ is
+    stored): the steps compute their coefficients in float64 and cast only the new x_t to the data's dtype.
     """
     alpha_bar = schedule.alpha_bar.to(like.device)
     t = torch.as_tensor(t, device=like.device).long()
@@ -247,7 +247,7 @@ def timestep_pairs(schedule, steps: int) -> list[tuple[int, int]]:
     if not 1 <= steps <= schedule.num_steps:
         raise ValueError(f"steps must be between 1 and the schedule's num_steps={schedule.num_steps}; got {steps}. "
                          f"10-50 is typical (DDPM wants more, DPM-Solver++ fewer).")
-    ts = [int(t) for t in schedule.timesteps(steps)]  # descending, e.g. [999, 979, ..., 0]
+    ts = [int(t) for t in schedule.timesteps(steps)]  # descending, e.g. [999, 979, ..., 19] for 50 steps
     return list(zip(ts, ts[1:] + [-1]))
 
 
@@ -271,13 +271,13 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
         raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
     _check_prediction(prediction)
     was_training = model.training
-    model.eval()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     pairs = timestep_pairs(schedule, steps)
     # 1. start from pure Gaussian noise x_T ~ N(0, I)
     x = x_T.to(device) if x_T is not None else _randn_like(torch.empty(shape, device=device), generator)
     solver = DPMSolverPP(schedule) if sampler == "dpmpp" else None
     xs, x0s = ([x.cpu()] if return_trajectory else []), []
+    model.eval()
     for t, t_prev in _maybe_tqdm(pairs, progress, sampler):
         t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)  # (b,)
         # 2. the network's prediction at (x_t, t), guided
