@@ -11,7 +11,7 @@ we train our own small feature networks on the domain:
   identity persistence and condition faithfulness.
 * ``VideoEncoder`` is a small (2+1)D convolutional network (Tran et al. 2018: a 2-D spatial convolution
   followed by a 1-D temporal one) that looks at a whole clip and predicts proxy labels: which digits are in it,
-  which way each one starts moving, whether any digit bounces. Its penultimate features give FVD-MM.
+  which of eight compass directions they move in, whether any digit bounces. Its penultimate features give FVD-MM.
 
 One pair of networks scores every data geometry in the course (the cpu preset's 32×32 one-digit 8-frame clips
 and the gpu preset's 64×64 two-digit 16-20-frame clips): every clip is first brought to a *canonical geometry*
@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +42,14 @@ from torch import nn
 
 from .checkpoint import load_weights, read_weights_metadata, save_weights
 from .config import WEIGHTS_DIR
-from .utils import count_parameters, get_device, seed_everything
+from .utils import atomic_write_bytes, count_parameters, get_device, seed_everything
 
 CLASSIFIER_FILE = "feature_digits.safetensors"
 VIDEO_ENCODER_FILE = "feature_video.safetensors"
+CARD_FILE = "FEATURE_NETS.md"
 NUM_CLASSES = 10  # digits 0-9
-NUM_DIRECTIONS = 8  # compass bins of a digit's starting direction, 45° each
-# the video encoder's proxy labels, one multi-hot vector: which digits, which starting directions, any bounce
+NUM_DIRECTIONS = 8  # compass bins of a direction of motion, 45° each
+# the video encoder's proxy labels, one multi-hot vector: which digits, which directions of motion, any bounce
 VIDEO_HEADS = {"digits": slice(0, 10), "directions": slice(10, 18), "bounce": slice(18, 19)}
 NUM_VIDEO_OUTPUTS = 19
 
@@ -70,8 +71,9 @@ class FeatureNetConfig:
     num_frames: int = 16  # canonical clip length: every clip is resampled to this many frames
     width: int = 16  # channels of the first convolution of both networks
     feature_dim: int = 64  # size of the penultimate features the Fréchet distances use
-    train_steps: int = 2000  # optimiser steps (both networks step once per batch)
+    train_steps: int = 2500  # optimiser steps (both networks step once per batch)
     batch_size: int = 16  # clips per step; the classifier sees frames_per_clip frames of each
+    geometries_per_batch: int = 4  # each batch mixes this many draws from the mixture (batch_size clips in all)
     frames_per_clip: int = 8  # frames drawn from each clip for the classifier
     lr: float = 2e-3  # AdamW learning rate, cosine-decayed to zero
     weight_decay: float = 1e-4
@@ -88,7 +90,7 @@ class FeatureNetConfig:
 
     @classmethod
     def smoke(cls) -> "FeatureNetConfig":
-        return cls(train_steps=6, batch_size=4, eval_clips=8)
+        return cls(train_steps=6, batch_size=4, geometries_per_batch=2, eval_clips=8)
 
     @classmethod
     def cpu(cls) -> "FeatureNetConfig":
@@ -202,7 +204,7 @@ class Conv2Plus1d(nn.Sequential):
 
 
 class VideoEncoder(nn.Module):
-    """A clip → proxy labels (digits present, starting directions, any bounce), as 19 logits. Input: videos
+    """A clip → proxy labels (digits present, compass directions of motion, any bounce), as 19 logits. Input: videos
     ``(b, 1, F, S, S)`` in [-1, 1] at the canonical geometry (16 frames, 32×32). The last feature maps are
     pooled over frames and space two ways (mean: how much of a pattern; max: is it anywhere)."""
 
@@ -213,6 +215,7 @@ class VideoEncoder(nn.Module):
             Conv2Plus1d(1, c, 2, 1),  # (b, c, F, S/2, S/2)
             Conv2Plus1d(c, 2 * c, 2, 2),  # (b, 2c, F/2, S/4, S/4)
             Conv2Plus1d(2 * c, 4 * c, 2, 2),  # (b, 4c, F/4, S/8, S/8)
+            Conv2Plus1d(4 * c, 4 * c),  # (b, 4c, F/4, S/8, S/8) receptive field 31 px: a whole digit
         )
         self.proj = nn.Sequential(nn.Linear(8 * c, cfg.feature_dim), nn.ReLU())
         self.head = nn.Linear(cfg.feature_dim, NUM_VIDEO_OUTPUTS)
@@ -245,7 +248,8 @@ def digit_targets(labels: torch.Tensor) -> torch.Tensor:
 def video_targets(items: dict[str, torch.Tensor]) -> torch.Tensor:
     """The proxy labels of a batch of clips (a collated ``MovingMNIST`` batch) as one multi-hot ``(b, 19)``."""
     digits = digit_targets(items["labels"])  # (b, 10)
-    dirs = F.one_hot(direction_bins(items["velocities"][:, 0]), NUM_DIRECTIONS).amax(dim=1).float()  # (b, 8)
+    # every compass direction any digit moves in during the clip (a bounce adds the reflected direction)
+    dirs = F.one_hot(direction_bins(items["velocities"]), NUM_DIRECTIONS).flatten(1, 2).amax(dim=1).float()  # (b, 8)
     bounce = items["bounces"].flatten(1).any(dim=1, keepdim=True).float()  # (b, 1)
     return torch.cat([digits, dirs, bounce], dim=1)  # (b, 19)
 
@@ -311,7 +315,8 @@ def load_feature_nets(weights_dir: str | Path | None = None, device: torch.devic
     key = (str(weights_dir.resolve()), str(device), tuple(p.stat().st_mtime_ns for p in paths))
     if key not in _CACHE:
         meta = read_weights_metadata(paths[0])
-        cfg = FeatureNetConfig(**{k: v for k, v in meta["config"].items() if k != "mixture"})
+        known = {f.name for f in fields(FeatureNetConfig)} - {"mixture"}
+        cfg = FeatureNetConfig(**{k: v for k, v in meta["config"].items() if k in known})
         classifier, meta_c = load_weights(paths[0], DigitClassifier(cfg))
         video_encoder, meta_v = load_weights(paths[1], VideoEncoder(cfg))
         _CACHE[key] = FeatureNets(classifier, video_encoder, cfg, {"classifier": meta_c, "video_encoder": meta_v}, device)
@@ -324,8 +329,9 @@ def load_feature_nets(weights_dir: str | Path | None = None, device: torch.devic
 _DIGITS: dict = {}
 
 
-def _dataset(split: str, spec: dict, seed: int, length: int, mnist_dir=None):
-    """A ``MovingMNIST`` of geometry ``spec``; the digits are loaded once per process and split."""
+def moving_mnist(split: str, spec: dict, seed: int, length: int, mnist_dir=None):
+    """``MovingMNIST(split, seed, length, **spec)`` sharing one copy of the digits per split (loaded once per
+    process, from ``mnist_dir``, else ``VDIFF_MNIST_DIR``, the cache, or the synthetic fallback)."""
     from .data import MovingMNIST, load_digits
 
     digit_split = "train" if split == "train" else "test"
@@ -359,12 +365,12 @@ def evaluate_feature_nets(nets: FeatureNets, num_clips: int = 256, seed: int = 1
 
     * ``frame_set``: frames whose predicted digit set (sigmoid > 0.5) equals the true set exactly;
     * ``clip_digits`` / ``clip_directions`` / ``clip_bounce``: clips whose video-encoder digit set, set of
-      starting-direction bins, and any-bounce flag are exactly right.
+      direction bins moved in, and any-bounce flag are exactly right.
     """
     specs = specs or GEOMETRIES
     report = {}
     for name, spec in specs.items():
-        ds = _dataset("test", spec, seed, num_clips, mnist_dir)
+        ds = moving_mnist("test", spec, seed, num_clips, mnist_dir)
         batch = collate(ds, range(num_clips))
         target = video_targets(batch)  # (n, 19)
         clips = ((batch["video"][:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (n, f, h, w)
@@ -406,7 +412,7 @@ def train_feature_nets(cfg: FeatureNetConfig | None = None, out_dir: str | Path 
     # 1. one endless, index-deterministic stream of fresh training clips (train split) per geometry
     gen = seed_everything(cfg.seed)
     weights = torch.tensor([w for w, _ in cfg.mixture], dtype=torch.float)
-    streams = [_dataset("train", spec, cfg.seed, 10**9, mnist_dir) for _, spec in cfg.mixture]
+    streams = [moving_mnist("train", spec, cfg.seed, 10**9, mnist_dir) for _, spec in cfg.mixture]
     cursor = [0] * len(streams)
     source = _digit_source(streams[0])
     print(f"training on a mixture of {len(streams)} geometries, digits: {source}")
@@ -418,12 +424,16 @@ def train_feature_nets(cfg: FeatureNetConfig | None = None, out_dir: str | Path 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / cfg.train_steps, 1.0))))
     for step in range(cfg.train_steps):
-        # 2. draw a geometry, take the next batch_size clips of its stream, bring them to the canonical geometry
-        g = int(torch.multinomial(weights, 1, generator=gen))
-        batch = collate(streams[g], range(cursor[g], cursor[g] + cfg.batch_size))
-        cursor[g] += cfg.batch_size
-        video = canonicalize(batch["video"].to(device), cfg.image_size, cfg.num_frames)  # (b, 1, F, S, S)
-        target = video_targets(batch).to(device)  # (b, 19)
+        # 2. a batch mixed from several geometries (batch norm then sees the mixture it will be used on): draw
+        #    geometries_per_batch of them, take the next clips of each stream, bring them to the canonical geometry
+        videos, targets = [], []
+        per = cfg.batch_size // cfg.geometries_per_batch
+        for g in torch.multinomial(weights, cfg.geometries_per_batch, replacement=True, generator=gen).tolist():
+            batch = collate(streams[g], range(cursor[g], cursor[g] + per))
+            cursor[g] += per
+            videos.append(canonicalize(batch["video"].to(device), cfg.image_size, cfg.num_frames))  # (per, 1, F, S, S)
+            targets.append(video_targets(batch).to(device))  # (per, 19)
+        video, target = torch.cat(videos), torch.cat(targets)  # (b, 1, F, S, S), (b, 19)
 
         # 3. the video encoder predicts the proxy labels of the clip
         loss_v = F.binary_cross_entropy_with_logits(video_encoder(video), target)
@@ -459,6 +469,82 @@ def train_feature_nets(cfg: FeatureNetConfig | None = None, out_dir: str | Path 
     out_dir = Path(out_dir or WEIGHTS_DIR)
     save_weights(out_dir / CLASSIFIER_FILE, classifier, dict(meta, network="DigitClassifier"))
     save_weights(out_dir / VIDEO_ENCODER_FILE, video_encoder, dict(meta, network="VideoEncoder"))
-    print(f"saved {out_dir / CLASSIFIER_FILE} and {out_dir / VIDEO_ENCODER_FILE} ({time.time() - start:.0f} s in all)")
+    atomic_write_bytes(out_dir / CARD_FILE, feature_net_card(meta, classifier, video_encoder).encode())
+    print(f"saved {out_dir / CLASSIFIER_FILE}, {out_dir / VIDEO_ENCODER_FILE} and {out_dir / CARD_FILE} "
+          f"({time.time() - start:.0f} s in all)")
     nets.metadata = {"classifier": meta, "video_encoder": meta}
     return nets
+
+
+# ---------------------------------------------------------------- the card ----
+
+
+def feature_net_card(meta: dict, classifier: nn.Module, video_encoder: nn.Module) -> str:
+    """The Markdown card shipped beside the weights: what the networks are, how they were trained, and their
+    held-out accuracy (the numbers come straight from the training run's metadata)."""
+    cfg, acc = meta["config"], meta["accuracy"]
+    keys = ("frame_set", "clip_digits", "clip_directions", "clip_bounce")
+    rows = [f"| {name} | {a['num_clips']} | " + " | ".join(f"{a[k]:.3f}" for k in keys) + " |" for name, a in acc.items()]
+    geos = "\n".join(f"- **{name}**: {g['num_frames']} frames of {g['image_size']}×{g['image_size']}, "
+                     f"{g['num_digits']} digit(s) of {g['digit_size']} px, {g['rule']} rule" for name, g in meta["geometries"].items())
+    mixture = "\n".join(f"- weight {w}: {g['num_frames']} frames, {g['image_size']} px, {g['num_digits']} digit(s) of "
+                        f"{g['digit_size']} px, {g['rule']}" for w, g in cfg["mixture"])
+    return f"""# Feature networks for evaluating Moving MNIST videos
+
+`{CLASSIFIER_FILE}` (DigitClassifier, {count_parameters(classifier):,} parameters) and `{VIDEO_ENCODER_FILE}`
+(VideoEncoder, {count_parameters(video_encoder):,} parameters): the networks behind `vdiff_edu.metrics`. Written by
+`python -m vdiff_edu evaluate --train-feature-nets` (`vdiff_edu.feature_nets.train_feature_nets`); this card is
+generated by the same run, so its numbers are the run's own.
+
+## What they are
+
+- **DigitClassifier**: a frame → which of the digits 0-9 are present (multi-label, sigmoid > 0.5). Four 3×3
+  conv + batch-norm + ReLU layers with max-pooling, then a spatial max over the feature maps ({cfg['feature_dim']}
+  features: the frame FD uses them) and a linear layer. Used by `frame_fd`, `identity_persistence`,
+  `condition_faithfulness`.
+- **VideoEncoder**: a clip → proxy labels: which digits are present (10), which of 8 compass directions the digits
+  move in during the clip (8), whether any digit bounces (1). Four (2+1)D blocks (Tran et al. 2018), mean + max pooling
+  over frames and space, a linear layer to {cfg['feature_dim']} features (FVD-MM and KVD-MM use them), a linear head.
+
+## Input geometry
+
+Every clip is brought to the canonical geometry **{meta['canonical']['num_frames']} frames × {meta['canonical']['image_size']}×{meta['canonical']['image_size']}**
+before either network sees it (`canonicalize`: area-resize each frame; pick the nearest frame for each of the
+canonical times, so 8 frames are each shown twice and 20 lose 4). Pixels in [-1, 1] (uint8 0..255 are converted).
+The course's two geometries, both scored by these networks:
+
+{geos}
+
+## Training
+
+Trained from scratch on a mixture of Moving MNIST geometries (train split; the digits: {meta['digit_source']}):
+
+{mixture}
+
+{cfg['train_steps']} AdamW steps (lr {cfg['lr']}, cosine to 0, weight decay {cfg['weight_decay']}), {cfg['batch_size']} fresh clips per
+step and {cfg['frames_per_clip']} frames of each for the classifier, binary cross-entropy; seed {cfg['seed']}. It took
+{meta['train_seconds']:.0f} s on {meta['device']} with {meta['torch_threads']} thread(s), torch {meta['torch_version']}.
+
+## Held-out accuracy
+
+On {acc[next(iter(acc))]['num_clips']} clips per geometry of the *test* split (digit images never seen in training;
+`evaluate_feature_nets(nets, num_clips, seed=1)`). Exact-match: every one of the labels must be right.
+
+| geometry | clips | frame_set | clip_digits | clip_directions | clip_bounce |
+|---|---:|---:|---:|---:|---:|
+{chr(10).join(rows)}
+
+- `frame_set`: frames whose predicted digit set is exactly right (classifier);
+- `clip_digits`, `clip_directions`, `clip_bounce`: clips whose digit set / set of direction bins moved in /
+  any-bounce flag the video encoder gets exactly right.
+
+`benchmarks/bench_feature_nets.py` re-measures these; `tests/test_metrics.py` checks a small sample of them.
+
+## Limits
+
+- Trained on real MNIST digits: on the synthetic fallback digits the classifier is far less accurate, so identity
+  and faithfulness scores there are rough. Distances are still comparable between sets scored the same way.
+- Two digits at 64×64 are seen at 32×32 (digits of 14 px); heavily overlapping digits are often confused, which
+  is why `identity_persistence` smooths over a 3-frame window and real clips do not all score 1.
+- FVD-MM values are comparable only between runs scored with the same weights, the same n and the same geometry.
+"""

@@ -208,15 +208,21 @@ def identity_persistence(frame_probs: torch.Tensor, window: int = 3) -> float:
 
 def condition_faithfulness(frame_probs: torch.Tensor, labels) -> float:
     """Fraction of clips whose detected digit set — the classifier's probabilities averaged over all frames,
-    thresholded at 0.5 — equals the set of digits asked for (``labels (n, num_digits)``)."""
+    thresholded at 0.5 — equals the set of digits asked for (``labels (n, num_digits)``). A label outside 0-9
+    (the pipeline's null token 10, "any digit") asks for nothing; clips that ask for nothing are left out.
+    NaN when no clip asks for a digit."""
     labels = torch.as_tensor(np.asarray(labels)).long()
     if labels.dim() == 1:
         labels = labels[:, None]  # (n, 1) one digit per clip
     if len(labels) != len(frame_probs):
         raise ValueError(f"labels must hold one row per clip: {len(frame_probs)} clips but {len(labels)} label rows")
-    wanted = F.one_hot(labels, 10).amax(dim=1).bool()  # (n, 10)
+    valid = (labels >= 0) & (labels < 10)  # (n, k)
+    wanted = F.one_hot(torch.where(valid, labels, 10), 11)[..., :10].amax(dim=1).bool()  # (n, 10)
+    asked = valid.all(dim=1)  # (n,) clips whose every slot names a digit
+    if not asked.any():
+        return float("nan")
     detected = frame_probs.mean(dim=1) > 0.5  # (n, 10)
-    return float((detected == wanted).all(dim=1).float().mean())
+    return float((detected == wanted).all(dim=1)[asked].float().mean())
 
 
 # ---------------------------------------------------------------- 4. flicker ----
@@ -534,12 +540,12 @@ def real_clips(n: int, start: int, image_size: int, num_frames: int, num_digits:
                rule: str, seed: int = 0, **overrides) -> tuple[np.ndarray, np.ndarray, str]:
     """Clips ``start .. start + n − 1`` of the fixed evaluation split (test digits, never seen in training) as
     uint8 ``(n, f, h, w)``, with their labels ``(n, num_digits)`` and the digit source."""
-    from .feature_nets import _dataset
+    from .feature_nets import moving_mnist
 
     spec = dict(image_size=image_size, num_frames=num_frames, num_digits=num_digits, digit_size=digit_size, rule=rule)
     spec.update(overrides)
     mnist_dir = spec.pop("mnist_dir", None)
-    ds = _dataset("eval", spec, seed, start + n, mnist_dir)
+    ds = moving_mnist("eval", spec, seed, start + n, mnist_dir)
     items = [ds[i] for i in range(start, start + n)]
     video = torch.stack([it["video"][0] for it in items])  # (n, f, h, w) in [-1, 1]
     clips = ((video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -555,7 +561,8 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
     """Score generated Moving MNIST clips with every metric, beside the real-vs-real and broken baselines.
 
     ``generated``: uint8 clips ``(n, f, h, w)`` (0 background, 255 digit), a path to a ``.npy`` of them, or a
-    run folder holding ``samples.npy`` (and ``labels.npy``). ``None`` scores the baselines alone (then give the
+    run folder holding ``samples.npy`` (and ``labels.npy``); or ``(n, N, f, h, w)``, N samples per condition
+    (the prediction metrics then also report best of N; the other metrics pool all n·N clips). ``None`` scores the baselines alone (then give the
     geometry: ``image_size``, ``num_frames``, ``num_digits``, ``n``).
     ``labels``: the digits each clip was asked to show, ``(n, num_digits)``, for condition faithfulness.
     ``rule``: the bouncing rule the real data follows ("deterministic" or "stochastic").
@@ -571,7 +578,12 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
     frames shuffled, its first frame frozen, or replaced by pure noise. Returns the result dict (as in the JSON).
     """
     # 1. the generated clips and the geometry of the real data
-    folder = None
+    folder, samples = None, None
+    if isinstance(generated, np.ndarray) and generated.ndim == 5:  # (n, N, f, h, w): N samples per condition
+        samples = generated
+        generated = samples.reshape(-1, *samples.shape[2:])  # (n·N, f, h, w)
+        if labels is not None:
+            labels = np.repeat(np.asarray(labels).reshape(len(samples), -1), samples.shape[1], axis=0)
     if generated is not None:
         generated, found_labels, folder = load_clips(generated)
         labels = found_labels if labels is None else labels
@@ -617,8 +629,9 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
     prediction = None
     if targets is not None:
         targets = _uint8_clips(np.load(targets, allow_pickle=False) if isinstance(targets, (str, os.PathLike)) else targets)
-        prediction = {"generated": prediction_metrics(generated, targets, context_frames) if generated is not None else None,
-                      "real_vs_real": prediction_metrics(real_b, targets, context_frames),
+        predicted = samples if samples is not None else generated
+        prediction = {"generated": prediction_metrics(predicted, targets, context_frames) if predicted is not None else None,
+                      "real_vs_real": prediction_metrics(real_b[:len(targets)], targets, context_frames),
                       "shuffled": prediction_metrics(corrupt(targets, "shuffle", 1.0, seed), targets, context_frames),
                       "frozen": prediction_metrics(corrupt(targets, "freeze", 1.0, seed), targets, context_frames),
                       "noise": prediction_metrics(corrupt(targets, "noise", 1.0, seed), targets, context_frames)}
@@ -645,7 +658,9 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
-    return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
+    if v == 0 or 0.01 <= abs(v) < 100:
+        return f"{v:.3f}"
+    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.2e}"
 
 
 def _jsonable(obj):
@@ -710,8 +725,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--context-frames", type=int, default=0, help="frames given to the model (not scored)")
     parser.add_argument("--weights-dir", help="folder of the feature networks (default: the shipped ones)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
+    parser.add_argument("--mnist-dir", default=None,
+                        help="folder with MNIST idx files for the real clips (default: VDIFF_MNIST_DIR, cache)")
     parser.add_argument("--train-feature-nets", action="store_true",
-                        help="train the feature networks from scratch (reproducibly) and save them to --weights-dir")
+                        help="train the feature networks from scratch (reproducibly) and save them to --weights-dir "
+                             "(default: the package's weights/ for the cpu preset, runs/feature_nets_<preset>/ otherwise)")
     parser.add_argument("--feature-preset", default=None, choices=("smoke", "cpu", "gpu"),
                         help="FeatureNetConfig preset for --train-feature-nets (default: smoke under VDIFF_SMOKE=1, else cpu)")
     parser.add_argument("--threads", type=int, default=1,
@@ -726,15 +744,21 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.train_feature_nets:
         from .feature_nets import FeatureNetConfig, train_feature_nets
 
+        from .config import runs_dir
+
         preset = args.feature_preset or ("smoke" if is_smoke() else "cpu")
-        train_feature_nets(getattr(FeatureNetConfig, preset)(), out_dir=args.weights_dir, device=args.device,
-                           num_threads=args.threads)
+        # only the cpu preset (what ships) replaces the package's weights by default
+        out = args.weights_dir or (None if preset == "cpu" else runs_dir() / f"feature_nets_{preset}")
+        train_feature_nets(getattr(FeatureNetConfig, preset)(), out_dir=out, device=args.device,
+                           mnist_dir=args.mnist_dir, num_threads=args.threads)
         if not args.clips:
             return 0
     if not args.clips:
         raise SystemExit("evaluate needs clips: `python -m vdiff_edu evaluate runs/<name>` or a samples.npy "
                          "(or --train-feature-nets to retrain the feature networks)")
-    result = evaluate_clips(args.clips, labels=args.labels, rule=args.rule, n_ref=args.n_ref, seed=args.seed,
+    reference = {"mnist_dir": args.mnist_dir} if args.mnist_dir else None
+    result = evaluate_clips(args.clips, labels=args.labels, rule=args.rule, reference=reference, n_ref=args.n_ref,
+                            seed=args.seed,
                             out_dir=args.out, targets=args.targets, context_frames=args.context_frames,
                             weights_dir=args.weights_dir, device=args.device)
     print(format_table(result))

@@ -1,0 +1,439 @@
+"""The evaluation suite: distances, consistency measures, baselines, the command, and the shipped feature nets.
+
+Real clips come from real MNIST digits when a copy is at hand (``VDIFF_MNIST_DIR``, or ``../shared/data/mnist``
+beside the clone), else from the synthetic digit fallback; checks that depend on digit identity are loosened
+for synthetic digits, since the shipped feature networks were trained on real MNIST.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vdiff_edu import metrics as M
+from vdiff_edu.feature_nets import (CLASSIFIER_FILE, GEOMETRIES, VIDEO_ENCODER_FILE, FeatureNetConfig,
+                                    canonicalize, direction_bins, evaluate_feature_nets, load_feature_nets,
+                                    resample_frames, train_feature_nets)
+from vdiff_edu.config import WEIGHTS_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+CPU = GEOMETRIES["cpu"]
+GPU = GEOMETRIES["gpu"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mnist_digits():
+    """Use real MNIST when it is beside the clone and VDIFF_MNIST_DIR is unset; restore the environment after."""
+    before = os.environ.get("VDIFF_MNIST_DIR")
+    if before is None and SHARED_MNIST.is_dir():
+        os.environ["VDIFF_MNIST_DIR"] = str(SHARED_MNIST)
+    yield
+    if before is None:
+        os.environ.pop("VDIFF_MNIST_DIR", None)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return load_feature_nets(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cpu_real():
+    clips, labels, source = M.real_clips(64, 0, **CPU)
+    return clips, labels, source
+
+
+@pytest.fixture(scope="module")
+def gpu_real():
+    clips, labels, source = M.real_clips(24, 0, **GPU)
+    return clips, labels, source
+
+
+def real_digits(source: str) -> bool:
+    return not source.startswith("synthetic")
+
+
+# ---------------------------------------------------------------- Fréchet distance ----
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    x = torch.randn(300, 32, generator=torch.Generator().manual_seed(0))
+    assert M.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    # with diagonal covariances FD = ‖μx − μy‖² + Σ_i (σx_i − σy_i)²; build sets whose sample moments are exact
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(2000, 3, generator=g, dtype=torch.float64)
+    z = (z - z.mean(0)) / z.std(0)  # zero mean, unit (unbiased) std per axis
+    z = z @ torch.linalg.inv(torch.linalg.cholesky(torch.cov(z.T))).T  # exactly white
+    x = z * torch.tensor([1.0, 2.0, 0.5]) + torch.tensor([0.0, 1.0, -1.0])
+    y = z * torch.tensor([3.0, 2.0, 1.0])
+    expected = (0 + 1 + 1) + ((1 - 3) ** 2 + 0 + 0.5**2)
+    assert M.frechet_distance(x, y) == pytest.approx(expected, rel=1e-6)
+
+
+def test_sqrtm_psd_squares_back():
+    a = torch.randn(6, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    m = a @ a.T
+    r = M.sqrtm_psd(m)
+    torch.testing.assert_close(r @ r, m)
+
+
+def test_frechet_distance_grows_monotonically_with_noise(nets, cpu_real):
+    clips = cpu_real[0]
+    ref = nets.video_features(clips)
+    fds = [M.frechet_distance(nets.video_features(M.corrupt(clips, "noise", s, seed=3)), ref)
+           for s in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert fds[0] == pytest.approx(0.0, abs=1e-6)
+    assert all(b > a for a, b in zip(fds, fds[1:])), f"FD should grow with the noise strength: {fds}"
+
+
+def test_frechet_distance_refuses_mismatched_features():
+    with pytest.raises(ValueError, match="feature_dim"):
+        M.frechet_distance(torch.randn(10, 3), torch.randn(10, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        M.frechet_distance(torch.randn(10), torch.randn(10))
+
+
+# ---------------------------------------------------------------- kernel distance ----
+
+
+def test_kernel_distance_is_unbiased_for_samples_of_one_distribution():
+    values = []
+    for seed in range(12):
+        g = torch.Generator().manual_seed(seed)
+        x, y = torch.randn(100, 16, generator=g), torch.randn(100, 16, generator=g)
+        values.append(M.kernel_distance(x, y, num_subsets=10, subset_size=100, seed=seed))
+    values = np.array(values)
+    assert (values > 0).any() and (values < 0).any(), f"an unbiased estimate takes both signs: {values}"
+    shifted = M.kernel_distance(torch.randn(100, 16), torch.randn(100, 16) + 0.5, num_subsets=10, subset_size=100)
+    assert abs(values.mean()) < 0.1 * shifted
+
+
+def test_kernel_distance_near_zero_for_two_real_sets(nets, cpu_real):
+    clips = cpu_real[0]
+    a, b = nets.video_features(clips[:32]), nets.video_features(clips[32:])
+    real = [M.kernel_distance(a, b, num_subsets=20, subset_size=24, seed=s) for s in range(6)]
+    noise = M.kernel_distance(a, nets.video_features(M.corrupt(clips[32:], "noise")), num_subsets=20, subset_size=24)
+    assert max(abs(v) for v in real) < 0.2 * noise, (real, noise)
+    assert min(real) < 0 < max(real) or max(abs(v) for v in real) < 0.02 * noise, real
+
+
+def test_kernel_distance_hand_computed():
+    # two sets of two 1-D samples: k(a, b) = (a·b + 1)³
+    x, y = torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [2.0]])
+    k = lambda a, b: (a * b + 1) ** 3  # noqa: E731
+    expected = (2 * k(0, 1) + 2 * k(1, 2)) / 2 - 2 * (k(0, 1) + k(0, 2) + k(1, 1) + k(1, 2)) / 4
+    assert M.kernel_distance(x, y, num_subsets=3) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- identity, faithfulness ----
+
+
+def test_identity_persistence_logic():
+    probs = torch.zeros(2, 8, 10)
+    probs[:, :, 3] = 0.9  # both clips show a 3 ...
+    probs[1, 4:, 3], probs[1, 4:, 8] = 0.1, 0.9  # ... but the second turns into an 8 half-way
+    assert M.identity_persistence(probs) == 0.5
+    probs[0, 2, 3] = 0.2  # one frame where the 3 is missed (an overlap) is forgiven by the window of 3
+    assert M.identity_persistence(probs) == 0.5
+    assert M.identity_persistence(probs, window=1) == 0.0
+
+
+def _swap_halfway(clips: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip's second half replaced by the second half of a clip showing another digit."""
+    out, keep = clips.copy(), []
+    f = clips.shape[1]
+    for i in range(len(clips)):
+        j = next((j for j in range(len(clips)) if set(labels[j]) != set(labels[i])), None)
+        if j is not None:
+            out[i, f // 2:] = clips[j, f // 2:]
+            keep.append(i)
+    return out[keep], labels[keep]
+
+
+def test_identity_is_one_on_real_clips_and_drops_when_the_digit_is_swapped(nets, cpu_real):
+    clips, labels, source = cpu_real
+    probs, _ = nets.frame_outputs(clips)
+    swapped, _ = _swap_halfway(clips, labels)
+    probs_swapped, _ = nets.frame_outputs(swapped)
+    real, broken = M.identity_persistence(probs), M.identity_persistence(probs_swapped)
+    if real_digits(source):
+        assert real >= 0.95, real
+        assert broken <= 0.5, broken
+    else:  # the nets never saw synthetic digits: only the direction is guaranteed
+        assert broken < real
+
+
+def test_condition_faithfulness(nets, cpu_real):
+    clips, labels, source = cpu_real
+    probs, _ = nets.frame_outputs(clips)
+    right = M.condition_faithfulness(probs, labels)
+    wrong = M.condition_faithfulness(probs, (labels + 1) % 10)
+    assert wrong < right
+    if real_digits(source):
+        assert right >= 0.9 and wrong <= 0.1, (right, wrong)
+    with pytest.raises(ValueError, match="one row per clip"):
+        M.condition_faithfulness(probs, labels[:3])
+
+
+# ---------------------------------------------------------------- flicker, tracking, motion ----
+
+
+def test_flicker_near_zero_on_real_clips_and_high_on_noise(cpu_real, gpu_real):
+    for clips in (cpu_real[0], gpu_real[0]):
+        assert M.flicker(clips) < 0.01
+        assert M.flicker(M.corrupt(clips, "noise")) > 0.15
+        assert M.flicker(M.corrupt(clips, "freeze")) == 0.0
+
+
+def test_flicker_sees_a_digit_that_blinks(cpu_real):
+    clips = cpu_real[0][:16].copy()
+    clips[:, 3] = 0  # the digit vanishes for one frame
+    assert M.flicker(clips) > 5 * M.flicker(cpu_real[0][:16]) + 0.005
+
+
+def test_motion_compensated_residual_ignores_a_shift():
+    x = torch.zeros(1, 16, 16)
+    x[0, 4:9, 5:8] = 1.0
+    moved = torch.roll(x, shifts=(2, -1), dims=(1, 2))
+    assert M.motion_compensated_residual(x, moved, block=4, radius=2).max() == 0
+    assert M.motion_compensated_residual(x, moved, block=4, radius=1).max() > 0  # out of the search range
+
+
+def test_tracking_follows_a_rigid_digit():
+    # one digit from the generator: centroid − top-left corner is constant when the digit translates rigidly
+    from vdiff_edu.feature_nets import moving_mnist
+
+    item = moving_mnist("eval", CPU, 0, 4, None)[2]
+    clip = ((item["video"] + 1) * 127.5).round().to(torch.uint8)  # (1, f, h, w)
+    track = M.track_digits(clip.numpy(), 1)[0, :, 0]  # (f, 2)
+    offset = track - item["positions"][:, 0].round()  # (f, 2)
+    assert offset.std(0).max() < 0.05
+
+
+def test_motion_plausibility_separates_real_from_shuffled(cpu_real, gpu_real):
+    for clips, geo in ((cpu_real[0], CPU), (gpu_real[0], GPU)):
+        tracks = M.track_digits(clips, geo["num_digits"])
+        speeds = M.speed_range_of(tracks)
+        real = M.motion_plausibility(tracks, geo["image_size"], geo["digit_size"], geo["rule"], speeds)
+        shuffled_tracks = M.track_digits(M.corrupt(clips, "shuffle", seed=1), geo["num_digits"])
+        shuffled = M.motion_plausibility(shuffled_tracks, geo["image_size"], geo["digit_size"], geo["rule"], speeds)
+        frozen_tracks = M.track_digits(M.corrupt(clips, "freeze"), geo["num_digits"])
+        frozen = M.motion_plausibility(frozen_tracks, geo["image_size"], geo["digit_size"], geo["rule"], speeds)
+        assert real > 0.9 and shuffled < 0.5 and frozen < 0.2, (geo, real, shuffled, frozen)
+        assert M.dynamic_degree(frozen_tracks, geo["image_size"]) == 0.0
+        assert 2.5 < M.dynamic_degree(tracks, geo["image_size"]) < 5.0  # 3.6 px/frame at 64×64
+
+
+def test_motion_plausibility_for_the_stochastic_rule():
+    geo = dict(GPU, rule="stochastic", num_frames=16)
+    clips, _, _ = M.real_clips(12, 0, **geo)
+    tracks = M.track_digits(clips, 2)
+    speeds = M.speed_range_of(tracks)
+    real = M.motion_plausibility(tracks, 64, 28, "stochastic", speeds)
+    shuffled = M.motion_plausibility(M.track_digits(M.corrupt(clips, "shuffle", seed=2), 2), 64, 28, "stochastic", speeds)
+    assert real > 0.85 and shuffled < real - 0.3, (real, shuffled)
+
+
+# ---------------------------------------------------------------- prediction metrics ----
+
+
+def test_prediction_metrics_hand_computed():
+    target = np.zeros((2, 4, 16, 16), np.uint8)  # all background (-1)
+    perfect = target.copy()
+    off = target.copy()
+    off[:, :, :8] = 255  # half of every frame wrong by 2 (from -1 to +1): MSE = 0.5·4 = 2
+    samples = np.stack([off, perfect], axis=1)  # (2, N=2, f, h, w)
+    out = M.prediction_metrics(samples, target, context_frames=1)
+    assert out["num_samples_per_clip"] == 2
+    assert out["mse_mean"] == pytest.approx(1.0)  # mean of 2 and 0
+    assert out["mse_best_of_2"] == pytest.approx(0.0)
+    assert out["psnr_best_of_2"] == pytest.approx(100.0)  # identical frames, capped
+    assert out["psnr_mean"] == pytest.approx((10 * math.log10(4 / 2) + 100) / 2)
+    assert out["ssim_best_of_2"] == pytest.approx(1.0)
+    assert out["ssim_mean"] < 0.9
+    single = M.prediction_metrics(off, target)
+    assert single["mse_mean"] == single["mse_best_of_1"] == pytest.approx(2.0)
+
+
+def test_prediction_metrics_refuse_mismatched_shapes():
+    with pytest.raises(ValueError, match="match"):
+        M.prediction_metrics(np.zeros((2, 4, 8, 8), np.uint8), np.zeros((3, 4, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="context_frames"):
+        M.prediction_metrics(np.zeros((2, 4, 8, 8), np.uint8), np.zeros((2, 4, 8, 8), np.uint8), context_frames=4)
+
+
+# ---------------------------------------------------------------- corruptions, loading ----
+
+
+def test_corruptions():
+    clips = np.random.default_rng(0).integers(0, 256, (3, 6, 8, 8)).astype(np.uint8)
+    for kind in ("shuffle", "freeze", "noise", "blur"):
+        out = M.corrupt(clips, kind, 0.0)
+        assert out.shape == clips.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, clips)
+    frozen = M.corrupt(clips, "freeze", 1.0)
+    assert (frozen == frozen[:, :1]).all()
+    shuffled = M.corrupt(clips, "shuffle", 1.0)
+    np.testing.assert_array_equal(np.sort(shuffled.reshape(3, 6, -1).sum(-1), 1), np.sort(clips.reshape(3, 6, -1).sum(-1), 1))
+    with pytest.raises(ValueError, match="kind"):
+        M.corrupt(clips, "melt")
+    with pytest.raises(ValueError, match="strength"):
+        M.corrupt(clips, "noise", 2.0)
+
+
+def test_load_clips_errors_teach(tmp_path):
+    with pytest.raises(FileNotFoundError, match="samples.npy"):
+        M.load_clips(tmp_path)
+    with pytest.raises(TypeError, match="uint8"):
+        M.load_clips(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"\(n, f, h, w\)"):
+        M.load_clips(np.zeros((3, 8, 8), np.uint8))
+
+
+# ---------------------------------------------------------------- the suite and the command ----
+
+
+def _small_run(tmp_path: Path) -> Path:
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    clips, labels, _ = M.real_clips(12, 500, **CPU)  # stand-in "generated" clips: real ones, far from the eval set
+    np.save(run / "samples.npy", M.corrupt(clips, "blur", 0.5))
+    np.save(run / "labels.npy", labels)
+    return run
+
+
+def test_evaluate_clips_writes_report_with_baselines(tmp_path):
+    run = _small_run(tmp_path)
+    result = M.evaluate_clips(run, n_ref=24, verbose=False)
+    report = json.loads((run / "evaluation.json").read_text())
+    table = (run / "evaluation.md").read_text()
+    assert set(report["metrics"]) == set(M.METRICS)
+    for key, row in result["metrics"].items():
+        assert set(row) == {"generated", *M.BASELINES}
+        assert key in table
+    m = result["metrics"]
+    assert m["fvd_mm"]["real_vs_real"] < m["fvd_mm"]["noise"]
+    assert m["frame_fd"]["real_vs_real"] < m["frame_fd"]["noise"]
+    assert m["flicker"]["real_vs_real"] < m["flicker"]["noise"]
+    assert m["motion_plausibility"]["real_vs_real"] > m["motion_plausibility"]["shuffled"]
+    assert m["dynamic_degree"]["frozen"] == 0.0
+    assert m["condition_faithfulness"]["generated"] is not None  # labels.npy was picked up
+    assert report["setup"]["image_size"] == 32 and report["setup"]["num_digits"] == 1
+    assert not list(run.glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_evaluate_clips_baselines_only_and_prediction():
+    target, _, _ = M.real_clips(6, 700, **CPU)
+    result = M.evaluate_clips(None, image_size=32, num_frames=8, n=6, n_ref=12, targets=target, context_frames=2,
+                              verbose=False)
+    assert "generated" not in result["metrics"]["fvd_mm"]
+    pred = result["prediction"]
+    assert pred["frozen"]["mse_mean"] > 0 and pred["noise"]["psnr_mean"] < pred["frozen"]["psnr_mean"]
+
+
+def test_evaluate_command_line(tmp_path, capsys):
+    run = _small_run(tmp_path)
+    out = tmp_path / "report"
+    parser = M.add_evaluate_arguments(argparse.ArgumentParser())
+    args = parser.parse_args([str(run / "samples.npy"), "--out", str(out), "--n-ref", "16"])
+    assert M.evaluate_command(args) == 0
+    assert (out / "evaluation.md").is_file() and (out / "evaluation.json").is_file()
+    assert "| fvd_mm |" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the feature networks ----
+
+
+def test_canonical_geometry():
+    assert resample_frames(8, 16).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7]
+    assert resample_frames(20, 16)[[0, -1]].tolist() == [0, 19]
+    for f, s in ((8, 32), (20, 64)):
+        assert canonicalize(torch.zeros(2, 1, f, s, s)).shape == (2, 1, 16, 32, 32)
+    right, up, down_left = torch.tensor([[0.0, 3.0], [-3.0, 0.0], [2.0, -2.0]]).unbind(0)
+    assert [int(direction_bins(v)) for v in (right, up, down_left)] == [0, 2, 5]
+
+
+def test_shipped_feature_nets_are_small_and_describe_themselves():
+    files = [WEIGHTS_DIR / CLASSIFIER_FILE, WEIGHTS_DIR / VIDEO_ENCODER_FILE]
+    assert sum(p.stat().st_size for p in files) < 5 * 2**20
+    assert (WEIGHTS_DIR / "FEATURE_NETS.md").is_file()
+    nets = load_feature_nets(device="cpu")
+    meta = nets.metadata["classifier"]
+    assert meta["canonical"] == {"image_size": 32, "num_frames": 16}
+    assert set(meta["accuracy"]) == set(GEOMETRIES)
+
+
+def test_shipped_feature_nets_reach_their_card_accuracy(nets):
+    """Quick check on 48 held-out clips per geometry (the benchmark uses the card's full held-out set)."""
+    card = nets.metadata["classifier"]["accuracy"]
+    got = evaluate_feature_nets(nets, num_clips=48, seed=1)
+    source = M.real_clips(1, 0, **CPU)[2]
+    for geometry, acc in card.items():
+        for key in ("frame_set", "clip_digits"):
+            if real_digits(source):
+                assert got[geometry][key] >= acc[key] - 0.12, (geometry, key, got[geometry][key], acc[key])
+            else:
+                assert got[geometry][key] > 0.1  # better than guessing a digit set
+
+
+def test_training_runs_and_round_trips(tmp_path):
+    cfg = FeatureNetConfig.smoke()
+    trained = train_feature_nets(cfg, out_dir=tmp_path, device="cpu", num_threads=1, log_every=0)
+    loaded = load_feature_nets(tmp_path, device="cpu")
+    clips = np.random.default_rng(0).integers(0, 256, (2, 8, 32, 32)).astype(np.uint8)
+    torch.testing.assert_close(loaded.video_features(clips), trained.video_features(clips))
+    assert loaded.metadata["classifier"]["config"]["train_steps"] == cfg.train_steps
+
+
+def test_missing_weights_say_how_to_train(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--train-feature-nets"):
+        load_feature_nets(tmp_path)
+
+
+# ---------------------------------------------------------------- notebook 09 exercises ----
+
+
+@pytest.fixture()
+def exercises():
+    sys.path.insert(0, str(ROOT / "notebooks"))
+    from exercises import checks_09, solutions_09
+
+    yield checks_09, solutions_09
+    sys.path.remove(str(ROOT / "notebooks"))
+
+
+def test_exercise_checks_accept_solutions_and_reject_wrong_answers(exercises, capsys):
+    checks, solutions = exercises
+    assert checks.check_frechet_distance_1d(solutions.frechet_distance_1d)
+    assert not checks.check_frechet_distance_1d(lambda x, y: float((x.mean() - y.mean()) ** 2))
+    assert checks.check_mmd2_unbiased(solutions.mmd2_unbiased)
+    assert not checks.check_mmd2_unbiased(lambda kxx, kyy, kxy: float(kxx.mean() + kyy.mean() - 2 * kxy.mean()))
+    assert checks.check_naive_flicker(solutions.naive_flicker)
+    assert not checks.check_naive_flicker(lambda clips: float(np.abs(np.diff(clips, axis=1)).mean()))
+    out = capsys.readouterr().out
+    assert "Hint" in out
+
+
+def test_exercise_checks_never_raise_when_not_attempted(exercises, capsys):
+    checks, _ = exercises
+
+    def todo(*args):
+        raise NotImplementedError
+
+    for check in (checks.check_frechet_distance_1d, checks.check_mmd2_unbiased, checks.check_naive_flicker):
+        assert check(None) is False
+        assert check(todo) is False
+        assert check(lambda *a: 1 / 0) is False
+    assert "not attempted yet" in capsys.readouterr().out
