@@ -279,7 +279,7 @@ class UNet3D(nn.Module):
         factor = cfg.downsample_factor
         if h % factor or w % factor:
             raise ValueError(
-                f"h and w must be multiples of {factor} (the U-Net halves them {cfg.num_levels - 1} times); "
+                f"h and w must be multiples of {factor} (the U-Net halves them {cfg.num_levels - 1} time(s)); "
                 f"got h={h}, w={w}. "
                 f"Crop or pad the clip, or use fewer levels in channel_mults"
             )
