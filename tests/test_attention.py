@@ -175,3 +175,35 @@ def test_gradients_reach_every_attention_parameter():
         y.square().sum().backward()
         for name, p in m.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, f"{type(m).__name__}.{name}"
+
+
+# ----------------------------------------------------------------------------- notebook 04 exercise checks
+
+def _not_yet(*args):
+    raise NotImplementedError
+
+
+def test_exercise_checks_04_accept_solutions_and_reject_mistakes(capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
+    from exercises import checks_04 as checks
+    from exercises import solutions_04 as sol
+
+    assert checks.check_temporal_tokens(sol.temporal_tokens)
+    assert checks.check_relative_bias(sol.relative_bias)
+    assert checks.check_causal_mask(sol.causal_mask)
+    assert checks.check_rotary(sol.rotary)
+    assert not checks.check_temporal_tokens(lambda x: x.reshape(-1, x.shape[2], x.shape[1]))
+    assert not checks.check_relative_bias(lambda table, f: sol.relative_bias(table, f).transpose(1, 2))
+    assert not checks.check_causal_mask(lambda f: torch.ones(f, f, dtype=torch.bool).triu())
+    assert not checks.check_rotary(lambda x, pos: x * 2)
+    rotate_by_index_only = lambda x, pos: sol.rotary(x, torch.arange(x.shape[-2]) * 0 + 1)  # same angle everywhere
+    assert not checks.check_rotary(rotate_by_index_only)
+    out = capsys.readouterr().out
+    assert "does not move axes" in out and "j - i" in out and "tril" in out
+    for check in (checks.check_temporal_tokens, checks.check_relative_bias, checks.check_causal_mask,
+                  checks.check_rotary):
+        assert check(None) is False and check(_not_yet) is False
+    assert "not attempted yet" in capsys.readouterr().out

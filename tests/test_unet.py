@@ -225,3 +225,39 @@ def test_bad_configs_raise_teaching_errors():
         UNetConfig(channel_mults=(1, 2), temporal_attn_levels=(2,))
     with pytest.raises(ValueError, match="last level"):
         UNetConfig(channel_mults=(1, 2), temporal_downsample_levels=(1,))
+
+
+# ----------------------------------------------------------------------------- notebook 03 exercise checks
+
+def _exercises_03():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
+    from exercises import checks_03, solutions_03
+
+    return checks_03, solutions_03
+
+
+def _not_yet(*args):
+    raise NotImplementedError
+
+
+def test_exercise_checks_03_accept_solutions_and_reject_mistakes(capsys):
+    checks, sol = _exercises_03()
+    assert checks.check_timestep_embedding(sol.my_timestep_embedding)
+    assert checks.check_film(sol.film)
+    assert checks.check_frames_seen(sol.frames_seen)
+    assert checks.check_factorized_params(sol.factorized_conv_params)
+    swapped = lambda t, d: sol.my_timestep_embedding(t, d).roll(d // 2, dims=-1)  # sines first
+    assert not checks.check_timestep_embedding(swapped)
+    assert not checks.check_film(lambda h, s, b: h * s[:, :, None, None, None] + b[:, :, None, None, None])
+    assert not checks.check_film(lambda h, s, b: h * (1 + s) + b)  # forgot to reshape: raises inside, caught
+    assert not checks.check_frames_seen(lambda n, mode: 1 if mode == "spatial" else 2 * n + 1)
+    assert not checks.check_factorized_params(lambda ci, co: 9 * ci * co + 3 * co * co)
+    out = capsys.readouterr().out
+    assert "halves are swapped" in out and "(1 + scale)" in out and "one bias per output channel" in out
+    for check in (checks.check_timestep_embedding, checks.check_film, checks.check_frames_seen,
+                  checks.check_factorized_params):
+        assert check(None) is False and check(_not_yet) is False
+    assert "not attempted yet" in capsys.readouterr().out
