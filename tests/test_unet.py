@@ -261,3 +261,10 @@ def test_exercise_checks_03_accept_solutions_and_reject_mistakes(capsys):
                   checks.check_factorized_params):
         assert check(None) is False and check(_not_yet) is False
     assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_runs_in_bfloat16():
+    model = UNet3D(UNetConfig.smoke(context_dim=8, cond_channels=1)).to(torch.bfloat16)
+    x = torch.randn(1, 4, 4, 8, 8, dtype=torch.bfloat16)
+    cond = {"labels": torch.tensor([[3]]), "context": torch.randn(1, 2, 8, dtype=torch.bfloat16)}
+    assert model(x, 10, cond).dtype == torch.bfloat16

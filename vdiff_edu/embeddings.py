@@ -47,7 +47,8 @@ class TimestepEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(t, self.dim))  # (b, emb_dim)
+        features = timestep_embedding(t, self.dim).to(self.mlp[0].weight.dtype)  # (b, dim), float32 → model dtype
+        return self.mlp(features)  # (b, emb_dim)
 
 
 # ----------------------------------------------------------------------------- label embedding with a null token
