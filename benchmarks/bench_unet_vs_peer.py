@@ -3,16 +3,15 @@
 Both networks get the same clips, batch and timesteps; one "step" is a forward pass, an MSE loss against a random
 target and the backward pass (no optimizer). The two models are timed in the same process, alternating round by
 round (which one goes first alternates too), so a busy machine slows both alike. Reported: clips per second (the
-median step), the ratio ours / peer, parameters, forward GFLOPs per clip of ours (``UNet3D.flops_per_clip``), and
-peak extra memory of one step (activations, gradients, temporaries: the allocation trace of ``torch.profiler`` on
-CPU, ``torch.cuda.max_memory_allocated`` on CUDA).
+median step), the ratio ours / peer, parameters, forward GFLOPs per clip (``torch.utils.flop_counter``, the same
+count for both), and peak extra memory of one step (activations, gradients, temporaries: the allocation trace of
+``torch.profiler`` on CPU, ``torch.cuda.max_memory_allocated`` on CUDA).
 
-Configurations (issue 3, section 6):
-    pixel   clips (1, 10, 64, 64): Moving MNIST frames
-    latent  clips (4, 10, 16, 16): latents of 64×64 frames
-
-The peer's width ``dim`` is chosen so its parameter count is closest to ours (``--peer-dim`` overrides it); its
-other arguments are the package defaults (``dim_mults=(1, 2, 4, 8)``, 8 heads of 32).
+Configurations (issue 3, section 6). The peer is ``Unet3D(dim, channels)`` with its defaults (``dim_mults=(1, 2,
+4, 8)``, 8 heads of 32), its ``dim`` chosen so its parameter count is closest to ours (``--peer-dim`` overrides it).
+    pixel       clips (1, 10, 64, 64), Moving MNIST frames; ours has the peer's levels and widths (1, 2, 4, 8)
+    latent      clips (4, 10, 16, 16), latents of 64×64 frames; ours has the peer's levels and widths
+    latent-gpu  the same clips; ours is the ``gpu`` preset, which puts far more compute at 16×16 (see the FLOPs)
 
 The peer lives only in its own environment, never in the project's:
 
@@ -103,8 +102,11 @@ CONFIGS = {
     "pixel": ((1, 10, 64, 64), dict(in_channels=1, out_channels=1, base_channels=16, channel_mults=(1, 2, 4, 8),
                                     num_res_blocks=1, spatial_attn_levels=(2, 3), temporal_attn_levels=(2, 3),
                                     num_heads=8, head_dim=32, norm_groups=8)),
+    "latent": ((4, 10, 16, 16), dict(in_channels=4, out_channels=4, base_channels=48, channel_mults=(1, 2, 4, 8),
+                                     num_res_blocks=1, spatial_attn_levels=(2, 3), temporal_attn_levels=(2, 3),
+                                     num_heads=8, head_dim=32, norm_groups=8)),
     # the gpu preset without labels and dropout (the peer has neither)
-    "latent": ((4, 10, 16, 16), dict(preset="gpu")),
+    "latent-gpu": ((4, 10, 16, 16), dict(preset="gpu")),
 }
 
 
@@ -124,11 +126,28 @@ def build_peer(Unet3D, channels: int, target_params: int, dim: int | None):
     """The peer at ``dim``, or at the even ``dim`` whose parameter count is closest to ``target_params``."""
     if dim is not None:
         return Unet3D(dim=dim, channels=channels), dim
-    p16 = count(Unet3D(dim=16, channels=channels))
-    guess = int(round(16 * (target_params / p16) ** 0.5 / 2)) * 2  # parameters grow like dim²
-    best = min(range(max(8, guess - 4), guess + 6, 2),
-               key=lambda d: abs(count(Unet3D(dim=d, channels=channels)) - target_params))
+    params = {}
+
+    def n(d):
+        if d not in params:
+            params[d] = count(Unet3D(dim=d, channels=channels))
+        return params[d]
+
+    lo, hi = 4, 256  # even dims; the count grows with dim: bisect for the first dim at or above the target
+    while hi - lo > 2:
+        mid = (lo + hi) // 4 * 2
+        lo, hi = (mid, hi) if n(mid) < target_params else (lo, mid)
+    best = min((lo, hi), key=lambda d: abs(n(d) - target_params))
     return Unet3D(dim=best, channels=channels), best
+
+
+def forward_flops(model, x, t) -> int:
+    """Forward FLOPs for one clip, counted by ``torch.utils.flop_counter`` (convs, matmuls, attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x[:1], t[:1])
+    return counter.get_total_flops()
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -212,7 +231,8 @@ def run_config(name, Ours, OursConfig, Peer, args, device):
         params={k: count(m) for k, m in models.items()},
         clips_per_s={k: args.batch / s for k, s in step.items()},
         step_s=step, spread={k: (min(v), max(v)) for k, v in times.items()},
-        memory=memory, gflops=ours.flops_per_clip(f, h, w) / 1e9, steps=len(times["ours"]),
+        memory=memory, gflops={k: forward_flops(m, x, t) / 1e9 for k, m in models.items()},
+        steps=len(times["ours"]),
     )
 
 
@@ -228,8 +248,8 @@ def report(results, args, device) -> str:
         f"command: {' '.join([_short(sys.executable)] + sys.argv)}",
         f"machine: {machine()}; device {device}; torch {torch.__version__}; threads {torch.get_num_threads()}",
         "",
-        "| config | clip (c, f, h, w) × batch | params ours / peer | clips/s ours | clips/s peer | ratio | "
-        "peak step memory ours / peer | GFLOPs/clip ours |",
+        "| config | clip (c, f, h, w) × batch | params ours / peer | fwd GFLOPs/clip ours / peer | clips/s ours | "
+        "clips/s peer | ratio | peak step memory ours / peer |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -237,8 +257,9 @@ def report(results, args, device) -> str:
         mem = " / ".join(f"{r['memory'][k] / 2**20:,.0f} MiB" for k in ("ours", "peer"))
         lines.append(
             f"| {r['config']} | {r['clip']} × {r['batch']} | {r['params']['ours'] / 1e6:.2f} M / "
-            f"{r['params']['peer'] / 1e6:.2f} M (dim={r['peer_dim']}) | {r['clips_per_s']['ours']:.3f} | "
-            f"{r['clips_per_s']['peer']:.3f} | **{ratio:.2f}×** | {mem} | {r['gflops']:.2f} |"
+            f"{r['params']['peer'] / 1e6:.2f} M (dim={r['peer_dim']}) | {r['gflops']['ours']:.1f} / "
+            f"{r['gflops']['peer']:.1f} | {r['clips_per_s']['ours']:.3f} | {r['clips_per_s']['peer']:.3f} | "
+            f"**{ratio:.2f}×** | {mem} |"
         )
     lines.append("")
     for r in results:

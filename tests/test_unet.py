@@ -268,3 +268,17 @@ def test_runs_in_bfloat16():
     x = torch.randn(1, 4, 4, 8, 8, dtype=torch.bfloat16)
     cond = {"labels": torch.tensor([[3]]), "context": torch.randn(1, 2, 8, dtype=torch.bfloat16)}
     assert model(x, 10, cond).dtype == torch.bfloat16
+
+
+def test_flops_estimate_matches_torch_flop_counter():
+    """Our hook-based count and PyTorch's own counter agree on convs, linears and attention matmuls.
+
+    (Left out: cross-attention, whose fused CPU kernel PyTorch's counter does not see.)
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = UNet3D(UNetConfig.smoke(spatial_attn_levels=(0, 1), temporal_attn_levels=(0, 1)))
+    x, t, cond = model._example_input(4, 8, 8)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, t, cond)
+    assert model.flops_per_clip(4, 8, 8) == counter.get_total_flops()
