@@ -41,6 +41,15 @@ def mnist_digits():
         os.environ.pop("VDIFF_MNIST_DIR", None)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tensors are small: one thread is faster than two fighting over a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def nets():
     return load_feature_nets(device="cpu")
@@ -145,9 +154,11 @@ def test_identity_persistence_logic():
     probs[:, :, 3] = 0.9  # both clips show a 3 ...
     probs[1, 4:, 3], probs[1, 4:, 8] = 0.1, 0.9  # ... but the second turns into an 8 half-way
     assert M.identity_persistence(probs) == 0.5
-    probs[0, 2, 3] = 0.2  # one frame where the 3 is missed (an overlap) is forgiven by the window of 3
+    probs[0, 2, 3], probs[0, 2, 5] = 0.2, 0.6  # one frame where the 3 looks like a 5 is outvoted by the window
     assert M.identity_persistence(probs) == 0.5
     assert M.identity_persistence(probs, window=1) == 0.0
+    sets = M.detected_sets(probs, window=1)  # (2, 8, 10): one digit per clip, since m = 1
+    assert sets.shape == (2, 8, 10) and (sets.sum(-1) == 1).all()
 
 
 def _swap_halfway(clips: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +243,7 @@ def test_motion_plausibility_separates_real_from_shuffled(cpu_real, gpu_real):
         frozen_tracks = M.track_digits(M.corrupt(clips, "freeze"), geo["num_digits"])
         frozen = M.motion_plausibility(frozen_tracks, geo["image_size"], geo["digit_size"], geo["rule"], speeds)
         assert real > 0.9 and shuffled < 0.5 and frozen < 0.2, (geo, real, shuffled, frozen)
-        assert M.dynamic_degree(frozen_tracks, geo["image_size"]) == 0.0
+        assert M.dynamic_degree(frozen_tracks, geo["image_size"]) < 0.05
         assert 2.5 < M.dynamic_degree(tracks, geo["image_size"]) < 5.0  # 3.6 px/frame at 64×64
 
 
@@ -328,7 +339,7 @@ def test_evaluate_clips_writes_report_with_baselines(tmp_path):
     assert m["frame_fd"]["real_vs_real"] < m["frame_fd"]["noise"]
     assert m["flicker"]["real_vs_real"] < m["flicker"]["noise"]
     assert m["motion_plausibility"]["real_vs_real"] > m["motion_plausibility"]["shuffled"]
-    assert m["dynamic_degree"]["frozen"] == 0.0
+    assert m["dynamic_degree"]["frozen"] < 0.05
     assert m["condition_faithfulness"]["generated"] is not None  # labels.npy was picked up
     assert report["setup"]["image_size"] == 32 and report["setup"]["num_digits"] == 1
     assert not list(run.glob(".*.tmp"))  # atomic writes leave nothing behind
@@ -380,21 +391,26 @@ def test_shipped_feature_nets_reach_their_card_accuracy(nets):
     card = nets.metadata["classifier"]["accuracy"]
     got = evaluate_feature_nets(nets, num_clips=48, seed=1)
     source = M.real_clips(1, 0, **CPU)[2]
+    if not real_digits(source):  # the card is about real MNIST; on synthetic digits ask only for better than chance
+        assert got["cpu"]["frame_set"] > 0.3, got  # one digit: guessing is right 1 time in 10
+        return
     for geometry, acc in card.items():
-        for key in ("frame_set", "clip_digits"):
-            if real_digits(source):
-                assert got[geometry][key] >= acc[key] - 0.12, (geometry, key, got[geometry][key], acc[key])
-            else:
-                assert got[geometry][key] > 0.1  # better than guessing a digit set
+        for key in ("frame_set", "clip_digits", "clip_directions"):
+            assert got[geometry][key] >= acc[key] - 0.15, (geometry, key, got[geometry][key], acc[key])
 
 
-def test_training_runs_and_round_trips(tmp_path):
+def test_training_is_reproducible_and_round_trips(tmp_path):
     cfg = FeatureNetConfig.smoke()
-    trained = train_feature_nets(cfg, out_dir=tmp_path, device="cpu", num_threads=1, log_every=0)
-    loaded = load_feature_nets(tmp_path, device="cpu")
+    trained = train_feature_nets(cfg, out_dir=tmp_path / "a", device="cpu", num_threads=1, log_every=0)
+    again = train_feature_nets(cfg, out_dir=tmp_path / "b", device="cpu", num_threads=1, log_every=0)
+    for net_a, net_b in ((trained.classifier, again.classifier), (trained.video_encoder, again.video_encoder)):
+        for (name, a), b in zip(net_a.state_dict().items(), net_b.state_dict().values()):
+            assert torch.equal(a, b), f"{name} differs between two runs with the same seed"
+    loaded = load_feature_nets(tmp_path / "a", device="cpu")
     clips = np.random.default_rng(0).integers(0, 256, (2, 8, 32, 32)).astype(np.uint8)
     torch.testing.assert_close(loaded.video_features(clips), trained.video_features(clips))
     assert loaded.metadata["classifier"]["config"]["train_steps"] == cfg.train_steps
+    assert (tmp_path / "a" / "FEATURE_NETS.md").is_file()
 
 
 def test_missing_weights_say_how_to_train(tmp_path):

@@ -75,7 +75,8 @@ def frechet_distance(x, y) -> float:
         raise ValueError(f"a covariance needs at least 2 samples per set; got {len(x)} and {len(y)}")
     # 1. means and covariances (unbiased, 1/(n−1))
     mu_x, mu_y = x.mean(0), y.mean(0)  # (d,)
-    cov_x, cov_y = torch.cov(x.T), torch.cov(y.T)  # (d, d)
+    d = x.shape[1]
+    cov_x, cov_y = torch.cov(x.T).reshape(d, d), torch.cov(y.T).reshape(d, d)  # (d, d) also for d = 1
     # 2. Tr((Σ_x^½ Σ_y Σ_x^½)^½) = Σ √eigenvalues of the symmetric PSD product
     root_x = sqrtm_psd(cov_x)  # (d, d)
     middle = root_x @ cov_y @ root_x  # (d, d) symmetric PSD
@@ -189,26 +190,42 @@ def corrupt(clips, kind: str, strength: float = 1.0, seed: int = 0) -> np.ndarra
 # ---------------------------------------------------------------- 3. identity from the digit classifier ----
 
 
-def detected_sets(frame_probs: torch.Tensor, window: int = 3, threshold: float = 0.5) -> torch.Tensor:
-    """Multi-hot digit sets ``(n, f − window + 1, 10)``: the classifier's per-frame probabilities ``(n, f, 10)``
-    averaged over a sliding window of ``window`` frames, then thresholded. The short window forgives a single
-    frame where two digits overlap and one hides the other; a digit that changes for longer is caught."""
-    window = max(1, min(window, frame_probs.shape[1]))
+def top_m(probs: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Multi-hot of the ``m`` most probable digits: ``probs (n, ..., 10)``, ``m (n,)`` → bool ``(n, ..., 10)``."""
+    rank = probs.argsort(dim=-1, descending=True).argsort(dim=-1)  # 0 = most probable
+    return rank < m.view(-1, *[1] * (probs.dim() - 1))
+
+
+def detected_sets(frame_probs: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """The digit set seen in each stretch of a clip, multi-hot ``(n, f − window + 1, 10)``.
+
+    1. how many different digits the clip holds: m = the number of digits whose probability, averaged over the
+       whole clip, exceeds 0.5 (at least 1);
+    2. the classifier's per-frame probabilities ``(n, f, 10)`` averaged over a sliding window of ``window``
+       frames (default max(3, f // 4)): one frame where two digits overlap, or where a stroke is ambiguous, is
+       outvoted; a digit that changes for longer is not;
+    3. the m most probable digits of each window.
+    """
+    n, f, _ = frame_probs.shape
+    window = max(1, min(window or max(3, f // 4), f))
+    m = (frame_probs.mean(dim=1) > 0.5).sum(dim=1).clamp(min=1)  # (n,)
     smoothed = frame_probs.unfold(1, window, 1).mean(-1)  # (n, f − window + 1, 10)
-    return smoothed > threshold
+    return top_m(smoothed, m)
 
 
-def identity_persistence(frame_probs: torch.Tensor, window: int = 3) -> float:
+def identity_persistence(frame_probs: torch.Tensor, window: int | None = None) -> float:
     """Fraction of clips whose detected digit set (``detected_sets``) is the same all through the clip.
-    1 for real clips (up to classifier errors); a digit that pops in or out or turns into another lowers it."""
+    About 1 for real clips (up to classifier errors); a digit that turns into another, or appears or vanishes
+    for longer than a few frames, lowers it."""
     sets = detected_sets(frame_probs, window)  # (n, f', 10)
     same = (sets == sets[:, :1]).all(dim=2).all(dim=1)  # (n,)
     return float(same.float().mean())
 
 
 def condition_faithfulness(frame_probs: torch.Tensor, labels) -> float:
-    """Fraction of clips whose detected digit set — the classifier's probabilities averaged over all frames,
-    thresholded at 0.5 — equals the set of digits asked for (``labels (n, num_digits)``). A label outside 0-9
+    """Fraction of clips whose detected digits — the m most probable after averaging the classifier's
+    probabilities over all frames, m = how many different digits were asked for — are the digits asked for
+    (``labels (n, num_digits)``). A label outside 0-9
     (the pipeline's null token 10, "any digit") asks for nothing; clips that ask for nothing are left out.
     NaN when no clip asks for a digit."""
     labels = torch.as_tensor(np.asarray(labels)).long()
@@ -221,7 +238,7 @@ def condition_faithfulness(frame_probs: torch.Tensor, labels) -> float:
     asked = valid.all(dim=1)  # (n,) clips whose every slot names a digit
     if not asked.any():
         return float("nan")
-    detected = frame_probs.mean(dim=1) > 0.5  # (n, 10)
+    detected = top_m(frame_probs.mean(dim=1), wanted.sum(dim=1).clamp(min=1))  # (n, 10) as many as asked for
     return float((detected == wanted).all(dim=1)[asked].float().mean())
 
 
