@@ -277,17 +277,22 @@ class FeatureNets:
         self.video_encoder = video_encoder.to(self.device).eval()
         self.cfg = cfg
         self.metadata = metadata or {}
+        # typical size (root mean square) of each network's features on real clips, stored at training time:
+        # features are returned divided by it, so they are of order 1 whatever the network (as KID's kernel expects)
+        rms = self.metadata.get("classifier", {}).get("feature_rms", {})
+        self.video_scale, self.frame_scale = float(rms.get("video", 1.0)), float(rms.get("frame", 1.0))
 
     @torch.no_grad()
     def video_outputs(self, clips, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sigmoid probabilities ``(n, 19)`` and penultimate features ``(n, feature_dim)`` of every clip."""
+        """Sigmoid probabilities ``(n, 19)`` and penultimate features ``(n, feature_dim)`` of every clip (features
+        divided by their root mean square on real clips, so of order 1)."""
         x = clips_to_tensor(clips)  # (n, 1, f, h, w)
         probs, feats = [], []
         for chunk in x.split(batch_size):
             v = canonicalize(chunk.to(self.device), self.cfg.image_size, self.cfg.num_frames)  # (b, 1, F, S, S)
             h = self.video_encoder.features(v)  # (b, d)
             probs.append(torch.sigmoid(self.video_encoder.head(h)).cpu())
-            feats.append(h.cpu())
+            feats.append(h.cpu() / self.video_scale)
         return torch.cat(probs), torch.cat(feats)  # (n, 19), (n, d)
 
     def video_features(self, clips, batch_size: int = 64) -> torch.Tensor:
@@ -295,7 +300,8 @@ class FeatureNets:
 
     @torch.no_grad()
     def frame_outputs(self, clips, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame digit probabilities ``(n, f, 10)`` and classifier features ``(n, f, feature_dim)``."""
+        """Per-frame digit probabilities ``(n, f, 10)`` and classifier features ``(n, f, feature_dim)`` (divided by
+        their root mean square on real frames)."""
         x = clips_to_tensor(clips)  # (n, 1, f, h, w)
         n, _, f = x.shape[:3]
         frames = rearrange(x, "n c f h w -> (n f) c h w")
@@ -303,7 +309,7 @@ class FeatureNets:
         for chunk in frames.split(batch_size):
             h = self.classifier.features(resize_frames(chunk.to(self.device), self.cfg.image_size))  # (m, d)
             probs.append(torch.sigmoid(self.classifier.head(h)).cpu())
-            feats.append(h.cpu())
+            feats.append(h.cpu() / self.frame_scale)
         probs = rearrange(torch.cat(probs), "(n f) k -> n f k", n=n)  # (n, f, 10)
         feats = rearrange(torch.cat(feats), "(n f) d -> n f d", n=n)  # (n, f, d)
         return probs, feats
@@ -398,6 +404,19 @@ def evaluate_feature_nets(nets: FeatureNets, num_clips: int = 256, seed: int = 1
     return report
 
 
+@torch.no_grad()
+def feature_rms(nets: FeatureNets, num_clips: int = 256, seed: int = 1, mnist_dir=None) -> dict[str, float]:
+    """Root mean square of the raw video and frame features on held-out real clips of both course geometries."""
+    video, frame = [], []
+    for spec in GEOMETRIES.values():
+        batch = collate(moving_mnist("test", spec, seed, num_clips, mnist_dir), range(num_clips))
+        clips = ((batch["video"][:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (n, f, h, w)
+        video.append(nets.video_outputs(clips)[1].flatten() * nets.video_scale)  # undo any scaling
+        frame.append(nets.frame_outputs(clips)[1].flatten() * nets.frame_scale)
+    rms = lambda parts: float(torch.cat(parts).pow(2).mean().sqrt())  # noqa: E731
+    return {"video": rms(video), "frame": rms(frame)}
+
+
 # ---------------------------------------------------------------- training ----
 
 
@@ -472,7 +491,8 @@ def train_feature_nets(cfg: FeatureNetConfig | None = None, out_dir: str | Path 
         print(f"held-out {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items() if k != "num_clips"))
 
     # 6. save both, with everything needed to rebuild and judge them
-    meta = {"config": asdict(cfg), "accuracy": accuracy, "digit_source": source,
+    rms = feature_rms(nets, cfg.eval_clips, seed=cfg.seed + 1, mnist_dir=mnist_dir)
+    meta = {"config": asdict(cfg), "accuracy": accuracy, "feature_rms": rms, "digit_source": source,
             "canonical": {"image_size": cfg.image_size, "num_frames": cfg.num_frames}, "geometries": GEOMETRIES,
             "train_seconds": round(train_seconds, 1), "device": str(device), "torch_threads": torch.get_num_threads(),
             "torch_version": torch.__version__}
@@ -482,8 +502,7 @@ def train_feature_nets(cfg: FeatureNetConfig | None = None, out_dir: str | Path 
     atomic_write_bytes(out_dir / CARD_FILE, feature_net_card(meta, classifier, video_encoder).encode())
     print(f"saved {out_dir / CLASSIFIER_FILE}, {out_dir / VIDEO_ENCODER_FILE} and {out_dir / CARD_FILE} "
           f"({time.time() - start:.0f} s in all)")
-    nets.metadata = {"classifier": meta, "video_encoder": meta}
-    return nets
+    return FeatureNets(classifier, video_encoder, cfg, {"classifier": meta, "video_encoder": meta}, device)
 
 
 # ---------------------------------------------------------------- the card ----
@@ -517,6 +536,9 @@ generated by the same run, so its numbers are the run's own.
   every frame and its difference to the next frame, then two temporal convolutions, mean + max pooling over frames and space, a linear layer to {cfg['feature_dim']} features (FVD-MM and KVD-MM use them), a linear head.
 
 ## Input geometry
+
+Features are returned divided by their root mean square on held-out real clips (video {meta.get('feature_rms', {}).get('video', 1.0):.3g},
+frame {meta.get('feature_rms', {}).get('frame', 1.0):.3g}), so they are of order 1, as KID's kernel (xᵀy/d + 1)³ expects.
 
 Every clip is brought to the canonical geometry **{meta['canonical']['num_frames']} frames × {meta['canonical']['image_size']}×{meta['canonical']['image_size']}**
 before either network sees it (`canonicalize`: area-resize each frame; pick the nearest frame for each of the

@@ -660,7 +660,7 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
         "prediction": prediction,
         "setup": {"n": n, "n_ref": n_ref, "seed": seed, "rule": rule, "digit_source": source,
                   "speed_range_px_per_frame": list(speed_range), **geo, "reference_overrides": reference or {},
-                  "feature_nets": {k: v.get("accuracy") for k, v in nets.metadata.items()}},
+                  "feature_nets": {key: nets.metadata.get("classifier", {}).get(key) for key in ("accuracy", "feature_rms")}},
     }
     # 5. write the report next to the clips (or where asked)
     out_dir = out_dir or folder
