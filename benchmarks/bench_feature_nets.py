@@ -66,8 +66,8 @@ def main(argv=None) -> int:
         sections.append((name, geo, result, table, seconds))
 
     if args.write_docs:
-        source = sections[0][2]["setup"]["digit_source"]
-        machine = f"{platform.machine()} CPU, {args.threads} threads, torch {torch.__version__}"
+        source = re.sub(r" of /\S+", " of $VDIFF_MNIST_DIR", sections[0][2]["setup"]["digit_source"])
+        machine = f"{platform.machine()} CPU, {args.threads} thread(s), torch {torch.__version__}"
         body = [START, "## Evaluation suite: feature networks and metric baselines", "",
                 f"Measured with `python benchmarks/bench_feature_nets.py --write-docs` on {machine} "
                 f"(shared 2-core machine). Digits: {source}.", "",
@@ -83,7 +83,13 @@ def main(argv=None) -> int:
                      f"{geo['image_size']}×{geo['image_size']}, {geo['num_digits']} digit(s) of {geo['digit_size']} px, "
                      f"rule `{geo['rule']}` ({seconds:.0f} s). The shipped model's column is added by "
                      f"`python -m vdiff_edu evaluate runs/<name>`.", "", table, ""]
-        body.append(END)
+        body += ["How to read these: a model is good on a metric when its value sits next to *real vs real* and far "
+                 "from the broken columns. Each metric targets one failure and is blind to others: `frame_fd` cannot "
+                 "see shuffled frames (the same frames, in another order), `identity_persistence` cannot see noise "
+                 "or a frozen frame (their content never changes), `motion_plausibility` and `dynamic_degree` see "
+                 "exactly those. `kvd_mm` is unbiased, so real vs real may be negative. On two digits at 64×64 the "
+                 "classifier's confusions of overlapping digits cap `identity_persistence` below 1 for real clips.",
+                 "", END]
         text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
         block = "\n".join(body)
         if START in text and END in text:

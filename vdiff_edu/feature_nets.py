@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -518,6 +519,7 @@ def feature_net_card(meta: dict, classifier: nn.Module, video_encoder: nn.Module
                      f"{g['num_digits']} digit(s) of {g['digit_size']} px, {g['rule']} rule" for name, g in meta["geometries"].items())
     mixture = "\n".join(f"- weight {w}: {g['num_frames']} frames, {g['image_size']} px, {g['num_digits']} digit(s) of "
                         f"{g['digit_size']} px, {g['rule']}" for w, g in cfg["mixture"])
+    source = re.sub(r" of /\S+", " of $VDIFF_MNIST_DIR", meta["digit_source"])  # no local paths on the card
     return f"""# Feature networks for evaluating Moving MNIST videos
 
 `{CLASSIFIER_FILE}` (DigitClassifier, {count_parameters(classifier):,} parameters) and `{VIDEO_ENCODER_FILE}`
@@ -549,7 +551,7 @@ The course's two geometries, both scored by these networks:
 
 ## Training
 
-Trained from scratch on a mixture of Moving MNIST geometries (train split; the digits: {meta['digit_source']}):
+Trained from scratch on a mixture of Moving MNIST geometries (train split; the digits: {source}):
 
 {mixture}
 
