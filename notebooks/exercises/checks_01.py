@@ -8,21 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checking import call, fail, ok
 
-def _call(fn, *args):
-    """Run the learner's function; return (result, None) or (None, message)."""
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, "Not attempted yet: replace `raise NotImplementedError` with your code, then run the check again."
-    except Exception as e:  # a check must never stop the notebook
-        return None, f"Your function raised {type(e).__name__}: {e}"
-
-
-def _verdict(ok: bool, message: str, hint: str = "") -> bool:
-    mark = "✅ " if ok else "✏️ " if message.startswith("Not attempted") else "❌ "
-    print(mark + message + (f"\n   Hint: {hint}" if hint and not ok else ""))
-    return ok
 
 
 def check_stochastic_step(stochastic_step) -> bool:
@@ -32,43 +19,46 @@ def check_stochastic_step(stochastic_step) -> bool:
     hint = ("move, clip to [0, canvas]; on the axis that hit a wall draw |v| ~ U(1, 4)·speed/3.6 pointing back "
             "inside, on the other axis draw v ~ U(-4, 4)·speed/3.6; with no wall hit keep the velocity.")
     # 1. no wall: a plain step
-    got, error = _call(stochastic_step, np.array([10.0, 10.0]), np.array([1.0, -2.0]), canvas, speed, rng)
+    got, error = call(stochastic_step, "stochastic_step", np.array([10.0, 10.0]), np.array([1.0, -2.0]), canvas,
+                      speed, rng)
     if error:
-        return _verdict(False, error, hint)
+        print(error)
+        return False
     try:
         p, v = (np.asarray(x, dtype=float) for x in got)
     except (TypeError, ValueError):
-        return _verdict(False, f"stochastic_step should return (pos, vel); it returned {got!r}.")
+        return fail(f"stochastic_step should return (pos, vel); it returned {got!r}.")
     if not (np.allclose(p, [11, 8]) and np.allclose(v, [1, -2])):
-        return _verdict(False, f"away from the walls a digit just moves: from (10, 10) at (1, -2) it should reach "
-                               f"(11, 8) keeping (1, -2); you gave pos {p.tolist()}, vel {v.tolist()}.", hint)
+        return fail(f"away from the walls a digit just moves: from (10, 10) at (1, -2) it should reach "
+                    f"(11, 8) keeping (1, -2); you gave pos {p.tolist()}, vel {v.tolist()}.", hint)
     # 2. through the right wall (x) and the top wall (y), many times: new random speeds each time
     for pos, vel, axis, sign, what in (([10.0, 35.0], [1.0, 2.0], 1, -1, "right"),
                                        ([0.5, 10.0], [-1.5, 1.0], 0, +1, "top")):
         seen = []
         for _ in range(20):
-            got, error = _call(stochastic_step, np.array(pos), np.array(vel), canvas, speed, rng)
+            got, error = call(stochastic_step, "stochastic_step", np.array(pos), np.array(vel), canvas, speed, rng)
             if error:
-                return _verdict(False, error, hint)
+                print(error)
+                return False
             p, v = (np.asarray(x, dtype=float) for x in got)
             want_p = np.clip(np.array(pos) + np.array(vel), 0, canvas)
             if not np.allclose(p, want_p):
-                return _verdict(False, f"through the {what} wall, pos {pos} + vel {vel} should stop at "
-                                       f"{want_p.tolist()}; you gave {p.tolist()}.", hint)
+                return fail(f"through the {what} wall, pos {pos} + vel {vel} should stop at "
+                            f"{want_p.tolist()}; you gave {p.tolist()}.", hint)
             inward, cross = sign * v[axis], v[1 - axis]
             if not 1.0 - 1e-9 <= inward <= 4.0 + 1e-9:
-                return _verdict(False, f"after hitting the {what} wall the speed back into the frame should be in "
-                                       f"[1, 4] px/frame, pointing inside; you gave velocity {v.tolist()}.", hint)
+                return fail(f"after hitting the {what} wall the speed back into the frame should be in "
+                            f"[1, 4] px/frame, pointing inside; you gave velocity {v.tolist()}.", hint)
             if not -4.0 - 1e-9 <= cross <= 4.0 + 1e-9:
-                return _verdict(False, f"the speed along the {what} wall should be in [-4, 4]; you gave {cross:.3f}.",
-                                hint)
+                return fail(f"the speed along the {what} wall should be in [-4, 4]; you gave {cross:.3f}.",
+                            hint)
             seen.append(v)
         seen = np.array(seen)
         if np.ptp(seen[:, axis]) < 1e-6 or np.ptp(seen[:, 1 - axis]) < 1e-6:
-            return _verdict(False, f"20 bounces off the {what} wall all gave the same speed on one axis: the "
-                                   "stochastic rule draws new random speeds for both axes at every bounce.",
-                            "use the rng argument: rng.uniform(low, high).")
-    return _verdict(True, "Correct: your digit stops at walls and leaves them with new random speeds, as in SVG.")
+            return fail(f"20 bounces off the {what} wall all gave the same speed on one axis: the "
+                        "stochastic rule draws new random speeds for both axes at every bounce.",
+                        "use the rng argument: rng.uniform(low, high).")
+    return ok("Correct: your digit stops at walls and leaves them with new random speeds, as in SVG.")
 
 
 def check_motion_word(motion_word) -> bool:
@@ -82,15 +72,15 @@ def check_motion_word(motion_word) -> bool:
         ([[2.0, 3.0]], "diagonal"),  # 34°
     ]
     for vel, want in cases:
-        got, error = _call(motion_word, np.array(vel))
+        got, error = call(motion_word, "motion_word", np.array(vel))
         if error:
-            return _verdict(False, error,
-                            "average |v| per axis over the frames, then compare the angle to 30° and 60°.")
+            print(error)
+            return False
         if got != want:
-            return _verdict(False, f"velocities {vel} (columns are (v_y, v_x)) should give {want!r}, you gave {got!r}.",
-                            "use the absolute values (bounces flip signs), atan2(mean |v_y|, mean |v_x|) in degrees: "
-                            "below 30° horizontal, above 60° vertical, diagonal between.")
-    return _verdict(True, "Correct: your motion words match the captions' vocabulary.")
+            return fail(f"velocities {vel} (columns are (v_y, v_x)) should give {want!r}, you gave {got!r}.",
+                        "use the absolute values (bounces flip signs), atan2(mean |v_y|, mean |v_x|) in degrees: "
+                        "below 30° horizontal, above 60° vertical, diagonal between.")
+    return ok("Correct: your motion words match the captions' vocabulary.")
 
 
 def check_bounces_from_positions(bounces_from_positions) -> bool:
@@ -105,15 +95,16 @@ def check_bounces_from_positions(bounces_from_positions) -> bool:
         pos, _, bounces = simulate_trajectory(np.random.default_rng(seed), 40, canvas, 3.6, rule)
         cases.append((pos, bounces, f"a {rule} path of 40 frames (simulate_trajectory, seed {seed})"))
     for positions, want, what in cases:
-        got, error = _call(bounces_from_positions, positions.copy(), canvas)
+        got, error = call(bounces_from_positions, "bounces_from_positions", positions.copy(), canvas)
         if error:
-            return _verdict(False, error, hint)
+            print(error)
+            return False
         got = np.asarray(got)
         if got.shape != want.shape:
-            return _verdict(False, f"for {what} expected a bool array of shape {want.shape}, got shape {got.shape}.",
-                            "one value per frame: reduce over the (y, x) axis with .any(axis=1).")
+            return fail(f"for {what} expected a bool array of shape {want.shape}, got shape {got.shape}.",
+                        "one value per frame: reduce over the (y, x) axis with .any(axis=1).")
         if not np.array_equal(got.astype(bool), want):
             wrong = np.flatnonzero(got.astype(bool) != want).tolist()
-            return _verdict(False, f"for {what} your answer differs from the true bounces at frames {wrong} "
-                                   f"(expected bounces at {np.flatnonzero(want).tolist()}).", hint)
-    return _verdict(True, "Correct: the positions alone tell you where every bounce happened.")
+            return fail(f"for {what} your answer differs from the true bounces at frames {wrong} "
+                        f"(expected bounces at {np.flatnonzero(want).tolist()}).", hint)
+    return ok("Correct: the positions alone tell you where every bounce happened.")

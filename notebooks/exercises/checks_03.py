@@ -8,41 +8,13 @@ It never raises: an exercise you have not tried yet (``None``, or a function tha
 from __future__ import annotations
 
 import math
-import traceback
 
 import torch
 
 from vdiff_edu.blocks import FactorizedConv, ResBlock3d
 from vdiff_edu.embeddings import timestep_embedding
 
-_NOT_YET = "⏳ {name}: not attempted yet. Fill in the function above and run the cell again."
-
-
-def _ok(msg: str) -> bool:
-    print(f"✅ {msg}")
-    return True
-
-
-def _fail(msg: str, hint: str) -> bool:
-    print(f"❌ {msg}\n   Hint: {hint}")
-    return False
-
-
-def _call(fn, name: str, *args):
-    """Call the learner's function; return (result, None) or (None, a message) when it was not tried or crashed."""
-    if fn is None:
-        return None, _NOT_YET.format(name=name)
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, _NOT_YET.format(name=name)
-    except Exception as err:  # show the learner's error without stopping the notebook
-        last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return None, f"❌ {name} raised {last}"
-
-
-def _close(a, b, atol=1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=atol)
+from ._checking import call, close, fail, ok
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -53,29 +25,29 @@ def check_timestep_embedding(fn) -> bool:
     """``fn(t, dim)`` must return the (b, dim) sinusoidal embedding of ``vdiff_edu.embeddings.timestep_embedding``."""
     name = "Exercise 1 (timestep embedding)"
     t, dim = torch.tensor([0, 1, 10, 500, 999]), 16
-    out, msg = _call(fn, name, t, dim)
+    out, msg = call(fn, name, t, dim)
     if msg:
         print(msg)
         return False
     expected = timestep_embedding(t, dim)
     if not isinstance(out, torch.Tensor):
-        return _fail(f"{name}: expected a tensor, got {type(out).__name__}.", "return the embedding, don't print it.")
+        return fail(f"{name}: expected a tensor, got {type(out).__name__}.", "return the embedding, don't print it.")
     if out.shape != expected.shape:
-        return _fail(f"{name}: shape {tuple(out.shape)}, expected {tuple(expected.shape)} = (b, dim).",
-                     "make angles of shape (b, dim/2) with t[:, None] * freqs[None, :], then concatenate cos and sin "
-                     "along the last axis.")
-    if _close(out, expected):
-        return _ok(f"{name}: correct. Row t=0 is [1, …, 1, 0, …, 0]: cos(0) = 1, sin(0) = 0.")
+        return fail(f"{name}: shape {tuple(out.shape)}, expected {tuple(expected.shape)} = (b, dim).",
+                    "make angles of shape (b, dim/2) with t[:, None] * freqs[None, :], then concatenate cos and sin "
+                    "along the last axis.")
+    if close(out, expected):
+        return ok(f"{name}: correct. Row t=0 is [1, …, 1, 0, …, 0]: cos(0) = 1, sin(0) = 0.")
     half = dim // 2
-    if _close(out, torch.cat([expected[:, half:], expected[:, :half]], dim=-1)):
-        return _fail(f"{name}: the halves are swapped.", "put the cosines first, then the sines.")
+    if close(out, torch.cat([expected[:, half:], expected[:, :half]], dim=-1)):
+        return fail(f"{name}: the halves are swapped.", "put the cosines first, then the sines.")
     freqs_lin = torch.exp(-math.log(10_000) * torch.arange(half) / dim)
     ang = t.float()[:, None] * freqs_lin[None, :]
-    if _close(out, torch.cat([ang.cos(), ang.sin()], dim=-1)):
-        return _fail(f"{name}: the frequencies decay too slowly.",
-                     "divide the exponent by dim/2 (the number of frequencies), not by dim: f_i = 10000^(-i/(dim/2)).")
-    return _fail(f"{name}: the values are off (largest error {(out.double() - expected.double()).abs().max():.3g}).",
-                 "f_i = exp(-ln(10000) · i / (dim/2)) for i = 0 … dim/2-1; angles = t·f_i; [cos(angles), sin(angles)].")
+    if close(out, torch.cat([ang.cos(), ang.sin()], dim=-1)):
+        return fail(f"{name}: the frequencies decay too slowly.",
+                    "divide the exponent by dim/2 (the number of frequencies), not by dim: f_i = 10000^(-i/(dim/2)).")
+    return fail(f"{name}: the values are off (largest error {(out.double() - expected.double()).abs().max():.3g}).",
+                "f_i = exp(-ln(10000) · i / (dim/2)) for i = 0 … dim/2-1; angles = t·f_i; [cos(angles), sin(angles)].")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -88,10 +60,10 @@ def check_film(fn) -> bool:
     g = torch.Generator().manual_seed(0)
     h = torch.randn(2, 3, 4, 5, 6, generator=g)
     scale, shift = torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g)
-    out, msg = _call(fn, name, h, scale, shift)
+    out, msg = call(fn, name, h, scale, shift)
     if msg:
         if "must match the size" in msg or "broadcast" in msg:
-            return _fail(msg.removeprefix("❌ "), "scale has shape (b, c); give it shape (b, c, 1, 1, 1) so it "
+            return fail(msg.removeprefix("❌ "), "scale has shape (b, c); give it shape (b, c, 1, 1, 1) so it "
                                                  "broadcasts over frames and pixels: scale[:, :, None, None, None].")
         print(msg)
         return False
@@ -99,14 +71,14 @@ def check_film(fn) -> bool:
     expected = h * (1 + s) + b
     if not isinstance(out, torch.Tensor) or out.shape != h.shape:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        return _fail(f"{name}: got {shape}, expected a tensor of shape {tuple(h.shape)}.",
-                     "reshape scale and shift to (b, c, 1, 1, 1) before combining them with h.")
-    if _close(out, expected):
-        return _ok(f"{name}: correct. With scale = shift = 0 the block is left alone: that is why (1 + scale).")
-    if _close(out, h * s + b):
-        return _fail(f"{name}: you multiplied by scale, not by (1 + scale).",
-                     "the network starts with scale ≈ 0; h · (1 + scale) keeps the features instead of erasing them.")
-    return _fail(f"{name}: the values are off.", "h · (1 + scale) + shift, with scale and shift of shape (b, c, 1, 1, 1).")
+        return fail(f"{name}: got {shape}, expected a tensor of shape {tuple(h.shape)}.",
+                    "reshape scale and shift to (b, c, 1, 1, 1) before combining them with h.")
+    if close(out, expected):
+        return ok(f"{name}: correct. With scale = shift = 0 the block is left alone: that is why (1 + scale).")
+    if close(out, h * s + b):
+        return fail(f"{name}: you multiplied by scale, not by (1 + scale).",
+                    "the network starts with scale ≈ 0; h · (1 + scale) keeps the features instead of erasing them.")
+    return fail(f"{name}: the values are off.", "h · (1 + scale) + shift, with scale and shift of shape (b, c, 1, 1, 1).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -144,7 +116,7 @@ def check_frames_seen(fn) -> bool:
     name = "Exercise 3 (frames seen)"
     for mode in ("spatial", "factorized", "full3d"):
         for n in (1, 2, 3):
-            out, msg = _call(fn, name, n, mode)
+            out, msg = call(fn, name, n, mode)
             if msg:
                 print(msg)
                 return False
@@ -156,9 +128,9 @@ def check_frames_seen(fn) -> bool:
                     hint = "a ResBlock3d has two convolutions, and each 3-tap temporal conv reaches one frame further."
                 else:
                     hint = "each 3-tap temporal conv widens the window by one frame on each side."
-                return _fail(f"{name}: for {n} {mode} block(s) you said {out}; measured {expected}.", hint)
-    return _ok(f"{name}: correct. Convolutions grow the temporal window slowly (4 frames per block); "
-               "temporal attention sees every frame at once, which notebook 04 exploits.")
+                return fail(f"{name}: for {n} {mode} block(s) you said {out}; measured {expected}.", hint)
+    return ok(f"{name}: correct. Convolutions grow the temporal window slowly (4 frames per block); "
+              "temporal attention sees every frame at once, which notebook 04 exploits.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -169,7 +141,7 @@ def check_factorized_params(fn) -> bool:
     """``fn(c_in, c_out)``: the number of parameters (weights and biases) of ``FactorizedConv(c_in, c_out)``."""
     name = "Exercise 4 ((2+1)D parameters)"
     for c_in, c_out in ((8, 8), (16, 32), (3, 5)):
-        out, msg = _call(fn, name, c_in, c_out)
+        out, msg = call(fn, name, c_in, c_out)
         if msg:
             print(msg)
             return False
@@ -182,7 +154,7 @@ def check_factorized_params(fn) -> bool:
                 hint = "the temporal conv comes after the spatial one: it maps c_out channels to c_out."
             else:
                 hint = "a k-tap conv from c_in to c_out channels has k·c_in·c_out weights and c_out biases."
-            return _fail(f"{name}: for c_in={c_in}, c_out={c_out} you said {out}; it has {expected}.", hint)
+            return fail(f"{name}: for c_in={c_in}, c_out={c_out} you said {out}; it has {expected}.", hint)
     full = 27 * 64 * 64 + 64
     fact = 9 * 64 * 64 + 3 * 64 * 64 + 128
-    return _ok(f"{name}: correct. At 64 → 64 channels: {fact:,} parameters instead of {full:,} for a 3×3×3 conv.")
+    return ok(f"{name}: correct. At 64 → 64 channels: {fact:,} parameters instead of {full:,} for a 3×3×3 conv.")

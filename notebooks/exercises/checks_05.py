@@ -8,36 +8,12 @@ It never raises: an exercise you have not tried yet (``None``, or a function tha
 from __future__ import annotations
 
 import math
-import traceback
 
 import torch
 
 from vdiff_edu.similarity import psnr
 
-_NOT_YET = "⏳ {name}: not attempted yet. Fill in the function above and run the cell again."
-
-
-def _ok(msg: str) -> bool:
-    print(f"✅ {msg}")
-    return True
-
-
-def _fail(msg: str, hint: str) -> bool:
-    print(f"❌ {msg}\n   Hint: {hint}")
-    return False
-
-
-def _call(fn, name: str, *args):
-    """Call the learner's function; return (result, None) or (None, a message) when it was not tried or crashed."""
-    if fn is None:
-        return None, _NOT_YET.format(name=name)
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, _NOT_YET.format(name=name)
-    except Exception as err:  # show the learner's error without stopping the notebook
-        last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return None, f"❌ {name} raised {last}"
+from ._checking import call, fail, ok
 
 
 def _as_float_tensor(out):
@@ -58,29 +34,29 @@ def check_psnr(fn) -> bool:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 3, 8, 8, generator=g, dtype=torch.float64) * 2 - 1  # (b, c, f, h, w)
     y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(-1, 1)
-    out, msg = _call(fn, name, x, y)
+    out, msg = call(fn, name, x, y)
     if msg:
         print(msg)
         return False
     expected = psnr(x, y)  # (2, 1, 3)
     out = _as_float_tensor(out)
     if out is None:
-        return _fail(f"{name}: expected a tensor, got {type(out).__name__}.", "return the PSNR, don't print it.")
+        return fail(f"{name}: expected a tensor, got {type(out).__name__}.", "return the PSNR, don't print it.")
     if out.shape != expected.shape:
         if out.numel() == 1 and math.isclose(out.item(), psnr(x, y).mean().item(), rel_tol=0.02):
-            return _fail(f"{name}: you returned one number; we want one PSNR per image, shape {tuple(expected.shape)}.",
-                         "take the mean over the last two axes only: ((x - y) ** 2).mean(dim=(-2, -1)).")
-        return _fail(f"{name}: shape {tuple(out.shape)}, expected {tuple(expected.shape)} (one value per image).",
-                     "average the squared error over h and w only: dim=(-2, -1).")
+            return fail(f"{name}: you returned one number; we want one PSNR per image, shape {tuple(expected.shape)}.",
+                        "take the mean over the last two axes only: ((x - y) ** 2).mean(dim=(-2, -1)).")
+        return fail(f"{name}: shape {tuple(out.shape)}, expected {tuple(expected.shape)} (one value per image).",
+                    "average the squared error over h and w only: dim=(-2, -1).")
     if torch.allclose(out, expected, rtol=1e-6):
-        return _ok(f"{name}: correct. {expected.mean():.2f} dB on average for noise of std 0.1.")
+        return ok(f"{name}: correct. {expected.mean():.2f} dB on average for noise of std 0.1.")
     if torch.allclose(out, expected * math.log(10), rtol=1e-6):
-        return _fail(f"{name}: off by a factor ln(10).", "decibels use log base 10: torch.log10, not torch.log.")
+        return fail(f"{name}: off by a factor ln(10).", "decibels use log base 10: torch.log10, not torch.log.")
     if torch.allclose(out, expected / 2, rtol=1e-6) or torch.allclose(out, expected - 10 * math.log10(2), rtol=1e-6):
-        return _fail(f"{name}: the peak is not squared, or not data_range.",
-                     "PSNR = 10·log10(L² / MSE) with L = data_range = 2 for pixels in [-1, 1].")
-    return _fail(f"{name}: values differ, e.g. {out.flatten()[0]:.3f} dB instead of {expected.flatten()[0]:.3f} dB.",
-                 "MSE = mean of (x − y)² over h and w; PSNR = 10·log10(data_range² / MSE).")
+        return fail(f"{name}: the peak is not squared, or not data_range.",
+                    "PSNR = 10·log10(L² / MSE) with L = data_range = 2 for pixels in [-1, 1].")
+    return fail(f"{name}: values differ, e.g. {out.flatten()[0]:.3f} dB instead of {expected.flatten()[0]:.3f} dB.",
+                "MSE = mean of (x − y)² over h and w; PSNR = 10·log10(data_range² / MSE).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -95,14 +71,14 @@ def check_latent_shape(fn) -> bool:
              ((1, 1, 5, 64, 64), 8, (1, 2, 2, 4), (1, 8, 5, 8, 8)),
              ((1, 1, 2, 16, 16), 3, (1,), (1, 3, 2, 16, 16))]
     for shape, c_z, mults, expected in cases:
-        out, msg = _call(fn, name, shape, c_z, mults)
+        out, msg = call(fn, name, shape, c_z, mults)
         if msg:
             print(msg)
             return False
         try:
             out = tuple(int(v) for v in out)
         except TypeError:
-            return _fail(f"{name}: expected a tuple of 5 ints, got {out!r}.", "return (b, c_z, f, h // d, w // d).")
+            return fail(f"{name}: expected a tuple of 5 ints, got {out!r}.", "return (b, c_z, f, h // d, w // d).")
         if out != expected:
             if len(out) == 5 and out[2] != expected[2]:
                 hint = "the autoencoder works frame by frame: the number of frames f does not change."
@@ -111,9 +87,9 @@ def check_latent_shape(fn) -> bool:
             else:
                 hint = ("each level except the last halves h and w, so d = 2 ** (len(channel_mults) - 1); "
                         "one level means no downsampling at all.")
-            return _fail(f"{name}: for a video {shape} with channel_mults={mults} you gave {out}, expected {expected}.",
-                         hint)
-    return _ok(f"{name}: correct. A 32×32 frame becomes 4×8×8 = 256 numbers instead of 1024: 4× fewer.")
+            return fail(f"{name}: for a video {shape} with channel_mults={mults} you gave {out}, expected {expected}.",
+                        hint)
+    return ok(f"{name}: correct. A 32×32 frame becomes 4×8×8 = 256 numbers instead of 1024: 4× fewer.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -126,24 +102,24 @@ def check_kl(fn) -> bool:
     mean = torch.tensor([0.0, 1.0, 0.0, 2.0, -0.5], dtype=torch.float64)
     logvar = torch.tensor([0.0, 0.0, math.log(2.0), 0.0, -1.0], dtype=torch.float64)
     expected = 0.5 * (mean**2 + logvar.exp() - 1 - logvar)
-    out, msg = _call(fn, name, mean, logvar)
+    out, msg = call(fn, name, mean, logvar)
     if msg:
         print(msg)
         return False
     out = _as_float_tensor(out)
     if out is None or out.shape != expected.shape:
         if out is not None and out.numel() == 1:
-            return _fail(f"{name}: you returned one number; we want one KL per element, shape {tuple(expected.shape)}.",
-                         "don't sum or average here; the model averages later.")
-        return _fail(f"{name}: expected a tensor of shape {tuple(expected.shape)}.", "compute it element-wise.")
+            return fail(f"{name}: you returned one number; we want one KL per element, shape {tuple(expected.shape)}.",
+                        "don't sum or average here; the model averages later.")
+        return fail(f"{name}: expected a tensor of shape {tuple(expected.shape)}.", "compute it element-wise.")
     if torch.allclose(out, expected, rtol=1e-6, atol=1e-9):
-        return _ok(f"{name}: correct. μ = 0, σ = 1 costs nothing; moving the mean or shrinking σ costs nats.")
+        return ok(f"{name}: correct. μ = 0, σ = 1 costs nothing; moving the mean or shrinking σ costs nats.")
     if torch.allclose(out, 2 * expected, rtol=1e-6, atol=1e-9):
-        return _fail(f"{name}: twice the right value.", "KL = ½ (μ² + σ² − 1 − log σ²): don't forget the ½.")
+        return fail(f"{name}: twice the right value.", "KL = ½ (μ² + σ² − 1 − log σ²): don't forget the ½.")
     if torch.allclose(out, 0.5 * (mean**2 + logvar - 1 - logvar.exp()), rtol=1e-6, atol=1e-9):
-        return _fail(f"{name}: σ² and log σ² are swapped.", "logvar is log σ², so σ² = logvar.exp().")
-    return _fail(f"{name}: for μ=1, log σ²=0 expected 0.5, got {out[1]:.4f}.",
-                 "KL = ½ (μ² + σ² − 1 − log σ²) with σ² = exp(logvar) (Kingma & Welling 2014, appendix B).")
+        return fail(f"{name}: σ² and log σ² are swapped.", "logvar is log σ², so σ² = logvar.exp().")
+    return fail(f"{name}: for μ=1, log σ²=0 expected 0.5, got {out[1]:.4f}.",
+                "KL = ½ (μ² + σ² − 1 − log σ²) with σ² = exp(logvar) (Kingma & Welling 2014, appendix B).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -156,18 +132,18 @@ def check_scale_factor(fn) -> bool:
     g = torch.Generator().manual_seed(0)
     z = 0.2 + 3.0 * torch.randn(4, 4, 2, 8, 8, generator=g, dtype=torch.float64)  # latents of std about 3
     expected = 1.0 / z.std()
-    out, msg = _call(fn, name, z)
+    out, msg = call(fn, name, z)
     if msg:
         print(msg)
         return False
     out = _as_float_tensor(out)
     if out is None or out.numel() != 1:
-        return _fail(f"{name}: expected one number, got {out!r}.",
-                     "one scale for every channel and frame: the std of z.flatten(), not per channel.")
+        return fail(f"{name}: expected one number, got {out!r}.",
+                    "one scale for every channel and frame: the std of z.flatten(), not per channel.")
     value = out.item()
     if math.isclose(value, expected.item(), rel_tol=1e-6):
-        return _ok(f"{name}: correct. (z · {value:.4f}).std() = {(z * value).std():.4f}.")
+        return ok(f"{name}: correct. (z · {value:.4f}).std() = {(z * value).std():.4f}.")
     if math.isclose(value, 1 / expected.item(), rel_tol=1e-6):
-        return _fail(f"{name}: you returned the std ({value:.3f}) itself.", "multiplying by std makes it std²; use 1 / std.")
-    return _fail(f"{name}: {value:.4f} makes the latents' std {(z * value).std():.4f}, not 1.",
-                 "scale = 1 / z.flatten().std(), one number over all elements (Rombach et al. 2022).")
+        return fail(f"{name}: you returned the std ({value:.3f}) itself.", "multiplying by std makes it std²; use 1 / std.")
+    return fail(f"{name}: {value:.4f} makes the latents' std {(z * value).std():.4f}, not 1.",
+                "scale = 1 / z.flatten().std(), one number over all elements (Rombach et al. 2022).")

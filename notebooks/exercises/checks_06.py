@@ -7,42 +7,13 @@ It never raises: an exercise you have not tried yet (``None``, or a function tha
 
 from __future__ import annotations
 
-import traceback
-
 import torch
 from torch import nn
 
 from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.train import diffusion_loss, min_snr_weight
 
-_NOT_YET = "⏳ {name}: not attempted yet. Fill in the function above and run the cell again."
-
-
-def _ok(msg: str) -> bool:
-    print(f"✅ {msg}")
-    return True
-
-
-def _fail(msg: str, hint: str) -> bool:
-    print(f"❌ {msg}\n   Hint: {hint}")
-    return False
-
-
-def _call(fn, name: str, *args):
-    """Call the learner's function; return (result, None) or (None, a message) when it was not tried or crashed."""
-    if fn is None:
-        return None, _NOT_YET.format(name=name)
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, _NOT_YET.format(name=name)
-    except Exception as err:  # show the learner's error without stopping the notebook
-        last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return None, f"❌ {name} raised {last}"
-
-
-def _close(a, b, atol: float = 1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=atol)
+from ._checking import call, close, fail, ok
 
 
 class _Conv(nn.Module):
@@ -69,27 +40,27 @@ def check_eps_loss(fn) -> bool:
     x0 = torch.rand(3, 1, 4, 6, 6, generator=g) * 2 - 1  # (b, c, f, h, w)
     noise, t = torch.randn(x0.shape, generator=g), torch.tensor([5, 400, 950])
     with torch.no_grad():
-        out, msg = _call(fn, name, model, x0, t, noise, schedule.alpha_bar)
+        out, msg = call(fn, name, model, x0, t, noise, schedule.alpha_bar)
         if msg:
             print(msg)
             return False
         expected = diffusion_loss(model, schedule, x0, prediction="eps", t=t, noise=noise)
         if not isinstance(out, torch.Tensor) or out.numel() != 1:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            return _fail(f"{name}: expected one number (a 0-d tensor), got {shape}.",
-                         "average the squared error over every axis: ((pred - noise) ** 2).mean().")
-        if _close(out.reshape(()), expected):
-            return _ok(f"{name}: correct: {out.item():.4f}, the same as diffusion_loss(..., prediction='eps').")
+            return fail(f"{name}: expected one number (a 0-d tensor), got {shape}.",
+                        "average the squared error over every axis: ((pred - noise) ** 2).mean().")
+        if close(out.reshape(()), expected):
+            return ok(f"{name}: correct: {out.item():.4f}, the same as diffusion_loss(..., prediction='eps').")
         ab = schedule.alpha_bar[t].float().view(-1, 1, 1, 1, 1)
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        if _close(out.reshape(()), (model(x_t, t) - x0).pow(2).mean()):
-            return _fail(f"{name}: you compared the prediction with x₀.", "in ε-prediction the target is the noise.")
-        if _close(out.reshape(()), (model(ab * x0 + (1 - ab) * noise, t) - noise).pow(2).mean()):
-            return _fail(f"{name}: x_t is built without square roots.", "x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (DDPM eq. 4).")
-        if _close(out.reshape(()), (model(x0, t) - noise).pow(2).mean()):
-            return _fail(f"{name}: the network saw the clean clip.", "feed it the noised x_t, not x₀.")
-    return _fail(f"{name}: got {out.item():.4f}, expected {expected.item():.4f}.",
-                 "reshape alpha_bar[t] to (b, 1, 1, 1, 1), build x_t, then mean((model(x_t, t) − ε)²).")
+        if close(out.reshape(()), (model(x_t, t) - x0).pow(2).mean()):
+            return fail(f"{name}: you compared the prediction with x₀.", "in ε-prediction the target is the noise.")
+        if close(out.reshape(()), (model(ab * x0 + (1 - ab) * noise, t) - noise).pow(2).mean()):
+            return fail(f"{name}: x_t is built without square roots.", "x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε (DDPM eq. 4).")
+        if close(out.reshape(()), (model(x0, t) - noise).pow(2).mean()):
+            return fail(f"{name}: the network saw the clean clip.", "feed it the noised x_t, not x₀.")
+    return fail(f"{name}: got {out.item():.4f}, expected {expected.item():.4f}.",
+                "reshape alpha_bar[t] to (b, 1, 1, 1, 1), build x_t, then mean((model(x_t, t) − ε)²).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -100,24 +71,24 @@ def check_min_snr_eps(fn) -> bool:
     """``fn(snr, gamma)`` must return min(SNR, γ)/SNR, and 1 where SNR = 0 (zero terminal SNR)."""
     name = "Exercise 2 (min-SNR-γ for ε)"
     snr = torch.tensor([0.0, 0.01, 1.0, 5.0, 20.0, 1e4], dtype=torch.float64)
-    out, msg = _call(fn, name, snr.clone(), 5.0)
+    out, msg = call(fn, name, snr.clone(), 5.0)
     if msg:
         print(msg)
         return False
     expected = min_snr_weight(snr, "eps", 5.0).double()
     if not isinstance(out, torch.Tensor) or out.shape != snr.shape:
-        return _fail(f"{name}: expected a tensor shaped like snr {tuple(snr.shape)}.", "work elementwise on snr.")
+        return fail(f"{name}: expected a tensor shaped like snr {tuple(snr.shape)}.", "work elementwise on snr.")
     out = out.double()
     if torch.allclose(out[1:], expected[1:], atol=1e-6) and not torch.isfinite(out[0]):
-        return _fail(f"{name}: right everywhere except SNR = 0, where you get {out[0].item()}.",
-                     "min(0, γ)/0 is 0/0. Write it as min(1, γ/SNR): (gamma / snr).clamp(max=1) gives 1 there.")
+        return fail(f"{name}: right everywhere except SNR = 0, where you get {out[0].item()}.",
+                    "min(0, γ)/0 is 0/0. Write it as min(1, γ/SNR): (gamma / snr).clamp(max=1) gives 1 there.")
     if torch.allclose(out, expected, atol=1e-6):
-        return _ok(f"{name}: correct: weight 1 for noisy steps, γ/SNR for the almost-clean ones.")
+        return ok(f"{name}: correct: weight 1 for noisy steps, γ/SNR for the almost-clean ones.")
     if torch.allclose(out, snr.clamp(max=5.0), atol=1e-6):
-        return _fail(f"{name}: that is the x₀-prediction weight min(SNR, γ).",
-                     "ε's error is x₀'s error times √SNR, so divide by SNR: min(SNR, γ)/SNR.")
+        return fail(f"{name}: that is the x₀-prediction weight min(SNR, γ).",
+                    "ε's error is x₀'s error times √SNR, so divide by SNR: min(SNR, γ)/SNR.")
     got, want = [round(v, 4) for v in out.tolist()], [round(v, 4) for v in expected.tolist()]
-    return _fail(f"{name}: got {got}, expected {want}.", "w = min(SNR, γ) / SNR = min(1, γ / SNR).")
+    return fail(f"{name}: got {got}, expected {want}.", "w = min(SNR, γ) / SNR = min(1, γ / SNR).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -131,7 +102,7 @@ def check_ema_update(fn) -> bool:
     ema = [torch.randn(3, 4, generator=g), torch.randn(4, generator=g)]
     new = [torch.randn(3, 4, generator=g), torch.randn(4, generator=g)]
     before = [e.clone() for e in ema]
-    out, msg = _call(fn, name, ema, new, 0.9)
+    out, msg = call(fn, name, ema, new, 0.9)
     if msg:
         print(msg)
         return False
@@ -142,12 +113,12 @@ def check_ema_update(fn) -> bool:
             print(f"ℹ️ {name}: you returned new tensors; the Trainer needs the update in place "
                   "(e.g. e.lerp_(p, 1 - d)), so the EMA model's own parameters change. Checking the values anyway.")
         else:
-            return _fail(f"{name}: ema_params did not change.",
-                         "update each tensor in place: e.mul_(d).add_(p, alpha=1 - d).")
+            return fail(f"{name}: ema_params did not change.",
+                        "update each tensor in place: e.mul_(d).add_(p, alpha=1 - d).")
     expected = [0.9 * b + 0.1 * p for b, p in zip(before, new)]
-    if all(_close(r, e) for r, e in zip(result, expected)):
-        return _ok(f"{name}: correct: each step moves the average 10 % of the way to the new weights.")
-    if all(_close(r, 0.1 * b + 0.9 * p) for r, b, p in zip(result, before, new)):
-        return _fail(f"{name}: decay and 1 − decay are swapped.",
-                     "the OLD average keeps the big share d; the new weights get 1 − d.")
-    return _fail(f"{name}: the values are off.", "θ_ema ← d·θ_ema + (1 − d)·θ for every tensor.")
+    if all(close(r, e) for r, e in zip(result, expected)):
+        return ok(f"{name}: correct: each step moves the average 10 % of the way to the new weights.")
+    if all(close(r, 0.1 * b + 0.9 * p) for r, b, p in zip(result, before, new)):
+        return fail(f"{name}: decay and 1 − decay are swapped.",
+                    "the OLD average keeps the big share d; the new weights get 1 − d.")
+    return fail(f"{name}: the values are off.", "θ_ema ← d·θ_ema + (1 − d)·θ for every tensor.")

@@ -7,41 +7,12 @@ It never raises: an exercise you have not tried yet (``None``, or a function tha
 
 from __future__ import annotations
 
-import traceback
-
 import torch
 
 from vdiff_edu.sampling import ddim_step
 from vdiff_edu.schedule import NoiseSchedule
 
-_NOT_YET = "⏳ {name}: not attempted yet. Fill in the function above and run the cell again."
-
-
-def _ok(msg: str) -> bool:
-    print(f"✅ {msg}")
-    return True
-
-
-def _fail(msg: str, hint: str) -> bool:
-    print(f"❌ {msg}\n   Hint: {hint}")
-    return False
-
-
-def _call(fn, name: str, *args):
-    """Call the learner's function; return (result, None) or (None, a message) when it was not tried or crashed."""
-    if fn is None:
-        return None, _NOT_YET.format(name=name)
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, _NOT_YET.format(name=name)
-    except Exception as err:  # show the learner's error without stopping the notebook
-        last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return None, f"❌ {name} raised {last}"
-
-
-def _close(a, b, atol: float = 1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=atol)
+from ._checking import call, close, fail, ok
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -56,22 +27,22 @@ def check_ddim_eps_step(fn) -> bool:
     x_t, eps = torch.randn(2, 1, 3, 4, 4, generator=g), torch.randn(2, 1, 3, 4, 4, generator=g)
     t, t_prev = 700, 500
     a_t, a_prev = schedule.alpha_bar[t].float(), schedule.alpha_bar[t_prev].float()
-    out, msg = _call(fn, name, x_t, eps, a_t, a_prev)
+    out, msg = call(fn, name, x_t, eps, a_t, a_prev)
     if msg:
         print(msg)
         return False
     expected = ddim_step(schedule, eps, t, t_prev, x_t, prediction="eps", eta=0.0)
     if not isinstance(out, torch.Tensor) or out.shape != x_t.shape:
-        return _fail(f"{name}: expected a tensor shaped like x_t {tuple(x_t.shape)}.", "return x_{t_prev}.")
-    if _close(out, expected):
-        return _ok(f"{name}: correct: the same as vdiff_edu.sampling.ddim_step(..., eta=0).")
+        return fail(f"{name}: expected a tensor shaped like x_t {tuple(x_t.shape)}.", "return x_{t_prev}.")
+    if close(out, expected):
+        return ok(f"{name}: correct: the same as vdiff_edu.sampling.ddim_step(..., eta=0).")
     x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-    if _close(out, x0):
-        return _fail(f"{name}: you returned x̂₀.", "then move to t_prev: √ᾱ_prev·x̂₀ + √(1−ᾱ_prev)·ε̂.")
-    if _close(out, a_prev.sqrt() * x0 + (1 - a_t).sqrt() * eps):
-        return _fail(f"{name}: the noise term uses ᾱ_t.", "the direction to x_t is √(1 − ᾱ_prev)·ε̂ (DDIM eq. 12).")
-    return _fail(f"{name}: the values are off.",
-                 "x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t, then x_prev = √ᾱ_prev·x̂₀ + √(1−ᾱ_prev)·ε̂.")
+    if close(out, x0):
+        return fail(f"{name}: you returned x̂₀.", "then move to t_prev: √ᾱ_prev·x̂₀ + √(1−ᾱ_prev)·ε̂.")
+    if close(out, a_prev.sqrt() * x0 + (1 - a_t).sqrt() * eps):
+        return fail(f"{name}: the noise term uses ᾱ_t.", "the direction to x_t is √(1 − ᾱ_prev)·ε̂ (DDIM eq. 12).")
+    return fail(f"{name}: the values are off.",
+                "x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t, then x_prev = √ᾱ_prev·x̂₀ + √(1−ᾱ_prev)·ε̂.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -85,21 +56,21 @@ def check_guidance(fn) -> bool:
     c, u = torch.randn(2, 1, 3, 4, 4, generator=g), torch.randn(2, 1, 3, 4, 4, generator=g)
     results = {}
     for s in (0.0, 1.0, 4.0):
-        out, msg = _call(fn, name, c, u, s)
+        out, msg = call(fn, name, c, u, s)
         if msg:
             print(msg)
             return False
         results[s] = out
     if not all(isinstance(r, torch.Tensor) and r.shape == c.shape for r in results.values()):
-        return _fail(f"{name}: expected tensors shaped like the predictions.", "combine them elementwise.")
-    if all(_close(results[s], u + s * (c - u)) for s in results):
-        return _ok(f"{name}: correct: scale 0 is the unconditional model, 1 the conditional one, 4 pushes past it.")
-    if all(_close(results[s], c + s * (u - c)) for s in results):
-        return _fail(f"{name}: conditional and unconditional are swapped.",
-                     "start from the UNconditional prediction and move towards the conditional one.")
-    if _close(results[0.0], u) and not _close(results[1.0], c):
-        return _fail(f"{name}: scale 1 should give exactly the conditional prediction.", "out = u + s·(c − u).")
-    return _fail(f"{name}: the values are off.", "Ho & Salimans 2022: ε̃ = ε_uncond + s·(ε_cond − ε_uncond).")
+        return fail(f"{name}: expected tensors shaped like the predictions.", "combine them elementwise.")
+    if all(close(results[s], u + s * (c - u)) for s in results):
+        return ok(f"{name}: correct: scale 0 is the unconditional model, 1 the conditional one, 4 pushes past it.")
+    if all(close(results[s], c + s * (u - c)) for s in results):
+        return fail(f"{name}: conditional and unconditional are swapped.",
+                    "start from the UNconditional prediction and move towards the conditional one.")
+    if close(results[0.0], u) and not close(results[1.0], c):
+        return fail(f"{name}: scale 1 should give exactly the conditional prediction.", "out = u + s·(c − u).")
+    return fail(f"{name}: the values are off.", "Ho & Salimans 2022: ε̃ = ε_uncond + s·(ε_cond − ε_uncond).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -113,7 +84,7 @@ def check_posterior_variance(fn) -> bool:
     ab = schedule.alpha_bar
     pairs = [(500, 499), (800, 600), (999, 0)]
     for t, s in pairs:
-        out, msg = _call(fn, name, ab[t], ab[s])
+        out, msg = call(fn, name, ab[t], ab[s])
         if msg:
             print(msg)
             return False
@@ -121,12 +92,12 @@ def check_posterior_variance(fn) -> bool:
         try:
             got = float(out)
         except (TypeError, ValueError, RuntimeError):
-            return _fail(f"{name}: expected a number, got {type(out).__name__}.", "return a 0-d tensor or a float.")
+            return fail(f"{name}: expected a number, got {type(out).__name__}.", "return a 0-d tensor or a float.")
         if abs(got - float(expected)) > 1e-9 * max(1.0, abs(float(expected))):
             if t - s == 1 and abs(got - float(schedule.betas[t])) < 1e-12:
-                return _fail(f"{name}: that is β_t (DDPM's larger variance choice), not β̃_t.",
-                             "multiply by (1 − ᾱ_prev)/(1 − ᾱ_t).")
-            return _fail(f"{name}: for t = {t}, t_prev = {s} you got {got:.6g}, expected {float(expected):.6g}.",
-                         "β_{t|s} = 1 − ᾱ_t/ᾱ_s is the variance of the whole strided step; "
-                         "scale it by (1−ᾱ_s)/(1−ᾱ_t).")
-    return _ok(f"{name}: correct: for consecutive steps it reduces to DDPM's β̃_t = (1−ᾱ_{{t−1}})/(1−ᾱ_t)·β_t.")
+                return fail(f"{name}: that is β_t (DDPM's larger variance choice), not β̃_t.",
+                            "multiply by (1 − ᾱ_prev)/(1 − ᾱ_t).")
+            return fail(f"{name}: for t = {t}, t_prev = {s} you got {got:.6g}, expected {float(expected):.6g}.",
+                        "β_{t|s} = 1 − ᾱ_t/ᾱ_s is the variance of the whole strided step; "
+                        "scale it by (1−ᾱ_s)/(1−ᾱ_t).")
+    return ok(f"{name}: correct: for consecutive steps it reduces to DDPM's β̃_t = (1−ᾱ_{{t−1}})/(1−ᾱ_t)·β_t.")
