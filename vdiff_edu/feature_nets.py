@@ -77,6 +77,7 @@ class FeatureNetConfig:
     batch_size: int = 16  # clips per step; the classifier sees frames_per_clip frames of each
     geometries_per_batch: int = 4  # each batch mixes this many draws from the mixture (batch_size clips in all)
     frames_per_clip: int = 8  # frames drawn from each clip for the classifier
+    augment: bool = True  # the classifier also learns from blurred / faint / noisy frames (see augment)
     lr: float = 2e-3  # AdamW learning rate, cosine-decayed to zero
     weight_decay: float = 1e-4
     eval_clips: int = 256  # held-out clips per geometry for the accuracy on the card
@@ -418,6 +419,34 @@ def feature_rms(nets: FeatureNets, num_clips: int = 256, seed: int = 1, mnist_di
     return {"video": rms(video), "frame": rms(frame)}
 
 
+def augment(video: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Degrade training clips ``(b, 1, F, S, S)`` in [-1, 1] the way generated clips are often degraded, so the
+    networks still recognise digits in them (without it a blur of half a pixel fools the classifier):
+
+    1. a Gaussian blur of σ ~ U(0.2, 1.2) px on half of the clips;
+    2. fainter ink on half: x ← −1 + (x + 1)·U(0.5, 1);
+    3. Gaussian noise of σ ~ U(0, 0.15) on half.
+    The labels stay what they were."""
+    b = video.shape[0]
+    out = []
+    for clip, (u_blur, u_faint, u_noise), (s_blur, s_faint, s_noise) in zip(
+            video, torch.rand(b, 3, generator=gen), torch.rand(b, 3, generator=gen)):
+        x = clip.transpose(0, 1)  # (F, 1, S, S) the frames of one clip
+        if u_blur < 0.5:
+            sigma = 0.2 + float(s_blur)
+            k = torch.arange(-3, 4, dtype=x.dtype, device=x.device)
+            g = torch.exp(-k**2 / (2 * sigma**2))
+            g = g / g.sum()
+            x = F.conv2d(F.pad(x, (0, 0, 3, 3), mode="replicate"), g.view(1, 1, 7, 1))
+            x = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), g.view(1, 1, 1, 7))
+        if u_faint < 0.5:
+            x = -1 + (x + 1) * (0.5 + 0.5 * float(s_faint))
+        if u_noise < 0.5:
+            x = x + 0.15 * float(s_noise) * torch.randn(x.shape, generator=gen).to(x.device)
+        out.append(x.transpose(0, 1))  # (1, F, S, S)
+    return torch.stack(out).clamp(-1, 1)  # (b, 1, F, S, S)
+
+
 # ---------------------------------------------------------------- training ----
 
 
@@ -468,10 +497,13 @@ def train_feature_nets(cfg: FeatureNetConfig | None = None, out_dir: str | Path 
         # 3. the video encoder predicts the proxy labels of the clip
         loss_v = F.binary_cross_entropy_with_logits(video_encoder(video), target)
 
-        # 4. the classifier predicts the digit set of a few frames of each clip
+        # 4. the classifier predicts the digit set of a few frames of each clip, degraded the way generated
+        #    frames often are (it must read digits in them; the video encoder, whose features must notice
+        #    such degradation, sees the clean clips)
         b, _, f = video.shape[:3]
+        seen = augment(video, gen) if cfg.augment else video  # (b, 1, F, S, S)
         pick = torch.randint(0, f, (b, cfg.frames_per_clip), generator=gen).to(device)  # (b, k) frame indices
-        frames = video[:, 0][torch.arange(b, device=device)[:, None], pick]  # (b, k, S, S)
+        frames = seen[:, 0][torch.arange(b, device=device)[:, None], pick]  # (b, k, S, S)
         frames = rearrange(frames, "b k h w -> (b k) 1 h w")  # (b·k, 1, S, S)
         target_c = target[:, :NUM_CLASSES].repeat_interleave(cfg.frames_per_clip, 0)  # (b·k, 10)
         loss_c = F.binary_cross_entropy_with_logits(classifier(frames), target_c)
@@ -557,7 +589,7 @@ Trained from scratch on a mixture of Moving MNIST geometries (train split; the d
 
 {cfg['train_steps']} AdamW steps (lr {cfg['lr']}, cosine to 0, weight decay {cfg['weight_decay']}), {cfg['batch_size']} fresh clips per
 step mixed from {cfg['geometries_per_batch']} draws of the mixture (so batch norm sees the mixture it is used on), and
-{cfg['frames_per_clip']} frames of each clip for the classifier; binary cross-entropy; seed {cfg['seed']}. It took
+{cfg['frames_per_clip']} frames of each clip for the classifier; {'the classifier sees half of its clips blurred, half with fainter ink and half with noise added (`augment`), so it still reads the digits of slightly degraded generated clips (the video encoder sees clean clips: its features should notice the degradation); ' if cfg.get('augment') else ''}binary cross-entropy; seed {cfg['seed']}. It took
 {meta['train_seconds']:.0f} s on {meta['device']} with {meta['torch_threads']} thread(s), torch {meta['torch_version']} (on the
 development machine: 2 cores shared with other jobs, so slower than an idle one). Reproduce it with
 

@@ -214,14 +214,13 @@ def detected_sets(frame_probs: torch.Tensor, window: int | None = None) -> torch
 
 
 def identity_persistence(frame_probs: torch.Tensor, window: int | None = None) -> float:
-    """Fraction of clips that show at least one digit (a digit's probability, averaged over the clip, above 0.5)
-    and whose detected digit set (``detected_sets``) is the same all through the clip. About 1 for real clips
-    (up to classifier errors); a digit that turns into another, or appears or vanishes for longer than a few
-    frames, lowers it, and so do clips with no recognisable digit (noise, blanks)."""
+    """Fraction of clips whose detected digit set (``detected_sets``) is the same all through the clip.
+    About 1 for real clips (up to classifier errors); a digit that turns into another, or appears or vanishes
+    for longer than a few frames, lowers it. Blind to content that never changes: a frozen frame, or noise the
+    classifier reads as the same digit throughout, also scores 1 (other metrics catch those)."""
     sets = detected_sets(frame_probs, window)  # (n, f', 10)
     same = (sets == sets[:, :1]).all(dim=2).all(dim=1)  # (n,)
-    shows_a_digit = (frame_probs.mean(dim=1) > 0.5).any(dim=1)  # (n,) noise or a blank clip has nothing to keep
-    return float((same & shows_a_digit).float().mean())
+    return float(same.float().mean())
 
 
 def condition_faithfulness(frame_probs: torch.Tensor, labels) -> float:
