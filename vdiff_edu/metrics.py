@@ -272,7 +272,7 @@ def flicker(clips, block: int | None = None, radius: int | None = None, chunk: i
     (``motion_compensated_residual``), in units of the full intensity range [0, 1].
 
     Digits that translate rigidly leave (almost) nothing: ≈ 0 for real clips. Frames that pop, shimmer, or
-    change a digit's shape leave a residual; pure noise leaves ≈ 0.3. Blocks are h/8 px, the search radius
+    change a digit's shape leave a residual; pure noise leaves about 0.2-0.3. Blocks are h/8 px, the search radius
     covers the fastest digit (``default_search_radius``)."""
     x = _unit(_uint8_clips(clips))  # (n, f, h, w)
     n, f, h, w = x.shape
