@@ -9,13 +9,7 @@ from vdiff_edu.attention import (CrossAttention, RelativePositionBias, SpatialAt
                                  attention)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: one thread is faster, and avoids waiting on a busy second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 def perturb_zeros_(module: nn.Module, seed: int = 0) -> nn.Module:

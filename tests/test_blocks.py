@@ -9,13 +9,7 @@ from vdiff_edu.blocks import (Downsample, FrameGroupNorm, Full3dConv, ResBlock3d
                               time_mixing_conv)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: one thread is faster, and avoids waiting on a busy second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 MODES = ("full3d", "factorized", "spatial")

@@ -8,13 +8,7 @@ import torch
 from vdiff_edu.embeddings import LabelEmbedding, TimestepEmbedding, timestep_embedding
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: one thread is faster, and avoids waiting on a busy second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 def test_timestep_embedding_hand_computed():

@@ -41,13 +41,7 @@ def mnist_digits():
         os.environ.pop("VDIFF_MNIST_DIR", None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are small: one thread is faster than two fighting over a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from vdiff_edu.schedule import NoiseSchedule
 SHAPE = (2, 1, 3, 8, 8)  # (b, c, f, h, w): a tiny batch of video clips
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and a busy machine is not oversubscribed); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
 
 
 class TinyDenoiser(nn.Module):
