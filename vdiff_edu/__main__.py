@@ -128,7 +128,7 @@ def cmd_train(args) -> int:
     if "history" in result:
         from .pipeline import write_loss_curve, write_samples
 
-        loss_png = write_loss_curve(result["history"], run_dir / "loss.png", title=f"{run_dir.name}: denoiser loss")
+        loss_png = write_loss_curve(result["histories"], run_dir / "loss.png", title=f"{run_dir.name}: denoiser loss")
         pipe = result["pipeline"]
         t0 = time.perf_counter()
         n = 20 if cfg.num_digits == 1 else 10
@@ -284,7 +284,7 @@ def cmd_demo(args) -> int:
         result = train_pipeline(cfg, run_dir, mnist_dir=args.mnist_dir,
                                 log=lambda s: print("      " + s, flush=True))
         train_secs = time.perf_counter() - t0
-        loss_png = write_loss_curve(result["history"], run_dir / "loss.png", title=f"{preset} preset: denoiser loss")
+        loss_png = write_loss_curve(result["histories"], run_dir / "loss.png", title=f"{preset} preset: denoiser loss")
         n = 20 if cfg.num_digits == 1 else 10
         video = result["pipeline"](num_videos=n, seed=0)
         labels = result["pipeline"].encode_condition(None, n)["labels"].cpu()

@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import nn
 
 from .autoencoder import FrameAutoencoder, estimate_scale_factor, train_autoencoder
@@ -247,20 +248,21 @@ def _unet_config(d: dict) -> UNetConfig:
 # ---------------------------------------------------------------- training one from nothing ----
 
 
-def load_training_clips(cfg: ExperimentConfig, mnist_dir: str | os.PathLike | None = None,
-                        verbose: bool = True) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """The experiment's ``num_clips`` training clips ``(n, 1, f, h, w)`` in [-1, 1], their labels ``(n, digits)``
-    and where the digits came from (real MNIST or the synthetic fallback)."""
+MAX_BYTES_IN_MEMORY = 2**30  # pixel clips kept in memory for the autoencoder; more are generated when encoded
+
+
+def training_dataset(cfg: ExperimentConfig, mnist_dir: str | os.PathLike | None = None, verbose: bool = False):
+    """The experiment's training clips: ``MovingMNIST("train", length=cfg.num_clips, ...)`` (generated on the fly)."""
     from .data import MovingMNIST
 
-    ds = MovingMNIST("train", length=cfg.num_clips, seed=cfg.seed, mnist_dir=mnist_dir, verbose=verbose,
-                     **cfg.dataset_kwargs())
-    clips = torch.empty((cfg.num_clips, 1, cfg.num_frames, cfg.image_size, cfg.image_size))
-    labels = torch.empty((cfg.num_clips, cfg.num_digits), dtype=torch.long)
-    for i in range(cfg.num_clips):
-        item = ds[i]
-        clips[i], labels[i] = item["video"], item["labels"]
-    return clips, labels, ds.source
+    return MovingMNIST("train", length=cfg.num_clips, seed=cfg.seed, mnist_dir=mnist_dir, verbose=verbose,
+                       **cfg.dataset_kwargs())
+
+
+def clips_of(ds, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips ``start .. stop-1`` of a MovingMNIST: videos ``(n, 1, f, h, w)`` in [-1, 1] and labels ``(n, digits)``."""
+    items = [ds[i] for i in range(start, stop)]
+    return torch.stack([it["video"] for it in items]), torch.stack([it["labels"] for it in items]).long()
 
 
 @torch.no_grad()
@@ -270,6 +272,19 @@ def encode_clips(autoencoder: FrameAutoencoder, clips: torch.Tensor, batch_size:
     device = next(autoencoder.parameters()).device
     out = [autoencoder.encode(clips[i:i + batch_size].to(device)).cpu() for i in range(0, len(clips), batch_size)]
     return torch.cat(out)  # (n, c_z, f, h/d, w/d)
+
+
+def encode_dataset(autoencoder: FrameAutoencoder, ds, first: torch.Tensor, first_labels: torch.Tensor,
+                   batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents ``(n, c_z, f, h/d, w/d)`` and labels ``(n, digits)`` of every clip of ``ds``. The clips already in
+    memory (``first``: clips 0, 1, ...) are encoded as they are; the rest are generated batch by batch, so the pixels
+    of a large dataset never sit in memory at once."""
+    latents, labels = [encode_clips(autoencoder, first, batch_size)], [first_labels]
+    for start in range(len(first), len(ds), batch_size):
+        clips, lab = clips_of(ds, start, min(start + batch_size, len(ds)))
+        latents.append(encode_clips(autoencoder, clips, batch_size))
+        labels.append(lab)
+    return torch.cat(latents), torch.cat(labels)
 
 
 def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str = "both",
@@ -307,15 +322,17 @@ def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     start = time.perf_counter()
 
-    # 1. the clips
+    # 1. the clips (the first ones in memory, for the autoencoder; the rest are generated when encoded)
     t0 = time.perf_counter()
-    clips, labels, source = load_training_clips(cfg, mnist_dir, verbose=False)
+    ds = training_dataset(cfg, mnist_dir)
+    bytes_per_clip = 4 * cfg.num_frames * cfg.image_size ** 2
+    clips, labels = clips_of(ds, 0, min(len(ds), max(256, MAX_BYTES_IN_MEMORY // bytes_per_clip)))
     result["seconds"]["data"] = time.perf_counter() - t0
-    result["digits"] = source
-    log(f"[1/4] data: {len(clips):,} clips {tuple(clips.shape[1:])} in {result['seconds']['data']:.1f} s; "
-        f"digits: {source}")
+    result["digits"] = source = ds.source
+    log(f"[1/4] data: {len(ds):,} clips {tuple(clips.shape[1:])} ({len(clips):,} in memory) in "
+        f"{result['seconds']['data']:.1f} s; digits: {source}")
 
-    # 2. the autoencoder
+    # 2. the autoencoder, trained on single frames of those clips
     ae_path = weights_dir / AUTOENCODER_FILE
     reuse = stage == "denoiser" or (resume is not None and ae_path.is_file())
     if reuse:
@@ -344,39 +361,104 @@ def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str
         result["seconds"]["total"] = time.perf_counter() - start
         return result
 
-    # 3. latents, encoded once
+    # 3. latents: every clip encoded once (a resumed run reuses the cache written for its autoencoder)
     t0 = time.perf_counter()
-    latents = encode_clips(autoencoder, clips)  # (n, c_z, f, h/d, w/d)
+    cache = run_dir / "latents.pt"
+    key = {"scale_factor": float(autoencoder.scale_factor), "num_clips": len(ds), "seed": cfg.seed}
+    cached = torch.load(cache, weights_only=True) if reuse and cache.is_file() else None
+    if cached is not None and cached.get("key") == key:
+        latents, labels = cached["latents"], cached["labels"]
+    else:
+        latents, labels = encode_dataset(autoencoder, ds, clips, labels)  # (n, c_z, f, h/d, w/d), (n, digits)
+        with atomic_path(cache) as tmp:
+            torch.save({"latents": latents, "labels": labels, "key": key}, tmp)
+    del clips
     if cfg.reverse_augment:  # a clip played backwards is another valid clip: twice the data for free
         latents, labels = torch.cat([latents, latents.flip(2)]), torch.cat([labels, labels])
-    with atomic_path(run_dir / "latents.pt") as tmp:
-        torch.save({"latents": latents, "labels": labels}, tmp)
     result["seconds"]["encode"] = time.perf_counter() - t0
-    log(f"[3/4] latents: {tuple(latents.shape)} (std {latents.std():.2f}) in {result['seconds']['encode']:.1f} s")
+    log(f"[3/4] latents: {tuple(latents.shape)} (std {latents.std():.2f}) in {result['seconds']['encode']:.1f} s"
+        + (" (cached)" if cached is not None and cached.get("key") == key else ""))
 
-    # 4. the denoiser
-    from .train import Trainer
+    # 4. the denoiser: (A) single frames, then (B) clips
+    from .train import Trainer, latest_checkpoint
 
-    t0 = time.perf_counter()
     seed_everything(cfg.seed)
     unet = UNet3D(cfg.unet)
+    if cfg.label_embedding_std is not None and unet.label_embed is not None:
+        nn.init.normal_(unet.label_embed.table.weight, std=cfg.label_embedding_std)
     schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
-    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters, {cfg.train.steps} steps × "
-        f"{cfg.train.batch_size} clips")
+    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters")
+    histories = {}
+    video_started = resume is not None and latest_checkpoint(run_dir) is not None
+    if cfg.image_train is not None and not video_started:
+        t0 = time.perf_counter()
+        frames = rearrange(latents[: len(latents) // (2 if cfg.reverse_augment else 1)],
+                           "n c f h w -> (n f) c 1 h w")  # every frame a one-frame clip
+        frame_labels = labels[: len(frames) // cfg.num_frames].repeat_interleave(cfg.num_frames, dim=0)
+        log(f"      A. single frames: {cfg.image_train.steps} steps × {cfg.image_train.batch_size} of "
+            f"{len(frames):,} latent frames {tuple(frames.shape[1:])}; temporal attention idle")
+        set_temporal_attention_trainable(unet, False)
+        image_trainer = Trainer(unet, schedule, {"latents": frames, "labels": frame_labels}, cfg.image_train,
+                                device=device, run_dir=run_dir / "image_stage", callback=callback)
+        histories["image stage"] = image_trainer.train(resume=resume)
+        image_trainer.ema.copy_to(unet)  # carry on from the averaged weights
+        set_temporal_attention_trainable(unet, True)
+        inflate_to_video(unet)
+        result["seconds"]["denoiser_images"] = time.perf_counter() - t0
+        log(f"      A. done in {result['seconds']['denoiser_images']:.0f} s")
+    t0 = time.perf_counter()
+    log(f"      {'B. clips: ' if cfg.image_train is not None else ''}{cfg.train.steps} steps × "
+        f"{cfg.train.batch_size} clips {tuple(latents.shape[1:])}")
     trainer = Trainer(unet, schedule, {"latents": latents, "labels": labels}, cfg.train, device=device,
                       run_dir=run_dir, callback=callback)
-    result["history"] = trainer.train(resume=resume)
+    histories["video stage" if cfg.image_train is not None else "loss"] = trainer.train(resume=resume)
+    result["history"] = trainer.history
+    result["histories"] = histories
     result["seconds"]["denoiser"] = time.perf_counter() - t0
     result["seconds"]["total"] = time.perf_counter() - start
     result["interrupted"] = trainer.step < cfg.train.steps
-    ema_unet = trainer.ema.model
-    pipe = LatentVideoPipeline(autoencoder, ema_unet, schedule, cfg, device=device)
-    meta = {"digits": source, "train_steps": trainer.step, "train_seconds": {k: round(v, 1) for k, v in
-                                                                               result["seconds"].items()}}
+    pipe = LatentVideoPipeline(autoencoder, trainer.ema.model, schedule, cfg, device=device)
+    meta = {"digits": source, "train_steps": trainer.step,
+            "image_train_steps": cfg.image_train.steps if cfg.image_train is not None else 0,
+            "train_seconds": {k: round(v, 1) for k, v in result["seconds"].items()}}
     result["paths"]["unet"] = pipe.save_pretrained(weights_dir, metadata=meta)[1]
     result["pipeline"] = pipe
     log(f"      trained to step {trainer.step} in {result['seconds']['denoiser']:.0f} s → {result['paths']['unet']}")
     return result
+
+
+def set_temporal_attention_trainable(unet: nn.Module, trainable: bool) -> None:
+    """Freeze (or unfreeze) every ``TemporalAttention``. Frozen at its initial state its output projection is zero,
+    so it adds nothing: on single frames the U-Net is then a plain image denoiser."""
+    from .attention import TemporalAttention
+
+    for m in unet.modules():
+        if isinstance(m, TemporalAttention):
+            m.requires_grad_(trainable)
+
+
+@torch.no_grad()
+def inflate_to_video(unet: nn.Module) -> nn.Module:
+    """Turn a U-Net trained on single frames into one that treats every frame of a clip exactly alike.
+
+    On one frame a temporal convolution only ever uses its centre tap (its neighbours are zero padding), so the
+    other taps were never trained. Setting them to zero makes the network compute, on each frame of a clip, what
+    it computed on single frames; the temporal layers then learn motion from there (the "inflation" of an image
+    model into a video model: Ho et al. 2022, Video Diffusion Models; Blattmann et al. 2023, Video LDM).
+    """
+    from .blocks import Full3dConv, TemporalConv
+
+    for m in unet.modules():
+        if isinstance(m, TemporalConv):
+            w = m.conv.weight  # (out, in, k, 1): taps along the frame axis
+        elif isinstance(m, Full3dConv):
+            w = m.conv.weight  # (out, in, k_f, k_h, k_w)
+        else:
+            continue
+        centre = w.shape[2] // 2
+        w[:, :, :centre] = 0
+        w[:, :, centre + 1:] = 0
+    return unet
 
 
 # ---------------------------------------------------------------- writing samples ----
@@ -413,12 +495,27 @@ def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str
     return paths
 
 
-def write_loss_curve(history: dict | list, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Save the training loss (the Trainer's ``history``) as a PNG."""
-    from .viz import plot_loss
+def write_loss_curve(history: dict, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Save a loss curve as a PNG: one Trainer ``history``, or ``{name: history}`` for several stages (drawn one
+    after the other on a common step axis)."""
+    import matplotlib.pyplot as plt
 
-    curves = history if isinstance(history, list) else {"step": history["step"], "loss": history["loss"]}
-    fig = plot_loss(curves, title=title)
+    stages = {"loss": history} if "loss" in history else history
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    offset = 0
+    for name, h in stages.items():
+        steps = np.asarray(h["step"]) + offset
+        loss = np.asarray(h["loss"], dtype=float)
+        smooth, ema = [], loss[0] if len(loss) else 0.0
+        for v in loss:  # exponential moving average, as viz.plot_loss draws it
+            ema = 0.9 * ema + 0.1 * v
+            smooth.append(ema)
+        (line,) = ax.plot(steps, loss, alpha=0.3)
+        ax.plot(steps, smooth, color=line.get_color(), label=name)
+        offset = int(steps[-1]) if len(steps) else offset
+    ax.set(xlabel="step", ylabel="loss", yscale="log", title=title or "training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight")

@@ -56,7 +56,13 @@ class ExperimentConfig:
     # --- the three networks' configs
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    label_embedding_std: float | None = None  # re-initialise the U-Net's label embedding at this std (None: keep its
+                                              # own init). Its default 0.02 suits long runs; in minutes the labels
+                                              # are then hardly learned (measured: see train_pipeline)
+    # --- the denoiser's training: first single frames (optional), then clips
+    image_train: TrainConfig | None = None  # stage A: train on single latent frames (batch_size counts frames),
+                                            # temporal layers idle; None: skip (Video LDM, Blattmann et al. 2023)
+    train: TrainConfig = field(default_factory=TrainConfig)  # stage B: train on clips (batch_size counts clips)
     # --- the noise schedule (vdiff_edu.schedule.NoiseSchedule)
     schedule_kind: str = "cosine"  # "linear", "cosine" or "sigmoid"
     schedule_steps: int = 1000  # T, the number of noise levels
@@ -77,6 +83,9 @@ class ExperimentConfig:
         if self.unet.num_label_slots not in (0, self.num_digits):
             raise ValueError(f"unet.num_label_slots={self.unet.num_label_slots} must be num_digits={self.num_digits} "
                              f"(one label per digit) or 0 (unconditional)")
+        if self.image_train is not None and self.unet.temporal_downsample_levels:
+            raise ValueError("image_train (single frames) cannot run with unet.temporal_downsample_levels, which "
+                             "need several frames; set image_train=None or temporal_downsample_levels=()")
         if self.num_clips < 1 or self.sample_steps < 1:
             raise ValueError(f"num_clips and sample_steps must be >= 1; got {self.num_clips}, {self.sample_steps}")
 
@@ -110,9 +119,12 @@ class ExperimentConfig:
             unet=UNetConfig(in_channels=4, out_channels=4, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                             spatial_attn_levels=(), temporal_attn_levels=(1,), num_heads=2, head_dim=8,
                             norm_groups=4, num_label_slots=1),
+            label_embedding_std=0.3,
+            image_train=TrainConfig(steps=5, batch_size=16, lr=2e-3, warmup=1, ema_decay=0.9, weight_decay=0.0,
+                                    log_every=5, checkpoint_every=0, keep_last=1, progress="text"),
             train=TrainConfig(steps=10, batch_size=4, lr=1e-3, warmup=2, ema_decay=0.9, weight_decay=0.0,
                               log_every=5, checkpoint_every=5, keep_last=2, progress="text"),
-            sampler="dpmpp", sample_steps=4, guidance_scale=2.0,
+            sampler="ddpm", sample_steps=4, guidance_scale=2.0,
         )
 
     @classmethod
@@ -123,17 +135,25 @@ class ExperimentConfig:
             # 32×32 frames → 4×8×8 latents; narrow at full resolution, where convolutions cost the most
             autoencoder=AutoencoderConfig(base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, groups=8,
                                           image_size=32, latent_channels=4, kl_weight=1e-4,
-                                          train_steps=800, batch_size=128, lr=2e-3),
-            # latents (4, 8, 8, 8): levels 8×8 (48 ch) and 4×4 (96 ch, spatial + temporal attention)
-            unet=UNetConfig(in_channels=4, out_channels=4, base_channels=48, channel_mults=(1, 2), num_res_blocks=1,
+                                          train_steps=400, batch_size=64, lr=2e-3),
+            # latents (4, 8, 8, 8): levels 8×8 (32 ch) and 4×4 (64 ch, spatial + temporal attention); 1.1 M params
+            unet=UNetConfig(in_channels=4, out_channels=4, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
                             spatial_attn_levels=(1,), temporal_attn_levels=(1,), time_mixing="factorized",
                             num_heads=4, head_dim=32, norm_groups=8, max_frames=32, num_classes=10,
                             num_label_slots=1),
-            train=TrainConfig(steps=1_500, batch_size=32, lr=1e-3, warmup=100, min_lr_ratio=0.1, weight_decay=0.0,
-                              ema_decay=0.999, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
-                              log_every=50, checkpoint_every=500, keep_last=2),
+            label_embedding_std=0.3,
+            # A: what digits look like, from single frames (8× cheaper per sample than a clip) ...
+            image_train=TrainConfig(steps=800, batch_size=256, lr=2e-3, warmup=50, min_lr_ratio=0.1, weight_decay=0.0,
+                                    ema_decay=0.995, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
+                                    log_every=50, checkpoint_every=400, keep_last=1),
+            # B: ... then how they move, from clips
+            train=TrainConfig(steps=800, batch_size=32, lr=1e-3, warmup=50, min_lr_ratio=0.1, weight_decay=0.0,
+                              ema_decay=0.995, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
+                              log_every=50, checkpoint_every=400, keep_last=2),
             schedule_kind="cosine", schedule_steps=1000,
-            sampler="dpmpp", sample_steps=25, guidance_scale=3.0,
+            # ancestral sampling: its fresh noise at every step corrects the errors of a briefly trained model,
+            # which deterministic samplers (DDIM, DPM-Solver++) accumulate (measured: see docs/benchmarks.md)
+            sampler="ddpm", sample_steps=50, guidance_scale=3.0,
         )
 
     @classmethod
@@ -172,8 +192,9 @@ class ExperimentConfig:
             if isinstance(d.get(key), dict):
                 names = {f.name for f in fields(klass)}
                 d[key] = klass(**{k: v for k, v in d[key].items() if k in names})
-        if isinstance(d.get("train"), dict):
-            d["train"] = TrainConfig.from_dict(d["train"])
+        for key in ("train", "image_train"):
+            if isinstance(d.get(key), dict):
+                d[key] = TrainConfig.from_dict(d[key])
         return cls(**d)
 
     def summary(self) -> str:
@@ -186,8 +207,10 @@ class ExperimentConfig:
             f"  autoencoder  {self.image_size}×{self.image_size} → {ae.latent_channels}×{self.latent_size}×"
             f"{self.latent_size}, widths {ae.base_channels}×{ae.channel_mults}, {ae.train_steps} steps × "
             f"{ae.batch_size} frames",
-            f"  denoiser     UNet3D widths {u.base_channels}×{u.channel_mults}, {u.time_mixing}, "
-            f"{t.steps} steps × {t.batch_size} clips, {t.prediction}-prediction, lr {t.lr:g}",
+            f"  denoiser     UNet3D widths {u.base_channels}×{u.channel_mults}, {u.time_mixing}, {t.prediction}-"
+            f"prediction; " + (f"{self.image_train.steps} steps × {self.image_train.batch_size} single frames, then "
+                               if self.image_train is not None else "") +
+            f"{t.steps} steps × {t.batch_size} clips, lr {t.lr:g}",
             f"  schedule     {self.schedule_kind}, T={self.schedule_steps}; sampler {self.sampler}, "
             f"{self.sample_steps} steps, guidance {self.guidance_scale:g}",
         ])
