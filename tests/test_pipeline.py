@@ -280,3 +280,39 @@ def test_checks_are_friendly_before_an_attempt(exercises, capsys):
         assert check(not_yet) is False
         assert check(None) is False
     assert "not attempted yet" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- from an image denoiser to a video denoiser ----
+
+
+def test_inflated_unet_treats_every_frame_like_a_single_frame():
+    """After ``inflate_to_video`` (and with temporal attention still at its zero start) the U-Net computes, on each
+    frame of a clip, exactly what it computes on that frame alone: the image stage's knowledge carries over."""
+    from vdiff_edu.attention import TemporalAttention
+    from vdiff_edu.pipeline import inflate_to_video
+
+    torch.manual_seed(0)
+    unet = UNet3D(ExperimentConfig.smoke().unet).eval()
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "temporal_attn" not in name:  # temporal attention keeps its zero output projection
+                p.add_(0.1 * torch.randn_like(p))
+    clip = torch.randn(2, 4, 4, 4, 4)  # (b, c, f, h, w)
+    t, cond = torch.tensor([10, 700]), {"labels": torch.tensor([[3], [10]])}
+    with torch.no_grad():
+        per_frame = torch.cat([unet(clip[:, :, i:i + 1], t, cond) for i in range(4)], dim=2)
+        assert not torch.allclose(unet(clip, t, cond), per_frame, atol=1e-4)  # random temporal taps mix frames
+        inflate_to_video(unet)
+        torch.testing.assert_close(unet(clip, t, cond), per_frame, atol=1e-5, rtol=1e-4)
+    assert any(isinstance(m, TemporalAttention) for m in unet.modules())
+
+
+def test_temporal_attention_can_be_frozen_and_thawed():
+    from vdiff_edu.pipeline import set_temporal_attention_trainable
+
+    unet = UNet3D(ExperimentConfig.smoke().unet)
+    set_temporal_attention_trainable(unet, False)
+    frozen = {n for n, p in unet.named_parameters() if not p.requires_grad}
+    assert frozen and all("temporal_attn" in n for n in frozen)
+    set_temporal_attention_trainable(unet, True)
+    assert all(p.requires_grad for p in unet.parameters())

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -346,7 +347,8 @@ def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str
         t0 = time.perf_counter()
         seed_everything(cfg.seed)
         autoencoder = FrameAutoencoder(cfg.autoencoder)
-        ae_progress = cfg.train.progress not in ("none", "text")
+        ae_progress = cfg.train.progress == "bar" or (cfg.train.progress == "auto" and (
+            sys.stderr.isatty() or "ipykernel" in sys.modules))  # a bar where one can be seen, as the Trainer does
         result["autoencoder_history"] = train_autoencoder(autoencoder, clips, device=device, seed=cfg.seed,
                                                           progress=ae_progress, log_every=50)
         scale = estimate_scale_factor(autoencoder, clips[:256])

@@ -147,9 +147,9 @@ class ExperimentConfig:
                                     ema_decay=0.995, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
                                     log_every=50, checkpoint_every=400, keep_last=1),
             # B: ... then how they move, from clips
-            train=TrainConfig(steps=800, batch_size=32, lr=1e-3, warmup=50, min_lr_ratio=0.1, weight_decay=0.0,
+            train=TrainConfig(steps=1_400, batch_size=32, lr=1e-3, warmup=50, min_lr_ratio=0.1, weight_decay=0.0,
                               ema_decay=0.995, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
-                              log_every=50, checkpoint_every=400, keep_last=2),
+                              log_every=50, checkpoint_every=700, keep_last=2),
             schedule_kind="cosine", schedule_steps=1000,
             # ancestral sampling: its fresh noise at every step corrects the errors of a briefly trained model,
             # which deterministic samplers (DDIM, DPM-Solver++) accumulate (measured: see docs/benchmarks.md)
