@@ -25,6 +25,18 @@ def test_atomic_path_keeps_last_good_file_when_writing_crashes(tmp_path):
     assert os.listdir(tmp_path) == ["file.bin"], "the temporary file must be cleaned up"
 
 
+def test_atomic_writes_get_the_usual_permissions_not_owner_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "b.bin", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644  # what open() would have made
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600  # a strict umask is respected
+
+
 def test_weights_round_trip_with_metadata(tmp_path):
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     path = save_weights(tmp_path / "m.safetensors", model, {"config": {"width": 4}, "steps": 7})
