@@ -6,9 +6,11 @@
 
 Measures, on this machine:
 
-* training throughput of the cpu preset: autoencoder frames/s and denoiser clips/s (a few timed steps of each,
+* training throughput of the cpu preset: autoencoder frames/s, the denoiser's single-frame stage frames/s and its
+  clip stage clips/s (a few timed steps of each,
   after a warm-up), and what the preset's step counts then cost in seconds;
-* sampling seconds per clip from the shipped weights at 10, 25 and 50 steps (DPM-Solver++, guidance on);
+* sampling seconds per clip from the shipped weights at 10, 25 and 50 steps (the model's own sampler, guidance on;
+  ``bench_samplers.py`` compares samplers by quality);
 * with ``--demo``: the wall time of ``python -m vdiff_edu demo`` (data preview, shipped samples, training the cpu
   preset from nothing, its samples), in a temporary runs folder;
 * on a CUDA machine, the gpu preset's denoiser clips/s, model FLOPs utilisation and peak memory.
@@ -73,11 +75,14 @@ def autoencoder_frames_per_s(cfg: ExperimentConfig, steps: int, device) -> float
     return steps * cfg.autoencoder.batch_size / (time.perf_counter() - start)
 
 
-def denoiser_clips_per_s(cfg: ExperimentConfig, steps: int, device) -> tuple[float, float | None]:
-    """Clips per second of the Trainer's step on random latents of the preset's shape; and the peak CUDA memory."""
-    n = max(cfg.train.batch_size * 2, 64)
-    data = {"latents": torch.randn(n, *cfg.latent_shape), "labels": torch.randint(0, 10, (n, cfg.num_digits))}
-    train_cfg = replace(cfg.train, steps=steps + 2, checkpoint_every=0, progress="none", compile=False)
+def denoiser_clips_per_s(cfg: ExperimentConfig, steps: int, device, frames: bool = False) -> tuple[float, float | None]:
+    """Clips per second of the Trainer's step on random latents of the preset's shape (``frames=True``: single
+    latent frames at the image stage's batch, as ``train_pipeline`` trains first); and the peak CUDA memory."""
+    stage = cfg.image_train if frames else cfg.train
+    shape = (cfg.latent_shape[0], 1, *cfg.latent_shape[2:]) if frames else cfg.latent_shape
+    n = max(stage.batch_size * 2, 64)
+    data = {"latents": torch.randn(n, *shape), "labels": torch.randint(0, 10, (n, cfg.num_digits))}
+    train_cfg = replace(stage, steps=steps + 2, checkpoint_every=0, progress="none", compile=False)
     trainer = Trainer(UNet3D(cfg.unet), NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps), data, train_cfg,
                       device=device)
     trainer.train(num_steps=2)  # warm-up
@@ -87,7 +92,7 @@ def denoiser_clips_per_s(cfg: ExperimentConfig, steps: int, device) -> tuple[flo
     start = time.perf_counter()
     trainer.train(num_steps=steps)
     _sync(device)
-    rate = steps * cfg.train.batch_size / (time.perf_counter() - start)
+    rate = steps * stage.batch_size / (time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     return rate, peak
 
@@ -145,22 +150,27 @@ def main(argv=None) -> int:
     cps, _ = denoiser_clips_per_s(cfg, args.steps, cpu)
     ae_s = cfg.autoencoder.train_steps * cfg.autoencoder.batch_size / fps
     dn_s = cfg.train.steps * cfg.train.batch_size / cps
+    if cfg.image_train is not None:
+        frames_ps, _ = denoiser_clips_per_s(cfg, max(3, args.steps // 2), cpu, frames=True)
+        im_s = cfg.image_train.steps * cfg.image_train.batch_size / frames_ps
     unet = UNet3D(cfg.unet)
     gflop = unet.flops_per_clip(cfg.num_frames, cfg.latent_size, cfg.latent_size) / 1e9
     lines += ["| cpu preset, training | throughput | preset's steps | predicted time |", "|---|---:|---:|---:|",
               f"| autoencoder ({sum(p.numel() for p in FrameAutoencoder(cfg.autoencoder).parameters()) / 1e3:.0f} k "
               f"params) | {fps:,.0f} frames/s | {cfg.autoencoder.train_steps} × {cfg.autoencoder.batch_size} "
               f"frames | {ae_s:.0f} s |",
+              *([f"| denoiser, stage A: single latent frames | {frames_ps:,.0f} frames/s | {cfg.image_train.steps} × "
+                 f"{cfg.image_train.batch_size} frames | {im_s:.0f} s |"] if cfg.image_train is not None else []),
               f"| denoiser (UNet3D {unet.num_parameters() / 1e6:.2f} M params, {gflop:.2f} GFLOP/clip forward) | "
               f"{cps:.1f} clips/s | {cfg.train.steps} × {cfg.train.batch_size} clips | {dn_s:.0f} s |", ""]
-    print("\n".join(lines[-6:]), flush=True)
+    print("\n".join(lines[2:]), flush=True)
 
     try:
         per_clip = sampling_seconds_per_clip(args.weights, (10, 25, 50), args.n)
     except FileNotFoundError as e:
         print(f"sampling skipped: {e}")
     else:
-        lines += [f"| sampling from `{args.weights}` (DPM-Solver++, guidance {cfg.guidance_scale:g}, {args.n} clips "
+        lines += [f"| sampling from `{args.weights}` ({cfg.sampler}, guidance {cfg.guidance_scale:g}, {args.n} clips "
                   f"per call) | 10 steps | 25 steps | 50 steps |", "|---|---:|---:|---:|",
                   "| seconds per clip | " + " | ".join(f"{per_clip[s]:.2f}" for s in (10, 25, 50)) + " |", ""]
         print("\n".join(lines[-4:]), flush=True)

@@ -1,0 +1,82 @@
+"""What each part of the ``cpu`` recipe buys: train a variant from nothing, sample it, score it.
+
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/ablate_cpu_recipe.py --variant clips-only
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/ablate_cpu_recipe.py --variant small-label-init
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/ablate_cpu_recipe.py --variant preset --seed 1
+
+Variants (each changes one thing of ``ExperimentConfig.cpu()``):
+
+* ``preset``: the preset as shipped (single latent frames first, then clips; label embedding initialised at
+  std 0.3; ancestral DDPM sampling).
+* ``clips-only``: no single-frame stage; the clip stage gets the steps that take the same wall time instead
+  (``--extra-steps``, default 700, measured: the 800 × 256-frame stage costs about as much as 700 × 32-clip steps).
+* ``small-label-init``: the label embedding keeps the module's own init (std 0.02).
+
+Each run trains with ``vdiff_edu.pipeline.train_pipeline`` under ``runs/ablate_<variant>/``, draws ``--n`` clips
+(labels 0–9 in turn, the preset's sampler) and scores them with ``vdiff_edu.metrics.evaluate_clips`` against the
+fixed real evaluation split. ``--seed`` reruns a variant with other data, initialisation and noise, to see how far
+two runs of the same recipe differ. It prints the wall time of each stage and one Markdown table row;
+``docs/benchmarks.md`` keeps the rows we measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from vdiff_edu.config import runs_dir
+from vdiff_edu.data import to_uint8
+from vdiff_edu.metrics import evaluate_clips
+from vdiff_edu.pipeline import train_pipeline
+from vdiff_edu.presets import ExperimentConfig
+
+COLUMNS = ("condition_faithfulness", "identity_persistence", "motion_plausibility", "fvd_mm", "frame_fd", "flicker")
+
+
+def variant_config(name: str, extra_steps: int) -> ExperimentConfig:
+    cfg = ExperimentConfig.cpu()
+    if name == "preset":
+        return cfg
+    if name == "clips-only":
+        return replace(cfg, image_train=None, train=replace(cfg.train, steps=cfg.train.steps + extra_steps))
+    if name == "small-label-init":
+        return replace(cfg, label_embedding_std=None)
+    raise SystemExit(f"--variant must be preset, clips-only or small-label-init; got {name!r}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", default="preset")
+    parser.add_argument("--extra-steps", type=int, default=700, help="clip steps that replace the frame stage")
+    parser.add_argument("--n", type=int, default=200, help="clips to sample and score")
+    parser.add_argument("--seed", type=int, default=0, help="the run's seed (data, initialisation, noise draws)")
+    args = parser.parse_args(argv)
+
+    cfg = replace(variant_config(args.variant, args.extra_steps), seed=args.seed)
+    run_dir = runs_dir() / (f"ablate_{args.variant}" + (f"_seed{args.seed}" if args.seed else ""))
+    mnist_dir = os.environ.get("VDIFF_MNIST_DIR")
+    start = time.perf_counter()
+    result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, log=lambda s: print(s, flush=True))
+    wall = time.perf_counter() - start
+    pipe = result["pipeline"]
+    labels = torch.arange(args.n) % cfg.unet.num_classes
+    video = torch.cat([pipe(labels=labels[i:i + 50].tolist(), seed=i) for i in range(0, args.n, 50)])
+    scores = evaluate_clips(np.asarray(to_uint8(video)[:, 0]), labels.numpy()[:, None], rule=cfg.rule,
+                            reference={"mnist_dir": mnist_dir} if mnist_dir else None, out_dir=run_dir / "eval",
+                            verbose=False)["metrics"]
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items() if k != "total")
+    print(f"\nvariant {args.variant}, seed {args.seed}: trained in {wall / 60:.1f} min ({seconds})")
+    print("| variant | train min | " + " | ".join(COLUMNS) + " |")
+    print(f"| {args.variant} (seed {args.seed}) | {wall / 60:.1f} | "
+          + " | ".join(f"{scores[k]['generated']:.3f}" for k in COLUMNS) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
