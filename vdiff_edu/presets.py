@@ -57,8 +57,9 @@ class ExperimentConfig:
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
     label_embedding_std: float | None = None  # re-initialise the U-Net's label embedding at this std (None: keep its
-                                              # own init). Its default 0.02 suits long runs; in minutes the labels
-                                              # are then hardly learned (measured: see train_pipeline)
+                                              # own init, std 0.02). At 0.02 the label is a whisper next to the
+                                              # timestep embedding and a minutes-long run hardly learns it
+                                              # (measured: docs/benchmarks.md, "what the cpu recipe buys")
     # --- the denoiser's training: first single frames (optional), then clips
     image_train: TrainConfig | None = None  # stage A: train on single latent frames (batch_size counts frames),
                                             # temporal layers idle; None: skip (Video LDM, Blattmann et al. 2023)
@@ -151,8 +152,9 @@ class ExperimentConfig:
                               ema_decay=0.995, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
                               log_every=50, checkpoint_every=700, keep_last=2),
             schedule_kind="cosine", schedule_steps=1000,
-            # ancestral sampling: its fresh noise at every step corrects the errors of a briefly trained model,
-            # which deterministic samplers (DDIM, DPM-Solver++) accumulate (measured: see docs/benchmarks.md)
+            # ancestral DDPM: on this briefly trained model it moves the digits more plausibly and scores a lower
+            # FVD-MM than DDIM or DPM-Solver++ at any step count, which draw slightly sharper frames
+            # (benchmarks/bench_samplers.py; table in docs/benchmarks.md)
             sampler="ddpm", sample_steps=50, guidance_scale=3.0,
         )
 
@@ -169,6 +171,7 @@ class ExperimentConfig:
                             norm_groups=32, max_frames=32, num_label_slots=2, dropout=0.1),
             train=TrainConfig(steps=60_000, batch_size=64, lr=2e-4, warmup=1_000, ema_decay=0.9999,
                               log_every=100, checkpoint_every=2_000, compile=True),
+            label_embedding_std=0.3,  # as the cpu preset, where it was measured (no GPU run measured yet)
             sampler="dpmpp", sample_steps=25, guidance_scale=3.0,
         )
 
