@@ -332,9 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="cpu", help="'cpu' (the shipped weights) or a run folder such as runs/my_run")
     p.add_argument("--n", type=int, default=None, help="number of clips (default: one per label, or 16)")
     p.add_argument("--labels", default=None, help="digits, comma-separated, e.g. 3,7,1 (default: 0,1,2,... in turn)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's, 25)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampler steps (default: the model's; 50 for the shipped cpu model)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpmpp"), default=None, help="default: dpmpp")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpmpp"), default=None,
+                   help="default: the model's (ddpm for the shipped cpu model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default: runs/samples/<weights>)")
     p.add_argument("--device", default=None)

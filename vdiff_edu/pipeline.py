@@ -12,14 +12,15 @@ models sketches, and of the diffusers pipelines):
 
     cond = pipe.encode_condition([3, 7])                       # the same, one step at a time
     z_T = pipe.initial_noise(2, generator=torch.Generator().manual_seed(0))
-    z_0 = pipe.denoise(z_T, cond, steps=25, guidance_scale=3.0)
+    z_0 = pipe.denoise(z_T, cond, steps=50, guidance_scale=3.0)
     video = pipe.decode(z_0)
 
 The sampling loop itself lives in ``sampling.py``; this module only composes the pieces, so each step can be
 called (and looked at) on its own in notebooks 00 and 08.
 
-Below the pipeline: ``train_pipeline``, which trains one from nothing (autoencoder → cached latents →
-denoiser) for the command line's ``train`` and ``demo``, and the helpers that write its outputs.
+Below the pipeline: ``train_pipeline``, which trains one from nothing (autoencoder → cached latents → the
+denoiser on single latent frames → ``inflate_to_video`` → the denoiser on clips) for the command line's ``train``
+and ``demo``, and the helpers that write its outputs.
 """
 
 from __future__ import annotations
