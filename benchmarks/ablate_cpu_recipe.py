@@ -15,7 +15,7 @@ Variants (each changes one thing of ``ExperimentConfig.cpu()``):
 Each run trains with ``vdiff_edu.pipeline.train_pipeline`` under ``runs/ablate_<variant>/``, draws ``--n`` clips
 (labels 0–9 in turn, the preset's sampler) and scores them with ``vdiff_edu.metrics.evaluate_clips`` against the
 fixed real evaluation split. ``--seed`` reruns a variant with other data, initialisation and noise, to see how far
-two runs of the same recipe differ. It prints the wall time of each stage and one Markdown table row;
+two runs of the same recipe differ; ``--frame-steps`` and ``--clip-steps`` change the two stages' lengths. It prints the wall time of each stage and one Markdown table row;
 ``docs/benchmarks.md`` keeps the rows we measured.
 """
 
@@ -56,10 +56,19 @@ def main(argv=None) -> int:
     parser.add_argument("--extra-steps", type=int, default=700, help="clip steps that replace the frame stage")
     parser.add_argument("--n", type=int, default=200, help="clips to sample and score")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (data, initialisation, noise draws)")
+    parser.add_argument("--frame-steps", type=int, default=None, help="override the single-frame stage's steps")
+    parser.add_argument("--clip-steps", type=int, default=None, help="override the clip stage's steps")
     args = parser.parse_args(argv)
 
     cfg = replace(variant_config(args.variant, args.extra_steps), seed=args.seed)
-    run_dir = runs_dir() / (f"ablate_{args.variant}" + (f"_seed{args.seed}" if args.seed else ""))
+    name = args.variant + (f"_seed{args.seed}" if args.seed else "")
+    if args.frame_steps is not None and cfg.image_train is not None:
+        cfg = replace(cfg, image_train=replace(cfg.image_train, steps=args.frame_steps))
+        name += f"_frames{args.frame_steps}"
+    if args.clip_steps is not None:
+        cfg = replace(cfg, train=replace(cfg.train, steps=args.clip_steps))
+        name += f"_clips{args.clip_steps}"
+    run_dir = runs_dir() / f"ablate_{name}"
     mnist_dir = os.environ.get("VDIFF_MNIST_DIR")
     start = time.perf_counter()
     result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, log=lambda s: print(s, flush=True))
@@ -71,9 +80,9 @@ def main(argv=None) -> int:
                             reference={"mnist_dir": mnist_dir} if mnist_dir else None, out_dir=run_dir / "eval",
                             verbose=False)["metrics"]
     seconds = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items() if k != "total")
-    print(f"\nvariant {args.variant}, seed {args.seed}: trained in {wall / 60:.1f} min ({seconds})")
+    print(f"\nvariant {name}: trained in {wall / 60:.1f} min ({seconds})")
     print("| variant | train min | " + " | ".join(COLUMNS) + " |")
-    print(f"| {args.variant} (seed {args.seed}) | {wall / 60:.1f} | "
+    print(f"| {name} | {wall / 60:.1f} | "
           + " | ".join(f"{scores[k]['generated']:.3f}" for k in COLUMNS) + " |")
     return 0
 
