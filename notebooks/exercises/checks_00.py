@@ -7,35 +7,12 @@ It never raises: an exercise you have not tried yet (``None``, or a function tha
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
 import torch
 
-_NOT_YET = "⏳ {name}: not attempted yet. Fill in the function above and run the cell again."
-
-
-def _ok(msg: str) -> bool:
-    print(f"✅ {msg}")
-    return True
-
-
-def _fail(msg: str, hint: str) -> bool:
-    print(f"❌ {msg}\n   Hint: {hint}")
-    return False
-
-
-def _call(fn, name: str, *args):
-    """Call the learner's function; return (result, None) or (None, a message) when it was not tried or crashed."""
-    if fn is None:
-        return None, _NOT_YET.format(name=name)
-    try:
-        return fn(*args), None
-    except NotImplementedError:
-        return None, _NOT_YET.format(name=name)
-    except Exception as err:  # show the learner's error without stopping the notebook
-        last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return None, f"❌ {name} raised {last}"
+from ._checking import call as _call
+from ._checking import fail as _fail
+from ._checking import ok as _ok
 
 
 def check_labels_for(labels_for) -> bool:
