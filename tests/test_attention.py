@@ -159,6 +159,21 @@ def test_cross_attention_shapes_paths_and_mask():
         m(x, torch.randn(2, 5, 7))
 
 
+def test_cross_attention_to_all_padding_adds_nothing_and_stays_finite():
+    """A null caption given as all padding once made softmax return NaN; it must read nothing instead."""
+    torch.manual_seed(0)
+    m = perturb_zeros_(CrossAttention(8, context_dim=6, num_heads=2, head_dim=4, norm_groups=4))
+    x, context = torch.randn(2, 8, 3, 4, 4), torch.randn(2, 5, 6)
+    mask = torch.tensor([[False] * 5, [True, True, False, False, False]])
+    for fast in (True, False):
+        y = m(x, context, mask) if fast else m(x, context, mask, return_weights=True)[0]
+        assert torch.isfinite(y).all()
+        torch.testing.assert_close(y[0], x[0], rtol=0, atol=0)  # all padding: exactly the identity
+        assert not torch.allclose(y[1], x[1])  # a real token still changes the clip
+    y.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
 def test_gradients_reach_every_attention_parameter():
     torch.manual_seed(0)
     mods = [perturb_zeros_(m) for m in _modules().values()]

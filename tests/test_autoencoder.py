@@ -9,6 +9,7 @@ import torch
 
 from vdiff_edu.autoencoder import (AutoencoderConfig, DiagonalGaussian, FrameAutoencoder, autoencoder_loss,
                                    estimate_scale_factor, reconstruct, train_autoencoder)
+from vdiff_edu.presets import ExperimentConfig
 from vdiff_edu.similarity import psnr, ssim
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -50,7 +51,7 @@ def trained(clips):
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
 def test_presets_give_the_documented_latent_shapes(preset):
-    cfg = AutoencoderConfig.from_preset(preset)
+    cfg = ExperimentConfig.preset(preset).autoencoder  # the recipes live in presets.py
     expected = {"smoke": (16, 4), "cpu": (32, 8), "gpu": (64, 16)}[preset]
     assert (cfg.image_size, cfg.latent_size) == expected
     assert cfg.downsample == 4 and cfg.latent_channels == 4
@@ -238,7 +239,7 @@ def test_bad_inputs_raise_errors_that_teach():
     with pytest.raises(ValueError, match="steps >= 1"):
         train_autoencoder(model, torch.zeros(2, 1, 2, 16, 16), steps=0, progress=False)
     with pytest.raises(ValueError, match="preset"):
-        AutoencoderConfig.from_preset("huge")
+        ExperimentConfig.preset("huge")
 
 
 # ---------------------------------------------------------------- notebook 05 exercises ----

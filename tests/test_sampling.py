@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from vdiff_edu.sampling import (DPMSolverPP, ddim_step, ddpm_step, guided_prediction, null_condition, predict_x0_eps,
-                                sample, timestep_pairs)
+from vdiff_edu.conditioning import Conditioning, DigitLabels
+from vdiff_edu.sampling import (DPMSolverPP, ddim_step, ddpm_step, guided_prediction, predict_x0_eps, sample,
+                                timestep_pairs)
 from vdiff_edu.schedule import NoiseSchedule
 
 SHAPE = (2, 1, 3, 8, 8)  # (b, c, f, h, w): a tiny batch of video clips
@@ -23,7 +24,7 @@ class TinyDenoiser(nn.Module):
 
     def __init__(self, channels: int = 1, num_classes: int = 10):
         super().__init__()
-        self.cfg = SimpleNamespace(num_classes=num_classes)
+        self.cfg = SimpleNamespace(num_classes=num_classes, num_label_slots=1)  # read by Conditioning.for_unet
         self.conv = nn.Conv3d(channels, channels, 3, padding=1)
         self.time = nn.Linear(1, channels)
         self.label = nn.Embedding(num_classes + 1, channels)  # the last row is the null token
@@ -211,7 +212,7 @@ def test_guidance_scale_one_is_the_conditional_prediction(model):
 def test_guidance_combines_conditional_and_unconditional(model):
     x, t = torch.randn(SHAPE, generator=_gen(1)), torch.tensor([100, 900])
     cond = {"labels": torch.tensor([[3], [7]])}
-    null = null_condition(cond, num_classes=10)
+    null = Conditioning([DigitLabels(num_classes=10)]).null(cond)
     assert null["labels"].tolist() == [[10], [10]]
     expected = model(x, t, null) + 3.0 * (model(x, t, cond) - model(x, t, null))
     torch.testing.assert_close(guided_prediction(model, x, t, cond, 3.0), expected, atol=1e-5, rtol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import pickle
@@ -18,8 +19,10 @@ from torch import nn
 from vdiff_edu.checkpoint import CheckpointError, load_checkpoint
 from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.unet import UNet3D, UNetConfig
-from vdiff_edu.train import (EMA, IndexSampler, TrainConfig, Trainer, diffusion_loss, drop_labels, fetch_batch,
-                             latest_checkpoint, min_snr_weight, train_denoiser, warmup_cosine)
+from vdiff_edu.optim import warmup_cosine
+from vdiff_edu.recipe import train_denoiser
+from vdiff_edu.train import (EMA, IndexSampler, NonFiniteStep, TrainConfig, Trainer, diffusion_loss, drop_labels,
+                             fetch_batch, latest_checkpoint, min_snr_weight, training_step)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (4, 1, 3, 8, 8)  # (b, c, f, h, w)
@@ -31,9 +34,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.
 class TinyDenoiser(nn.Module):
     """A few-parameter stand-in for UNet3D with the same call: model(x, t, cond) -> same shape as x."""
 
-    def __init__(self, channels: int = 1, num_classes: int = 10):
+    def __init__(self, channels: int = 1, num_classes: int = 10, num_label_slots: int = 2):
         super().__init__()
-        self.cfg = SimpleNamespace(num_classes=num_classes)
+        self.cfg = SimpleNamespace(num_classes=num_classes, num_label_slots=num_label_slots)  # Conditioning.for_unet
         self.conv = nn.Conv3d(channels, 8, 3, padding=1)
         self.out = nn.Conv3d(8, channels, 3, padding=1)
         self.time = nn.Linear(1, 8)
@@ -178,6 +181,42 @@ def test_index_sampler_visits_every_clip_once_per_epoch_and_resumes():
         IndexSampler(11).load_state_dict(state)
 
 
+def test_training_step_is_loss_backward_clip_step_ema():
+    """One step by hand (SGD, so the update is -lr·clipped gradient) equals ``training_step``'s."""
+    torch.manual_seed(0)
+    model, schedule = TinyDenoiser(), NoiseSchedule()
+    x0, noise, t = torch.randn(SHAPE), torch.randn(SHAPE), torch.tensor([3, 300, 600, 900])
+    cond = {"labels": torch.randint(0, 10, (4, 2))}
+    twin = copy.deepcopy(model)
+    # by hand
+    loss = diffusion_loss(twin, schedule, x0, cond, "v", 5.0, t=t, noise=noise)
+    grads = torch.autograd.grad(loss, list(twin.parameters()))
+    norm = torch.sqrt(sum(g.pow(2).sum() for g in grads))
+    scale = min(1.0, 0.5 / (norm.item() + 1e-6))  # clip_grad_norm_ to 0.5
+    expected = [p.detach() - 0.1 * scale * g for p, g in zip(twin.parameters(), grads)]
+    # the package's step
+    ema = EMA(model, decay=0.5, warmup=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    got_loss, got_norm = training_step(model, schedule, torch.optim.SGD(model.parameters(), lr=0.1), ema, x0, cond,
+                                       prediction="v", min_snr_gamma=5.0, grad_clip=0.5, t=t, noise=noise)
+    torch.testing.assert_close(got_loss, loss.detach())
+    assert abs(got_norm - norm.item()) < 1e-5
+    for p, e, b, p_ema in zip(model.parameters(), expected, before, ema.model.parameters()):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(p_ema, 0.5 * b + 0.5 * p.detach(), rtol=1e-5, atol=1e-6)  # EMA after the step
+
+
+def test_training_step_refuses_a_nan_before_the_weights_change():
+    model, schedule = TinyDenoiser(), NoiseSchedule()
+    before = [p.detach().clone() for p in model.parameters()]
+    x0 = torch.randn(SHAPE)
+    x0[0, 0, 0, 0, 0] = float("nan")
+    ema = EMA(model)
+    with pytest.raises(NonFiniteStep, match="became nan"):
+        training_step(model, schedule, torch.optim.SGD(model.parameters(), lr=0.1), ema, x0)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before)) and ema.num_updates == 0
+
+
 def test_fetch_batch_from_tensors_datasets_and_lists():
     data = make_data(6)
     idx = torch.tensor([4, 1])
@@ -186,7 +225,8 @@ def test_fetch_batch_from_tensors_datasets_and_lists():
     assert torch.equal(fetch_batch(td, idx)["labels"], data["labels"][idx])
     items = [{"video": data["video"][i], "labels": data["labels"][i], "caption": "a digit"} for i in range(6)]
     batch = fetch_batch(items, idx)
-    assert set(batch) == {"video", "labels"} and batch["video"].shape == (2, *SHAPE[1:])
+    assert set(batch) == {"video", "labels", "caption"} and batch["video"].shape == (2, *SHAPE[1:])
+    assert batch["caption"] == ["a digit", "a digit"]  # strings come as a list, for the kinds that read captions
 
 
 def test_trainer_learns_from_cached_latents_in_a_tensor_dataset():
@@ -194,7 +234,7 @@ def test_trainer_learns_from_cached_latents_in_a_tensor_dataset():
     latents = torch.randn(16, 2, 3, 4, 4) * 0.5
     cfg = TrainConfig(steps=3, batch_size=4, progress="none", warmup=1)
     cache = {"latents": latents, "labels": torch.zeros(16, 1).long()}
-    trainer = Trainer(TinyDenoiser(channels=2), NoiseSchedule(), cache, cfg, device="cpu")
+    trainer = Trainer(TinyDenoiser(channels=2, num_label_slots=1), NoiseSchedule(), cache, cfg, device="cpu")
     history = trainer.train()
     assert history["step"] == [1, 2, 3] and all(math.isfinite(v) for v in history["loss"])
 
@@ -371,11 +411,14 @@ def test_nan_loss_stops_with_a_hint_and_saves_nothing_bad(tmp_path):
 
 
 def test_config_presets_and_validation():
+    from vdiff_edu.presets import ExperimentConfig
+
     for name in ("smoke", "cpu", "gpu"):
-        cfg = TrainConfig.preset(name)
+        cfg = ExperimentConfig.preset(name).train  # the recipes live in presets.py, named once
         cfg.validate()
         assert TrainConfig.from_dict(vars(cfg)) == cfg
-    assert TrainConfig.smoke().steps < TrainConfig.cpu().steps < TrainConfig.gpu().steps
+    assert TrainConfig.smoke().steps < ExperimentConfig.cpu().train.steps < ExperimentConfig.gpu().train.steps
+    assert not hasattr(TrainConfig, "cpu") and not hasattr(TrainConfig, "gpu")  # no second copy of a recipe
     with pytest.raises(ValueError, match="split evenly over 3 processes"):
         TrainConfig(batch_size=4).validate(world_size=3)
     with pytest.raises(ValueError, match="prediction must be one of"):

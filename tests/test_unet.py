@@ -26,14 +26,17 @@ def make(seed=0, **overrides):
 
 
 def test_presets_sizes():
+    from vdiff_edu.presets import ExperimentConfig
+
     assert UNet3D(UNetConfig.smoke()).num_parameters() < 100_000
-    assert 1_000_000 <= UNet3D(UNetConfig.cpu()).num_parameters() <= 3_000_000
-    gpu = UNetConfig.gpu()
-    assert gpu.num_label_slots == 2 and gpu.max_frames >= 20
-    cpu = UNetConfig.cpu()
+    assert UNetConfig.smoke(base_channels=16).base_channels == 16  # the test size takes overrides
+    cpu = ExperimentConfig.preset("cpu").unet  # the U-Net the cpu preset trains (and ships): 1.10 M parameters
+    assert 1_050_000 <= UNet3D(cpu).num_parameters() <= 1_150_000
     assert (cpu.in_channels, cpu.time_mixing, cpu.num_label_slots) == (4, "factorized", 1)
     assert cpu.temporal_attn_levels == (cpu.num_levels - 1,)  # temporal attention at the lowest resolution
-    assert UNetConfig.cpu(base_channels=32).base_channels == 32  # presets take overrides
+    gpu = ExperimentConfig.preset("gpu").unet
+    assert gpu.num_label_slots == 2 and gpu.max_frames >= 20
+    assert not hasattr(UNetConfig, "cpu") and not hasattr(UNetConfig, "gpu")  # each recipe is named once
 
 
 @pytest.mark.parametrize("overrides", [

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from .config import PRESETS, WEIGHTS_DIR, default_preset, is_smoke, runs_dir
 
+# Each command imports torch and the rest of the package inside its own function, on purpose: `--help` and a
+# mistyped flag then answer at once, without the seconds that importing torch takes.
+
 
 class UsageError(Exception):
     """A mistake on the command line: printed as one teaching sentence, exit status 2."""
@@ -100,11 +103,23 @@ def cmd_info(args) -> int:
 # ---------------------------------------------------------------- train ----
 
 
+def sample_and_write(pipe, out_dir: Path, title: str) -> tuple[dict, float]:
+    """Sample 20 clips (10 for two digits per clip) with digits 0, 1, 2, ... in turn and write them to ``out_dir``;
+    returns the paths written and the seconds it took. ``train`` and ``demo`` both end with this."""
+    from .outputs import write_samples
+
+    t0 = time.perf_counter()
+    n = 20 if pipe.unet.cfg.num_label_slots <= 1 else 10
+    video = pipe(num_videos=n, seed=0)
+    labels = pipe.encode_condition(None, n)["labels"].cpu()
+    return write_samples(video, labels, out_dir, title=title), time.perf_counter() - t0
+
+
 def cmd_train(args) -> int:
     import torch
 
-    from .pipeline import train_pipeline
     from .presets import ExperimentConfig
+    from .recipe import train_pipeline
 
     preset = args.preset or default_preset()
     try:
@@ -126,17 +141,12 @@ def cmd_train(args) -> int:
     total = time.perf_counter() - start
     written = [f"  weights      {p}" for p in result["paths"].values()]
     if "history" in result:
-        from .pipeline import write_loss_curve, write_samples
+        from .outputs import write_loss_curve
 
         loss_png = write_loss_curve(result["histories"], run_dir / "loss.png", title=f"{run_dir.name}: denoiser loss")
-        pipe = result["pipeline"]
-        t0 = time.perf_counter()
-        n = 20 if cfg.num_digits == 1 else 10
-        video = pipe(num_videos=n, seed=0)
-        labels = pipe.encode_condition(None, n)["labels"].cpu()
-        paths = write_samples(video, labels, run_dir / "samples", title=f"{run_dir.name}: samples")
+        paths, secs = sample_and_write(result["pipeline"], run_dir / "samples", title=f"{run_dir.name}: samples")
         written += [f"  loss curve   {loss_png}", f"  samples      {paths['gif']}  {paths['png']}  {paths['npy']}",
-                    f"               ({n} clips, {_seconds(time.perf_counter() - t0)})",
+                    f"               ({_seconds(secs)})",
                     f"  checkpoints  {run_dir / 'checkpoints'}/"]
     secs = ", ".join(f"{k} {_seconds(v)}" for k, v in result["seconds"].items() if k != "total")
     print(f"\ntrained in {_seconds(result['seconds']['total'])} ({secs}); wrote:")
@@ -153,7 +163,8 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     import torch
 
-    from .pipeline import LatentVideoPipeline, write_samples
+    from .outputs import write_samples
+    from .pipeline import LatentVideoPipeline
 
     try:
         pipe = LatentVideoPipeline.from_pretrained(args.weights, device=args.device)
@@ -217,8 +228,10 @@ def cmd_demo(args) -> int:
     import torch
 
     from .data import MovingMNIST
-    from .pipeline import LatentVideoPipeline, train_pipeline, write_loss_curve, write_samples
+    from .outputs import write_loss_curve, write_samples
+    from .pipeline import LatentVideoPipeline
     from .presets import ExperimentConfig
+    from .recipe import train_pipeline
     from .schedule import NoiseSchedule
     from .viz import filmstrip, save_gif
 
@@ -285,11 +298,8 @@ def cmd_demo(args) -> int:
                                 log=lambda s: print("      " + s, flush=True))
         train_secs = time.perf_counter() - t0
         loss_png = write_loss_curve(result["histories"], run_dir / "loss.png", title=f"{preset} preset: denoiser loss")
-        n = 20 if cfg.num_digits == 1 else 10
-        video = result["pipeline"](num_videos=n, seed=0)
-        labels = result["pipeline"].encode_condition(None, n)["labels"].cpu()
-        paths = write_samples(video, labels, run_dir / "samples", title=f"{preset} preset trained in "
-                                                                          f"{_seconds(train_secs)}")
+        paths, _ = sample_and_write(result["pipeline"], run_dir / "samples",
+                                    title=f"{preset} preset trained in {_seconds(train_secs)}")
         print(f"      trained in {_seconds(train_secs)}; samples → {paths['gif']}")
         written += [f"  freshly trained samples {paths['gif']}  {paths['png']}",
                     f"  loss curve              {loss_png}",

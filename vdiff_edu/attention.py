@@ -140,6 +140,10 @@ class CrossAttention(nn.Module):
 
     x ``(b, c, f, h, w)``, context ``(b, L, context_dim)``, optional ``context_mask`` ``(b, L)`` bool (True =
     a real token, False = padding) -> ``(b, c, f, h, w)``.
+
+    A clip whose tokens are all padding reads nothing: its cross-attention adds exactly zero (a softmax over no
+    tokens at all would be 0/0 = NaN). The null condition of guidance is better given as a learned null token;
+    this only makes sure a padded batch can never poison the output.
     """
 
     def __init__(self, channels: int, context_dim: int, num_heads: int = 4, head_dim: int = 32, norm_groups: int = 32):
@@ -163,10 +167,18 @@ class CrossAttention(nn.Module):
         q = self.to_q(rearrange(self.norm(x), "b c f h w -> b (f h w) c"))  # (b, f·h·w, heads·d)
         k, v = rearrange(self.to_kv(context), "b l (two heads d) -> two b heads l d", two=2, heads=self.num_heads)
         q = rearrange(q, "b n (heads d) -> b heads n d", heads=self.num_heads)  # (b, heads, f·h·w, d)
-        mask = None if context_mask is None else rearrange(context_mask.bool(), "b l -> b 1 1 l")
+        mask, has_tokens = None, None
+        if context_mask is not None:
+            has_tokens = context_mask.bool().any(dim=1)  # (b,): False for a clip whose context is all padding
+            # let such clips attend to every (padding) token, so the softmax stays finite; their output is zeroed below
+            mask = rearrange(context_mask.bool() | ~has_tokens[:, None], "b l -> b 1 1 l")
         out = attention(q, k, v, attn_mask=mask, return_weights=return_weights)  # (b, heads, f·h·w, d)
         out, weights = out if return_weights else (out, None)
         out = self.to_out(rearrange(out, "b heads n d -> b n (heads d)"))  # (b, f·h·w, c)
+        if has_tokens is not None:
+            out = out * has_tokens[:, None, None].to(out.dtype)  # nothing to read: add nothing
+            if weights is not None:
+                weights = weights * has_tokens[:, None, None, None].to(weights.dtype)
         y = x + rearrange(out, "b (f h w) c -> b c f h w", f=f, h=h)  # (b, c, f, h, w)
         if return_weights:
             return y, rearrange(weights, "b heads (f h w) l -> b f h w heads l", f=f, h=h)

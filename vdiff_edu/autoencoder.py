@@ -6,7 +6,7 @@ the diffusion model on latents and decodes its samples back to pixels. Here ever
 (frames are folded into the batch), so a clip ``(b, 1, f, 32, 32)`` becomes a latent clip ``(b, 4, f, 8, 8)``:
 16× fewer numbers per frame, and a U-Net that runs much faster.
 
-    cfg = AutoencoderConfig.cpu()
+    cfg = ExperimentConfig.preset("cpu").autoencoder      # from vdiff_edu.presets
     ae = FrameAutoencoder(cfg)
     history = train_autoencoder(ae, clips, steps=cfg.train_steps)   # clips: (n, 1, f, 32, 32) in [-1, 1]
     estimate_scale_factor(ae, clips)                                # latents get unit standard deviation
@@ -42,6 +42,7 @@ from einops import rearrange
 from torch import nn
 
 from .checkpoint import load_weights, read_weights_metadata, save_weights
+from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
 from .similarity import psnr
 from .utils import count_parameters, get_device
 
@@ -192,7 +193,8 @@ class Decoder(nn.Module):
 
 @dataclass
 class AutoencoderConfig:
-    """Everything that shapes the autoencoder and its training. Presets: ``smoke()``, ``cpu()``, ``gpu()``."""
+    """Everything that shapes the autoencoder and its training. ``smoke()`` is a test size; the recipes are in
+    ``presets.py`` (``ExperimentConfig.preset("cpu").autoencoder``)."""
 
     in_channels: int = 1  # grey Moving MNIST frames
     latent_channels: int = 4  # c_z, channels of the latent image (Stable Diffusion also uses 4)
@@ -230,26 +232,10 @@ class AutoencoderConfig:
 
     @classmethod
     def smoke(cls) -> "AutoencoderConfig":
-        """Tiny and quick, for tests and CI: 16×16 frames → 4×4×4 latents (smaller than cpu(), same shape idea)."""
+        """Tiny and quick, for tests: 16×16 frames → 4×4×4 latents. The autoencoders the presets train are in
+        ``presets.py``: ``ExperimentConfig.preset("cpu").autoencoder``."""
         return cls(base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, groups=4, image_size=16,
                    train_steps=300, batch_size=32, lr=3e-3)
-
-    @classmethod
-    def cpu(cls) -> "AutoencoderConfig":
-        """A laptop in about two minutes: 32×32 frames → 4×8×8 latents (downsampling 4)."""
-        return cls(base_channels=16, channel_mults=(1, 2, 2), num_res_blocks=1, image_size=32, train_steps=500)
-
-    @classmethod
-    def gpu(cls) -> "AutoencoderConfig":
-        """64×64 frames → 4×16×16 latents, wider and deeper; for a GPU (not yet timed on one)."""
-        return cls(base_channels=32, channel_mults=(1, 2, 4), num_res_blocks=2, image_size=64,
-                   train_steps=5_000, batch_size=128, lr=1e-3)
-
-    @classmethod
-    def from_preset(cls, preset: str) -> "AutoencoderConfig":
-        from .config import check_preset
-
-        return getattr(cls, check_preset(preset))()
 
 
 # ---------------------------------------------------------------- the autoencoder ----
@@ -459,14 +445,9 @@ def train_autoencoder(model: FrameAutoencoder, data, steps: int | None = None, l
     model.to(device).train()
     generator = torch.Generator().manual_seed(seed)  # CPU: which frames, and the posterior noise
     batches = _frame_batches(data, batch_size, generator)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    warmup = max(1, min(100, steps // 10))
-
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine from lr down to lr/10
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        done = (step - warmup) / max(1, steps - warmup)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done)))
+    opt = adamw_with_decay_groups(model, lr, weight_decay=0.0)
+    # linear warm-up over the first 10 % of the steps (at most 100), then a cosine down to lr/10 (optim.py)
+    scheduler = warmup_cosine_scheduler(opt, warmup=max(1, min(100, steps // 10)), total=steps, min_ratio=0.1)
 
     from tqdm.auto import tqdm
 
@@ -474,13 +455,12 @@ def train_autoencoder(model: FrameAutoencoder, data, steps: int | None = None, l
     start = time.perf_counter()
     bar = tqdm(range(steps), desc="autoencoder", disable=not progress)
     for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
         frames = next(batches).to(device, non_blocking=True)  # (n, c, h, w)
         loss, recon, kl, _ = autoencoder_loss(model, frames, generator)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        scheduler.step()
         if (step + 1) % log_every == 0 or step + 1 == steps:
             with torch.no_grad():
                 x = rearrange(frames, "n c h w -> n c 1 h w")

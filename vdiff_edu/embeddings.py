@@ -54,6 +54,23 @@ class TimestepEmbedding(nn.Module):
 # ----------------------------------------------------------------------------- label embedding with a null token
 
 
+def check_labels(labels, num_classes: int, num_slots: int, where: str = "labels", batch_size: int | None = None) -> None:
+    """The one check of digit labels (the embedding, the U-Net and the conditioning all call it): a long tensor
+    ``(b, num_slots)`` of values in ``[0, num_classes]``, where ``num_classes`` is the null token."""
+    b = "b" if batch_size is None else batch_size
+    if (not isinstance(labels, torch.Tensor) or labels.ndim != 2 or labels.shape[1] != num_slots
+            or (batch_size is not None and labels.shape[0] != batch_size)):
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"{where} must have shape (b, num_label_slots) = ({b}, {num_slots}), got {shape}; "
+                         f"one row per clip (for one digit per clip use labels[:, None])")
+    if labels.dtype != torch.long:
+        raise TypeError(f"{where} must be a long (int64) tensor of class indices, got {labels.dtype}; use labels.long()")
+    if labels.numel() and (labels.min() < 0 or labels.max() > num_classes):
+        raise ValueError(f"{where} must lie in [0, {num_classes}]: digits 0..{num_classes - 1}, and {num_classes} "
+                         f"for 'no label' (the null token of classifier-free guidance); got values from "
+                         f"{labels.min().item()} to {labels.max().item()}")
+
+
 class LabelEmbedding(nn.Module):
     """One learned vector per (digit slot, class), summed over the slots: ``labels (b, num_slots) -> (b, dim)``.
 
@@ -76,18 +93,7 @@ class LabelEmbedding(nn.Module):
         self.register_buffer("offsets", torch.arange(num_slots) * (num_classes + 1), persistent=False)  # (slots,)
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
-        if labels.ndim != 2 or labels.shape[1] != self.num_slots:
-            raise ValueError(
-                f"labels must have shape (b, num_slots={self.num_slots}), got {tuple(labels.shape)}; "
-                f"for one digit per clip use labels[:, None]"
-            )
-        if labels.dtype != torch.long:
-            raise TypeError(f"labels must be a long (int64) tensor of class indices, got {labels.dtype}; use labels.long()")
-        if labels.numel() and (labels.min() < 0 or labels.max() > self.null_index):
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes}] ({self.null_index} is the null token that drops the label); "
-                f"got values from {labels.min().item()} to {labels.max().item()}"
-            )
+        check_labels(labels, self.num_classes, self.num_slots)
         return self.table(labels + self.offsets).sum(dim=1)  # (b, slots, dim) -> (b, dim)
 
     def null_labels(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:

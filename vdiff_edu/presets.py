@@ -24,8 +24,10 @@ Three presets:
 * ``gpu``: the full mode of the notebooks: 64×64, 16 frames, two digits, a U-Net of tens of millions of
   parameters that fits a 16 GB GPU.
 
-The cpu preset constructs its module configs with explicit values here (not by calling their own ``cpu()``
-presets), so the shipped model's recipe is written in one place and does not move when a module's defaults do.
+Each recipe is named once, here: the module configs have only a ``smoke()`` test size, and everything that
+trains a real model (``train``, ``demo``, the notebooks, ``recipe.train_denoiser``) takes its networks and
+training from ``ExperimentConfig.preset(name)``. The presets spell out every value, so the shipped model's
+recipe does not move when a module's defaults do.
 """
 
 from __future__ import annotations
@@ -34,10 +36,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .autoencoder import AutoencoderConfig
 from .config import check_preset
+from .sampling import SAMPLERS
 from .train import TrainConfig
 from .unet import UNetConfig
-
-SAMPLERS = ("ddpm", "ddim", "dpmpp")
 
 
 @dataclass

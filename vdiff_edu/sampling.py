@@ -14,17 +14,24 @@ The samplers differ only in step 3:
 
 and ``sample`` is the short loop that drives any of them, written out so that you can read it in one go.
 
-Notation (shared with ``schedule.py``): ᾱ_t = ``schedule.alpha_bar[t]``, α_t = √ᾱ_t (signal scale),
-σ_t = √(1 − ᾱ_t) (noise scale), so x_t = α_t·x₀ + σ_t·ε. The timestep ``t_prev = -1`` means "the clean data",
-with ᾱ = 1: the last step of every sampler lands exactly on x̂₀.
+Notation (shared with ``schedule.py``; the table is in docs/architecture.md, "Notation"): ᾱ_t is
+``alpha_bar`` (= ``schedule.alpha_bar[t]``), √ᾱ_t ``sqrt_alpha_bar`` (the signal scale) and σ_t = √(1 − ᾱ_t)
+``sigma`` (the noise scale), so x_t = √ᾱ_t·x₀ + σ_t·ε. The papers' own symbols differ (DDIM writes α_t for our
+ᾱ_t; DPM-Solver writes α_t for our √ᾱ_t); each step's docstring maps them. The timestep ``t_prev = -1`` means
+"the clean data", with ᾱ = 1: the last step of every sampler lands exactly on x̂₀.
 """
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-PREDICTIONS = ("eps", "x0", "v")
+from .conditioning import Conditioning, cat_conditions
+from .schedule import PREDICTIONS
+
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 
 
@@ -37,12 +44,12 @@ def _alpha_bar(schedule, t: int | Tensor, like: Tensor) -> Tensor:
     ``t`` may be an int, a 0-d tensor, or one timestep per sample, shape (b,). It stays float64 (as ᾱ is
     stored): the steps compute their coefficients in float64 and cast only the new x_t to the data's dtype.
     """
-    alpha_bar = schedule.alpha_bar.to(like.device)
+    table = schedule.alpha_bar.to(like.device)
     t = torch.as_tensor(t, device=like.device).long()
-    a = torch.where(t >= 0, alpha_bar[t.clamp(min=0)], torch.ones((), dtype=alpha_bar.dtype, device=like.device))
-    if a.ndim == 1:  # one ᾱ per sample: (b,) -> (b, 1, 1, 1, 1)
-        a = a.reshape(-1, *([1] * (like.ndim - 1)))
-    return a
+    alpha_bar = torch.where(t >= 0, table[t.clamp(min=0)], torch.ones((), dtype=table.dtype, device=like.device))
+    if alpha_bar.ndim == 1:  # one ᾱ per sample: (b,) -> (b, 1, 1, 1, 1)
+        alpha_bar = alpha_bar.reshape(-1, *([1] * (like.ndim - 1)))
+    return alpha_bar
 
 
 def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -62,12 +69,12 @@ def predict_x0_eps(schedule, model_out: Tensor, t: int | Tensor, x_t: Tensor, pr
                    clip_x0: float | None = None) -> tuple[Tensor, Tensor]:
     """Step 2 of every sampler: from the network's output to (x̂₀, ε̂).
 
-    With x_t = α_t·x₀ + σ_t·ε (DDPM eq. 4) and v = α_t·ε − σ_t·x₀ (Salimans & Ho 2022, section 4), the
+    With x_t = √ᾱ_t·x₀ + σ_t·ε (DDPM eq. 4) and v = √ᾱ_t·ε − σ_t·x₀ (Salimans & Ho 2022, section 4), the
     schedule's conversions compute:
 
-        prediction "eps":  x̂₀ = (x_t − σ_t·ε̂) / α_t
-        prediction "x0" :  ε̂  = (x_t − α_t·x̂₀) / σ_t
-        prediction "v"  :  x̂₀ = α_t·x_t − σ_t·v̂,   ε̂ = σ_t·x_t + α_t·v̂
+        prediction "eps":  x̂₀ = (x_t − σ_t·ε̂) / √ᾱ_t
+        prediction "x0" :  ε̂  = (x_t − √ᾱ_t·x̂₀) / σ_t
+        prediction "v"  :  x̂₀ = √ᾱ_t·x_t − σ_t·v̂,   ε̂ = σ_t·x_t + √ᾱ_t·v̂
 
     ``clip_x0`` (e.g. 1.0 for pixels in [-1, 1]; leave None for latents) clamps x̂₀ and recomputes ε̂ from it.
     """
@@ -89,42 +96,64 @@ def predict_x0_eps(schedule, model_out: Tensor, t: int | Tensor, x_t: Tensor, pr
 # ---------------------------------------------------------------- classifier-free guidance ----
 
 
-def null_condition(cond: dict | None, num_classes: int) -> dict | None:
-    """The "no condition" version of ``cond``: every label slot set to the null token ``num_classes``."""
-    if cond is None:
-        return None
-    out = dict(cond)
-    out["labels"] = torch.full_like(cond["labels"], num_classes)
-    return out
-
-
-def _cat_cond(a: dict, b: dict) -> dict:
-    """Stack two condition dicts along the batch axis (tensors are concatenated, anything else kept)."""
-    return {k: torch.cat([a[k], b[k]]) if isinstance(a[k], Tensor) else a[k] for k in a}
-
-
-def guided_prediction(model: nn.Module, x: Tensor, t: Tensor, cond: dict | None, guidance_scale: float = 1.0,
+def guided_prediction(model: nn.Module, x: Tensor, t: Tensor, cond: dict | None,
+                      guidance_scale: float | Mapping[str, float] = 1.0, conditioning: Conditioning | None = None,
                       null_cond: dict | None = None) -> Tensor:
     """The network's prediction with classifier-free guidance (Ho & Salimans 2022, eq. 6):
 
-        out = out_uncond + s · (out_cond − out_uncond)
+        out = out(∅) + s · (out(c) − out(∅))
 
     s = 1 is the plain conditional model (returned exactly, with a single forward pass); s > 1 pushes the sample
-    towards its condition. Both predictions come from ONE forward pass on a batch of size 2b.
-    ``null_cond`` defaults to ``cond`` with every label replaced by the null token ``model.cfg.num_classes``.
+    towards its condition. "∅" nulls every condition that was trained with dropout (``conditioning.null``); the
+    others, such as given frames, stay in both branches. Both predictions come from ONE forward pass on 2b clips.
+
+    ``guidance_scale`` may also be a dict with one scale per kind of condition, ``{"labels": 3.0, ...}`` (kinds
+    left out get 1). The kinds are then added one at a time, in the order of ``conditioning``, as InstructPix2Pix
+    (Brooks et al. 2023, eq. 3) and Gen-1 (Esser et al. 2023) do for two conditions:
+
+        out = out(∅) + s₁·(out(c₁) − out(∅)) + s₂·(out(c₁, c₂) − out(c₁)) + ...
+
+    which costs one more forward branch per kind; when every scale is the same it is exactly the first formula.
+    ``conditioning`` defaults to ``Conditioning.for_unet(model.cfg)``; ``null_cond`` replaces ∅ by your own.
     """
-    if cond is None or guidance_scale == 1.0:
+    if cond is None:
         return model(x, t, cond)
-    if null_cond is None:
-        num_classes = getattr(getattr(model, "cfg", None), "num_classes", None)
-        if num_classes is None:
-            raise ValueError("guidance_scale != 1 needs an unconditional prediction: pass null_cond=..., or use a "
-                             "model whose cfg.num_classes names the null label")
-        null_cond = null_condition(cond, num_classes)
-    b = x.shape[0]
-    out = model(torch.cat([x, x]), torch.cat([t, t]), _cat_cond(cond, null_cond))  # (2b, c, f, h, w)
-    out_cond, out_uncond = out[:b], out[b:]  # (b, c, f, h, w) each
-    return out_uncond + guidance_scale * (out_cond - out_uncond)
+    if conditioning is None:
+        conditioning = Conditioning.for_unet(model.cfg)
+    guided = [k.name for k in conditioning.kinds if k.guidable and k.name in _names_in(cond, conditioning)]
+    scales = _scales_per_kind(guidance_scale, guided)
+    if null_cond is not None or len(set(scales.values())) <= 1:
+        s = next(iter(scales.values()), 1.0)
+        if s == 1.0:
+            return model(x, t, cond)
+        null_cond = conditioning.null(cond, guided) if null_cond is None else null_cond
+        b = x.shape[0]
+        out = model(torch.cat([x, x]), torch.cat([t, t]), cat_conditions([cond, null_cond]))  # (2b, c, f, h, w)
+        out_cond, out_uncond = out[:b], out[b:]  # (b, c, f, h, w) each
+        return out_uncond + s * (out_cond - out_uncond)
+    # one branch per prefix of the guided kinds: ∅, (c₁), (c₁, c₂), ...
+    branches = [conditioning.null(cond, guided[k:]) for k in range(len(guided) + 1)]
+    n = len(branches)
+    out = model(torch.cat([x] * n), torch.cat([t] * n), cat_conditions(branches)).chunk(n)  # n × (b, c, f, h, w)
+    result = out[0]
+    for k, name in enumerate(guided, start=1):
+        result = result + scales[name] * (out[k] - out[k - 1])
+    return result
+
+
+def _names_in(cond: dict, conditioning: Conditioning) -> set[str]:
+    """The kinds whose U-Net entries are all present in ``cond``."""
+    return {k.name for k in conditioning.kinds if all(key in cond for key in k.unet_keys)}
+
+
+def _scales_per_kind(guidance_scale: float | Mapping[str, float], names: list[str]) -> dict[str, float]:
+    if isinstance(guidance_scale, Mapping):
+        unknown = set(guidance_scale) - set(names)
+        if unknown:
+            raise ValueError(f"guidance_scale names {sorted(unknown)}, but the guidable conditions given are "
+                             f"{names or 'none'}; use one scale per condition, e.g. {{'labels': 3.0}}")
+        return {name: float(guidance_scale.get(name, 1.0)) for name in names}
+    return {name: float(guidance_scale) for name in names}
 
 
 # ---------------------------------------------------------------- DDPM ----
@@ -135,19 +164,21 @@ def ddpm_step(schedule, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor
     """One ancestral step x_t → x_{t_prev}: sample the posterior q(x_{t_prev} | x_t, x̂₀).
 
     Variables and the paper's symbols (Ho et al. 2020, eq. 6-7, with s = t_prev which may skip steps):
-        a_t, a_s   ᾱ_t, ᾱ_s                 alpha_ts   α_{t|s} = ᾱ_t / ᾱ_s
-        beta_ts    β_{t|s} = 1 − α_{t|s}      (for s = t − 1 these are the usual α_t, β_t)
+        alpha_bar_t, alpha_bar_s   ᾱ_t, ᾱ_s
+        alpha_t_given_s            α_{t|s} = ᾱ_t / ᾱ_s      (for s = t − 1 this is the usual α_t = 1 − β_t)
+        beta_t_given_s             β_{t|s} = 1 − α_{t|s}    (for s = t − 1, the usual β_t)
     """
     # 1. look up ᾱ_t and ᾱ_s (ᾱ = 1 at s = -1, the clean data)
-    a_t, a_s = _alpha_bar(schedule, t, x_t), _alpha_bar(schedule, t_prev, x_t)
-    alpha_ts = a_t / a_s
-    beta_ts = 1 - alpha_ts
+    alpha_bar_t, alpha_bar_s = _alpha_bar(schedule, t, x_t), _alpha_bar(schedule, t_prev, x_t)
+    alpha_t_given_s = alpha_bar_t / alpha_bar_s
+    beta_t_given_s = 1 - alpha_t_given_s
     # 2. predict x̂₀ from the network output
     x0, _ = predict_x0_eps(schedule, model_out, t, x_t, prediction, clip_x0)
     # 3. posterior mean, DDPM eq. 7: μ̃ = √ᾱ_s·β_{t|s}/(1−ᾱ_t)·x̂₀ + √α_{t|s}·(1−ᾱ_s)/(1−ᾱ_t)·x_t
-    mean = (a_s.sqrt() * beta_ts / (1 - a_t)) * x0.double() + (alpha_ts.sqrt() * (1 - a_s) / (1 - a_t)) * x_t.double()
+    mean = ((alpha_bar_s.sqrt() * beta_t_given_s / (1 - alpha_bar_t)) * x0.double()
+            + (alpha_t_given_s.sqrt() * (1 - alpha_bar_s) / (1 - alpha_bar_t)) * x_t.double())
     # 4. posterior variance, DDPM eq. 7: β̃ = (1−ᾱ_s)/(1−ᾱ_t)·β_{t|s}  (zero at the last step, s = -1)
-    var = (1 - a_s) / (1 - a_t) * beta_ts
+    var = (1 - alpha_bar_s) / (1 - alpha_bar_t) * beta_t_given_s
     # 5. sample: x_s = μ̃ + √β̃·z,  z ~ N(0, I)
     z = _randn_like(x_t, generator).double()
     return (mean + var.sqrt() * z).to(x_t.dtype)
@@ -160,22 +191,22 @@ def ddim_step(schedule, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor
               eta: float = 0.0, generator: torch.Generator | None = None, clip_x0: float | None = None) -> Tensor:
     """One DDIM step x_t → x_{t_prev} (Song et al. 2021, eq. 12).
 
-    Variables and the paper's symbols (the paper's α_t is our ᾱ_t):
-        a_t, a_s   ᾱ_t, ᾱ_{t-1}      x0, eps   x̂₀ = f_θ(x_t), ε̂ = ε_θ(x_t)
-        sigma      σ_t(η) = η·√((1−ᾱ_s)/(1−ᾱ_t))·√(1 − ᾱ_t/ᾱ_s)   (eq. 16; η = 1 gives DDPM's variance)
+    Variables and the paper's symbols (the paper writes α_t for our ᾱ_t):
+        alpha_bar_t, alpha_bar_s   ᾱ_t, ᾱ_s = ᾱ_{t_prev}     x0, eps   x̂₀ = f_θ(x_t), ε̂ = ε_θ(x_t)
+        sigma                      σ_t(η) = η·√((1−ᾱ_s)/(1−ᾱ_t))·√(1 − ᾱ_t/ᾱ_s)   (eq. 16; η = 1 gives DDPM's variance)
     """
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise); got {eta}")
     # 1. look up ᾱ_t and ᾱ_s
-    a_t, a_s = _alpha_bar(schedule, t, x_t), _alpha_bar(schedule, t_prev, x_t)
+    alpha_bar_t, alpha_bar_s = _alpha_bar(schedule, t, x_t), _alpha_bar(schedule, t_prev, x_t)
     # 2. predict x̂₀ and ε̂
     x0, eps = predict_x0_eps(schedule, model_out, t, x_t, prediction, clip_x0)
     # 3. the noise level of this step, eq. 16
-    sigma = eta * ((1 - a_s) / (1 - a_t)).sqrt() * (1 - a_t / a_s).sqrt()
+    sigma = eta * ((1 - alpha_bar_s) / (1 - alpha_bar_t)).sqrt() * (1 - alpha_bar_t / alpha_bar_s).sqrt()
     # 4. direction pointing to x_t, eq. 12: √(1 − ᾱ_s − σ²)·ε̂
-    direction = (1 - a_s - sigma**2).clamp(min=0).sqrt() * eps.double()
+    direction = (1 - alpha_bar_s - sigma**2).clamp(min=0).sqrt() * eps.double()
     # 5. x_s = √ᾱ_s·x̂₀ + direction + σ·z   (no noise drawn when η = 0)
-    x_prev = a_s.sqrt() * x0.double() + direction
+    x_prev = alpha_bar_s.sqrt() * x0.double() + direction
     if eta > 0:
         x_prev = x_prev + sigma * _randn_like(x_t, generator).double()
     return x_prev.to(x_t.dtype)
@@ -189,8 +220,8 @@ class DPMSolverPP:
     (Lu et al. 2022, "DPM-Solver++", Algorithm 2). It reuses the previous step's x̂₀, so each step still costs
     one network call, and gives good clips in 10-25 steps.
 
-    Variables and the paper's symbols (α_t = √ᾱ_t, σ_t = √(1−ᾱ_t)):
-        lam    λ_t = log(α_t / σ_t), half the log-SNR; it grows as t goes to 0
+    Variables and the paper's symbols (the paper writes α_t for our √ᾱ_t; σ_t = √(1−ᾱ_t) as here):
+        lam    λ_t = log(√ᾱ_t / σ_t), half the log-SNR; it grows as t goes to 0
         h      h_i = λ_{t_i} − λ_{t_{i−1}}, the step size in λ
         r      r_i = h_{i−1} / h_i
         D      D_i = (1 + 1/(2r_i))·x̂₀_{i−1} − 1/(2r_i)·x̂₀_{i−2}, a linear extrapolation of x̂₀
@@ -211,8 +242,8 @@ class DPMSolverPP:
         self.prev_h: Tensor | None = None   # h from the previous step
 
     def _lambda(self, t, like: Tensor) -> Tensor:
-        a_bar = _alpha_bar(self.schedule, t, like)
-        return 0.5 * (a_bar.log() - (1 - a_bar).log())  # λ = log(α/σ) = ½·log(ᾱ/(1−ᾱ))
+        alpha_bar = _alpha_bar(self.schedule, t, like)
+        return 0.5 * (alpha_bar.log() - (1 - alpha_bar).log())  # λ = log(√ᾱ/σ) = ½·log(ᾱ/(1−ᾱ))
 
     def step(self, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor, x_t: Tensor, prediction: str = "v",
              clip_x0: float | None = None) -> Tensor:
@@ -222,9 +253,9 @@ class DPMSolverPP:
             # the last step ends at σ = 0 (λ = ∞): the first-order update's limit is x̂₀ itself
             self.reset()
             return x0
-        # 2. look up α, σ and λ at both ends of the step
-        a_t, a_s = _alpha_bar(self.schedule, t, x_t), _alpha_bar(self.schedule, t_prev, x_t)
-        sigma_t, sigma_s, alpha_s = (1 - a_t).sqrt(), (1 - a_s).sqrt(), a_s.sqrt()
+        # 2. look up √ᾱ, σ and λ at both ends of the step
+        alpha_bar_t, alpha_bar_s = _alpha_bar(self.schedule, t, x_t), _alpha_bar(self.schedule, t_prev, x_t)
+        sigma_t, sigma_s, sqrt_alpha_bar_s = (1 - alpha_bar_t).sqrt(), (1 - alpha_bar_s).sqrt(), alpha_bar_s.sqrt()
         h = self._lambda(t_prev, x_t) - self._lambda(t, x_t)
         # 3. D: x̂₀ for the first step and for the step into t = 0 (first order, the solver's "lower order final":
         #    near t = 0 λ grows so fast that extrapolating x̂₀ overshoots); else the 2nd-order extrapolation
@@ -233,8 +264,8 @@ class DPMSolverPP:
         else:
             r = self.prev_h / h
             D = (1 + 1 / (2 * r)) * x0.double() - (1 / (2 * r)) * self.prev_x0.double()
-        # 4. Algorithm 2: x_s = (σ_s/σ_t)·x_t − α_s·(e^{−h} − 1)·D
-        x_prev = (sigma_s / sigma_t) * x_t.double() - alpha_s * torch.expm1(-h) * D
+        # 4. Algorithm 2: x_s = (σ_s/σ_t)·x_t − √ᾱ_s·(e^{−h} − 1)·D
+        x_prev = (sigma_s / sigma_t) * x_t.double() - sqrt_alpha_bar_s * torch.expm1(-h) * D
         self.prev_x0, self.prev_h = x0, h
         return x_prev.to(x_t.dtype)
 
@@ -256,11 +287,12 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
            steps: int = 50, guidance_scale: float = 1.0, eta: float = 0.0, prediction: str = "v",
            generator: torch.Generator | None = None, device: torch.device | str | None = None,
            return_trajectory: bool = False, progress: bool = False, clip_x0: float | None = None,
-           x_T: Tensor | None = None, null_cond: dict | None = None):
+           x_T: Tensor | None = None, null_cond: dict | None = None, conditioning: Conditioning | None = None):
     """Draw clips shaped ``shape`` = (b, c, f, h, w) from noise with ``steps`` network calls.
 
     ``sampler`` is ``"ddim"`` (η = ``eta``), ``"ddpm"`` (ancestral) or ``"dpmpp"`` (DPM-Solver++ 2M);
-    ``guidance_scale`` > 1 turns on classifier-free guidance (needs ``cond``); ``generator`` makes it repeatable;
+    ``guidance_scale`` > 1 turns on classifier-free guidance (needs ``cond``; a dict gives one scale per kind of
+    condition, see ``guided_prediction``, whose ``conditioning`` says which kinds there are); ``generator`` makes it repeatable;
     ``x_T`` gives the starting noise yourself (then ``shape`` may be None).
 
     Returns the clips x₀, or with ``return_trajectory=True`` the pair ``(x0, trajectory)`` where
@@ -281,7 +313,7 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     for t, t_prev in _maybe_tqdm(pairs, progress, sampler):
         t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)  # (b,)
         # 2. the network's prediction at (x_t, t), guided
-        out = guided_prediction(model, x, t_batch, cond, guidance_scale, null_cond)
+        out = guided_prediction(model, x, t_batch, cond, guidance_scale, conditioning, null_cond)
         if return_trajectory:  # keep x̂₀ for plots (the samplers compute it again inside their step)
             x0s.append(predict_x0_eps(schedule, out, t, x, prediction, clip_x0)[0].cpu())
         # 3. one step of the chosen sampler: x_t -> x_{t_prev}
@@ -303,6 +335,4 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
 def _maybe_tqdm(pairs: list, progress: bool, sampler: str):
     if not progress:
         return pairs
-    from tqdm.auto import tqdm
-
     return tqdm(pairs, desc=f"sampling ({sampler})", leave=False)

@@ -6,7 +6,11 @@ schedule says how much noise each step adds. Symbols, as in the papers (code nam
     betas[t]      β_t     variance of the noise added at step t       q(x_t | x_{t-1}) = N(√(1−β_t)·x_{t-1}, β_t·I)
     alphas[t]     α_t     1 − β_t
     alpha_bar[t]  ᾱ_t     ∏_{s≤t} α_s: the share of x₀'s power left   q(x_t | x_0) = N(√ᾱ_t·x_0, (1−ᾱ_t)·I)
+    sqrt_alpha_bar[t]            √ᾱ_t   the signal scale (the α_t of Kingma et al. 2021 and DPM-Solver: not ours)
+    sqrt_one_minus_alpha_bar[t]  σ_t    √(1 − ᾱ_t), the noise scale; locally ``sigma``
     snr(t)        SNR_t   ᾱ_t / (1 − ᾱ_t): signal power over noise power
+
+The full table, with every symbol the toolkit uses, is in docs/architecture.md ("Notation").
 
 Steps are indexed t = 0 … T−1 in code (the papers count 1 … T): ``alpha_bar[0]`` is the first, lightly noised
 step and ``alpha_bar[T-1]`` the last, almost pure noise.
@@ -31,6 +35,7 @@ import numbers
 import torch
 
 KINDS = ("linear", "cosine", "sigmoid")
+PREDICTIONS = ("eps", "x0", "v")  # what a denoiser can be trained to output; the conversions below link them
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -86,12 +91,12 @@ def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
     With zero terminal SNR the last step is pure noise; predict v (not ε) then, since ε → x₀ divides by √ᾱ = 0.
     """
     # 1. √ᾱ from β
-    sqrt_ab = torch.cumprod(1 - betas, dim=0).sqrt()  # (T,)
-    first, last = sqrt_ab[0].clone(), sqrt_ab[-1].clone()
+    sqrt_alpha_bar = torch.cumprod(1 - betas, dim=0).sqrt()  # (T,)
+    first, last = sqrt_alpha_bar[0].clone(), sqrt_alpha_bar[-1].clone()
     # 2. shift so the last √ᾱ is 0, then scale so the first is what it was
-    sqrt_ab = (sqrt_ab - last) * first / (first - last)  # (T,)
+    sqrt_alpha_bar = (sqrt_alpha_bar - last) * first / (first - last)  # (T,)
     # 3. back to α_t = ᾱ_t / ᾱ_{t−1} and β_t = 1 − α_t
-    alpha_bar = sqrt_ab**2  # (T,)
+    alpha_bar = sqrt_alpha_bar**2  # (T,)
     alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])  # (T,)
     return 1 - alphas
 
@@ -177,11 +182,11 @@ class NoiseSchedule:
         return self.alpha_bar.device
 
     def __repr__(self) -> str:
-        ab = self.alpha_bar
+        alpha_bar = self.alpha_bar
         return (
             f"NoiseSchedule(kind={self.kind!r}, num_steps={self.num_steps}, "
             f"zero_terminal_snr={self.zero_terminal_snr}; "
-            f"alpha_bar {ab[0].item():.4f} → {ab[-1].item():.2e}, "
+            f"alpha_bar {alpha_bar[0].item():.4f} → {alpha_bar[-1].item():.2e}, "
             f"log-SNR {self._log_snr_table()[0].item():.2f} → {self._log_snr_table()[-1].item():.2f})"
         )
 
@@ -222,7 +227,8 @@ class NoiseSchedule:
         return out.to(device=x.device, dtype=x.dtype).reshape(x.shape[0], *([1] * (x.ndim - 1)))  # (b, 1, ..., 1)
 
     def _scales(self, t: torch.Tensor | int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(√ᾱ_t, √(1−ᾱ_t)), each (b, 1, ..., 1) for x: the signal and noise scales (α_t, σ_t in Kingma et al. 2021)."""
+        """(√ᾱ_t, σ_t = √(1−ᾱ_t)), each (b, 1, ..., 1) for x: the signal and noise scales (Kingma et al. 2021 write
+        the signal scale α_t; here α_t is 1 − β_t, so the code says ``sqrt_alpha_bar``)."""
         return self._extract(self.sqrt_alpha_bar, t, x), self._extract(self.sqrt_one_minus_alpha_bar, t, x)
 
     # -- signal-to-noise ratio ---------------------------------------------------------------------------------
@@ -233,8 +239,8 @@ class NoiseSchedule:
     def snr(self, t: torch.Tensor | int) -> torch.Tensor:
         """SNR_t = ᾱ_t / (1 − ᾱ_t) (Kingma et al. 2021), float64, same shape as ``t``; 0 at a zero-SNR last step."""
         t = self._check_t(t)
-        ab = self.alpha_bar[t.to(self.device)]
-        return (ab / (1 - ab)).to(t.device)
+        alpha_bar = self.alpha_bar[t.to(self.device)]
+        return (alpha_bar / (1 - alpha_bar)).to(t.device)
 
     def log_snr(self, t: torch.Tensor | int) -> torch.Tensor:
         """log SNR_t = log ᾱ_t − log(1 − ᾱ_t), float64, same shape as ``t`` (−∞ at a zero-SNR last step)."""
@@ -257,40 +263,40 @@ class NoiseSchedule:
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
         _check_same_shape(x0, noise, "x0", "noise")
-        a, s = self._scales(t, x0)  # each (b, 1, ..., 1)
-        return a * x0 + s * noise
+        sqrt_alpha_bar, sigma = self._scales(t, x0)  # each (b, 1, ..., 1)
+        return sqrt_alpha_bar * x0 + sigma * noise
 
     # -- conversions between what a network can predict: ε, x₀ or v --------------------------------------------
 
     def eps_to_x0(self, x_t: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
         """x₀ = (x_t − √(1−ᾱ_t)·ε) / √ᾱ_t   (DDPM eq. 4 solved for x₀; DDIM eq. 12's "predicted x₀")."""
         _check_same_shape(x_t, eps, "x_t", "eps")
-        a, s = self._scales(t, x_t)
-        return (x_t - s * eps) / a
+        sqrt_alpha_bar, sigma = self._scales(t, x_t)
+        return (x_t - sigma * eps) / sqrt_alpha_bar
 
     def x0_to_eps(self, x_t: torch.Tensor, t: torch.Tensor | int, x0: torch.Tensor) -> torch.Tensor:
         """ε = (x_t − √ᾱ_t·x₀) / √(1−ᾱ_t)   (DDPM eq. 4 solved for ε)."""
         _check_same_shape(x_t, x0, "x_t", "x0")
-        a, s = self._scales(t, x_t)
-        return (x_t - a * x0) / s
+        sqrt_alpha_bar, sigma = self._scales(t, x_t)
+        return (x_t - sqrt_alpha_bar * x0) / sigma
 
     def v_target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀   (Salimans & Ho 2022, §4: v ≡ α_t ε − σ_t x with α_t = √ᾱ_t, σ_t = √(1−ᾱ_t))."""
+        """v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀   (Salimans & Ho 2022, §4, who write α_t for our √ᾱ_t)."""
         _check_same_shape(x0, eps, "x0", "eps")
-        a, s = self._scales(t, x0)
-        return a * eps - s * x0
+        sqrt_alpha_bar, sigma = self._scales(t, x0)
+        return sqrt_alpha_bar * eps - sigma * x0
 
     def v_to_x0(self, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor) -> torch.Tensor:
         """x₀ = √ᾱ_t·x_t − √(1−ᾱ_t)·v   (Salimans & Ho 2022, App. D). Finite even when ᾱ_t = 0."""
         _check_same_shape(x_t, v, "x_t", "v")
-        a, s = self._scales(t, x_t)
-        return a * x_t - s * v
+        sqrt_alpha_bar, sigma = self._scales(t, x_t)
+        return sqrt_alpha_bar * x_t - sigma * v
 
     def v_to_eps(self, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor) -> torch.Tensor:
         """ε = √(1−ᾱ_t)·x_t + √ᾱ_t·v   (Salimans & Ho 2022, App. D)."""
         _check_same_shape(x_t, v, "x_t", "v")
-        a, s = self._scales(t, x_t)
-        return s * x_t + a * v
+        sqrt_alpha_bar, sigma = self._scales(t, x_t)
+        return sigma * x_t + sqrt_alpha_bar * v
 
     # -- the steps a sampler visits ----------------------------------------------------------------------------
 

@@ -2,13 +2,14 @@
 
 Read it top to bottom:
 
-    TrainConfig        every knob, commented, with presets smoke / cpu / gpu
+    TrainConfig        every knob, commented (the recipes that set them are in presets.py)
     diffusion_loss     the objective: noise a clip, ask the network to undo it (ε-, x₀- or v-prediction),
                        optionally weighted by min-SNR-γ
     EMA                an exponential moving average of the weights, used for sampling
+    training_step      one step, written out: forward + loss, backward, clip, optimizer step, EMA
     IndexSampler       which clips go into each batch, as a pure function of (seed, epoch, position)
-    Trainer            AdamW + warm-up/cosine LR + gradient clipping + EMA + checkpoints (+ DDP under torchrun)
-    train_denoiser     one call: build a UNet3D and a schedule, train, return the Trainer
+    Trainer            the loop around training_step: batches, conditions and their dropout, warm-up/cosine
+                       LR, checkpoints, exact resume, Ctrl-C, progress (+ DDP under torchrun)
 
 The Trainer trains on anything indexable: a Moving MNIST dataset (``ds[i]`` → dict with ``video`` and ``labels``),
 or clips encoded once by the autoencoder and cached as a dict of tensors ``{"latents": (n, c, f, h, w),
@@ -35,11 +36,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .conditioning import Conditioning
+from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
+from .schedule import PREDICTIONS
 from .utils import get_device, seed_everything
-
-PREDICTIONS = ("eps", "x0", "v")
 
 
 # ---------------------------------------------------------------- config ----
@@ -62,7 +65,8 @@ class TrainConfig:
     # --- objective
     prediction: str = "v"               # what the network outputs: "eps" (noise), "x0" (clean clip) or "v"
     min_snr_gamma: float | None = 5.0   # min-SNR-γ loss weighting (Hang et al. 2023); None: plain MSE
-    cond_drop_prob: float = 0.1         # replace the labels by the null token this often (classifier-free guidance)
+    cond_drop_prob: float = 0.1         # drop each condition (labels → null token) this often, for classifier-free
+                                        # guidance; the Trainer's Conditioning uses it unless given its own
     data_key: str | None = None         # which batch entry to denoise; None: "latents", else "video", else "x"
     # --- bookkeeping
     log_every: int = 50                 # print a line / record clips-per-second every this many steps
@@ -76,27 +80,10 @@ class TrainConfig:
 
     @classmethod
     def smoke(cls) -> "TrainConfig":
-        """Tens of steps on a tiny model: for CI and a quick look (seconds)."""
+        """Tens of steps on a tiny model: for tests and a quick look (seconds). The recipes that train real models
+        (cpu, gpu) are whole experiments and live in ``presets.py``: ``ExperimentConfig.preset("cpu").train``."""
         return cls(steps=30, batch_size=4, lr=1e-3, warmup=5, ema_decay=0.9, log_every=10, checkpoint_every=0,
                    keep_last=2)
-
-    @classmethod
-    def cpu(cls) -> "TrainConfig":
-        """A laptop: a few thousand small steps (minutes on 2 cores with the cpu UNet preset)."""
-        return cls(steps=3_000, batch_size=16, lr=5e-4, warmup=100, ema_decay=0.995, log_every=50,
-                   checkpoint_every=500)
-
-    @classmethod
-    def gpu(cls) -> "TrainConfig":
-        """One GPU with 16 GB or more: the full-mode model."""
-        return cls(steps=60_000, batch_size=64, lr=2e-4, warmup=1_000, ema_decay=0.9999, log_every=100,
-                   checkpoint_every=2_000, compile=True)
-
-    @classmethod
-    def preset(cls, name: str) -> "TrainConfig":
-        if name not in ("smoke", "cpu", "gpu"):
-            raise ValueError(f"preset must be 'smoke', 'cpu' or 'gpu'; got {name!r}")
-        return getattr(cls, name)()
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -181,7 +168,8 @@ def diffusion_loss(model: nn.Module, schedule, x0: Tensor, cond: dict | None = N
 
 def drop_labels(labels: Tensor, drop: Tensor, null_label: int) -> Tensor:
     """Condition dropout for classifier-free guidance (Ho & Salimans 2022): where ``drop`` (b,) is True the
-    clip's labels (b, slots) become the null token, so the same network also learns p(x) without a condition."""
+    clip's labels (b, slots) become the null token, so the same network also learns p(x) without a condition.
+    (The written-out version of ``conditioning.DigitLabels.drop``, which the Trainer uses for every kind.)"""
     return torch.where(drop[:, None], torch.full_like(labels, null_label), labels)  # (b, slots)
 
 
@@ -228,15 +216,47 @@ class EMA:
         self.decay, self.warmup, self.num_updates = state["decay"], state["warmup"], state["num_updates"]
 
 
-# ---------------------------------------------------------------- learning rate ----
+# ---------------------------------------------------------------- one training step ----
 
 
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """The LR multiplier at ``step``: linear warm-up to 1, then a cosine down to ``min_ratio`` at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+class NonFiniteStep(FloatingPointError):
+    """A training step met a NaN or infinite loss or gradient norm; the weights were left unchanged."""
+
+    def __init__(self, what: str, value: float):
+        super().__init__(f"the {what} became {value}")
+        self.what, self.value = what, value
+
+
+def training_step(model: nn.Module, schedule, optimizer: torch.optim.Optimizer, ema: EMA, x0: Tensor,
+                  cond: dict | None = None, prediction: str = "v", min_snr_gamma: float | None = None,
+                  grad_clip: float | None = 1.0, t: Tensor | None = None, noise: Tensor | None = None,
+                  generator: torch.Generator | None = None, lr_scheduler=None,
+                  autocast: bool = False) -> tuple[Tensor, float]:
+    """One optimizer step of the denoiser on clean clips ``x0`` (b, c, f, h, w); returns (loss, gradient norm).
+
+    Everything else the Trainer does (batches, dropout of conditions, checkpoints, progress) happens around this.
+    A NaN or infinite loss or gradient norm raises ``NonFiniteStep`` before the weights change.
+    """
+    # 1. forward: noise the clips, let the network predict, mean squared error (bf16 autocast on CUDA if asked)
+    with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=autocast):
+        loss = diffusion_loss(model, schedule, x0, cond, prediction, min_snr_gamma, generator, t, noise)
+    # 2. backward: gradients of the loss with respect to every weight
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    # 3. clip the global gradient norm (one bad batch cannot throw the weights far)
+    max_norm = grad_clip if grad_clip is not None else float("inf")
+    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+    if not torch.isfinite(loss.detach()):
+        raise NonFiniteStep("loss", loss.item())
+    if not math.isfinite(grad_norm):
+        raise NonFiniteStep("gradient norm", grad_norm)
+    # 4. the optimizer step (and the learning rate for the next one)
+    optimizer.step()
+    if lr_scheduler is not None:
+        lr_scheduler.step()
+    # 5. the moving average of the weights, which sampling uses
+    ema.update(model)
+    return loss.detach(), grad_norm
 
 
 # ---------------------------------------------------------------- data ----
@@ -282,9 +302,10 @@ class IndexSampler:
         self.seed, self.epoch, self.index = state["seed"], state["epoch"], state["index"]
 
 
-def fetch_batch(data, indices: Tensor) -> dict[str, Tensor]:
+def fetch_batch(data, indices: Tensor) -> dict[str, Tensor | list]:
     """Gather the clips at ``indices`` from a dict of tensors, a ``TensorDataset`` (→ keys ``x``, ``labels``) or
-    a map-style dataset whose items are dicts (e.g. ``MovingMNIST``: ``video``, ``labels``, ...)."""
+    a map-style dataset whose items are dicts (e.g. ``MovingMNIST``: ``video``, ``labels``, ``caption``, ...).
+    Tensors and arrays are stacked; strings (captions) come as a list, for the condition kinds that read them."""
     if isinstance(data, dict):
         return {k: v[indices] for k, v in data.items() if isinstance(v, Tensor)}
     if isinstance(data, torch.utils.data.TensorDataset):
@@ -293,8 +314,13 @@ def fetch_batch(data, indices: Tensor) -> dict[str, Tensor]:
     items = [data[int(i)] for i in indices]
     if isinstance(items[0], (tuple, list)):
         items = [dict(zip(("x", "labels"), item)) for item in items]
-    return {k: torch.stack([torch.as_tensor(item[k]) for item in items])
-            for k, v in items[0].items() if isinstance(v, (Tensor, np.ndarray))}
+    batch: dict[str, Tensor | list] = {}
+    for key, value in items[0].items():
+        if isinstance(value, (Tensor, np.ndarray)):
+            batch[key] = torch.stack([torch.as_tensor(item[key]) for item in items])  # (b, ...)
+        elif isinstance(value, str):
+            batch[key] = [item[key] for item in items]  # b strings
+    return batch
 
 
 def _data_length(data) -> int:
@@ -392,7 +418,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, schedule, data, cfg: TrainConfig | None = None,
                  device: torch.device | str | None = None, run_dir: str | os.PathLike | None = None,
-                 callback: Callable | None = None, null_label: int | None = None):
+                 callback: Callable | None = None, conditioning: Conditioning | None = None):
         self.cfg = cfg if cfg is not None else TrainConfig()
         self.rank, self.world_size, self.device = setup_distributed(device)
         self.cfg.validate(self.world_size)
@@ -410,22 +436,18 @@ class Trainer:
         if self.cfg.compile:
             self.model = torch.compile(self.model)
         self.schedule = schedule.to(self.device) if hasattr(schedule, "to") else schedule
-        # the label that means "no condition": the UNet's cfg.num_classes (None: train unconditionally, which is
-        # also what a UNet built with num_label_slots=0 needs)
-        model_cfg = getattr(model, "cfg", None)
-        if null_label is None and getattr(model_cfg, "num_label_slots", 1) > 0:
-            null_label = getattr(model_cfg, "num_classes", None)
-        self.null_label = null_label
+        # what the model is conditioned on, and how often each condition is dropped (conditioning.py); by default
+        # what a UNet3D's config says (digit labels when it has label slots), each dropped with cfg.cond_drop_prob
+        if conditioning is None:
+            conditioning = (Conditioning.for_unet(model.cfg, self.cfg.cond_drop_prob) if hasattr(model, "cfg")
+                            else Conditioning())
+        self.conditioning = conditioning
 
-        # AdamW with weight decay on weight matrices and kernels only; fused kernels on CUDA
-        decay = [p for p in self.module.parameters() if p.requires_grad and p.ndim >= 2]
-        no_decay = [p for p in self.module.parameters() if p.requires_grad and p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        self.optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.adam_betas,
-                                           fused=self.device.type == "cuda")
-        cfg_ = self.cfg
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: warmup_cosine(s, cfg_.warmup, cfg_.steps, cfg_.min_lr_ratio))
+        # AdamW with weight decay on weight matrices and kernels only (fused kernels on CUDA); warm-up + cosine
+        self.optimizer = adamw_with_decay_groups(self.module, self.cfg.lr, self.cfg.weight_decay, self.cfg.adam_betas,
+                                                 fused=self.device.type == "cuda")
+        self.lr_scheduler = warmup_cosine_scheduler(self.optimizer, self.cfg.warmup, self.cfg.steps,
+                                                    self.cfg.min_lr_ratio)
 
         # data and noise: both depend only on cfg.seed and saved positions, never on the process
         self.data = data
@@ -439,7 +461,7 @@ class Trainer:
     # ------------------------------------------------------------ one step
 
     def _next_batch(self) -> tuple[Tensor, dict | None, Tensor, Tensor]:
-        """This process's share of the next global batch, and its timesteps and noise."""
+        """This process's share of the next global batch: clean clips, conditions (some dropped), timesteps, noise."""
         B, shard = self.cfg.batch_size, slice(self.rank * self.cfg.batch_size // self.world_size,
                                               (self.rank + 1) * self.cfg.batch_size // self.world_size)
         batch = fetch_batch(self.data, self.sampler.next_indices(B)[shard])
@@ -448,15 +470,13 @@ class Trainer:
             raise KeyError(f"the batch has keys {sorted(batch)}, none of which holds the clips to denoise; "
                            f"set TrainConfig.data_key to one of them")
         x0 = batch[key].to(self.device, torch.float32)  # (b, c, f, h, w), b = B / world_size
-        # draw t, ε and the dropout mask for the WHOLE global batch, then keep this process's rows: every process
+        # draw t, ε and the dropout masks for the WHOLE global batch, then keep this process's rows: every process
         # draws the same numbers, so N processes train exactly like one process with the same global batch
         g = self.noise_generator
         t = torch.randint(0, self.schedule.num_steps, (B,), generator=g, device=self.device)[shard]  # (b,)
         noise = torch.randn((B, *x0.shape[1:]), generator=g, device=self.device)[shard]            # (b, c, f, h, w)
-        drop = torch.rand((B,), generator=g, device=self.device)[shard] < self.cfg.cond_drop_prob  # (b,)
-        cond = None
-        if "labels" in batch and self.null_label is not None:
-            cond = {"labels": drop_labels(batch["labels"].to(self.device).long(), drop, self.null_label)}
+        drops = self.conditioning.draw_drops(B, g, self.device, shard)  # {kind: (b,) bool}
+        cond = self.conditioning.drop(self.conditioning.from_batch(batch, self.device), drops)
         return x0, cond, t, noise
 
     def _train_step(self) -> tuple[float, float, float]:
@@ -464,33 +484,20 @@ class Trainer:
         self._step_start = (get_rng_state(self.noise_generator), self.sampler.state_dict())
         self._in_step = True
         x0, cond, t, noise = self._next_batch()
-        # bf16 autocast on CUDA (the loss itself is reduced in fp32); plain fp32 on the CPU
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
-                    else contextlib.nullcontext())
-        with autocast:
-            loss = diffusion_loss(self.model, self.schedule, x0, cond, self.cfg.prediction, self.cfg.min_snr_gamma,
-                                  t=t, noise=noise)
-        loss_value = loss.detach().float()
-        if self.world_size > 1:  # the global batch's loss, so every process logs (and checks) the same number
-            dist.all_reduce(loss_value)
-            loss_value = loss_value / self.world_size
-        loss_value = loss_value.item()
-        if not math.isfinite(loss_value):
-            self._diverged("loss", loss_value)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = self.cfg.grad_clip if self.cfg.grad_clip is not None else float("inf")
-        grad_norm = float(nn.utils.clip_grad_norm_(self.module.parameters(), max_norm))
-        if not math.isfinite(grad_norm):
-            self._diverged("gradient norm", grad_norm)
-        # commit: from here on the step has happened
-        self._in_step = False
         lr = self.optimizer.param_groups[0]["lr"]  # the learning rate this step uses
-        self.optimizer.step()
-        self.lr_scheduler.step()
-        self.ema.update(self.module)
+        try:
+            loss, grad_norm = training_step(self.model, self.schedule, self.optimizer, self.ema, x0, cond,
+                                            self.cfg.prediction, self.cfg.min_snr_gamma, self.cfg.grad_clip, t=t,
+                                            noise=noise, lr_scheduler=self.lr_scheduler,
+                                            autocast=self.device.type == "cuda")
+        except NonFiniteStep as e:
+            self._diverged(e.what, e.value)
+        self._in_step = False  # from here on the step has happened
+        if self.world_size > 1:  # the global batch's loss, so every process logs the same number
+            dist.all_reduce(loss)
+            loss = loss / self.world_size
         self.step += 1
-        return loss_value, grad_norm, lr
+        return loss.item(), grad_norm, lr
 
     def _diverged(self, what: str, value: float) -> None:
         last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
@@ -582,8 +589,6 @@ class Trainer:
             mode = "bar" if (sys.stderr.isatty() or "ipykernel" in sys.modules) else "text"
         if mode != "bar" or self.rank != 0:
             return None
-        from tqdm.auto import tqdm
-
         return tqdm(total=end, initial=self.step, desc="training", unit="step", dynamic_ncols=True)
 
     # ------------------------------------------------------------ checkpoints
@@ -658,33 +663,3 @@ class Trainer:
         if self.rank == 0:
             print(f"resumed from {path} at step {self.step}", flush=True)
         return True
-
-
-# ---------------------------------------------------------------- one call ----
-
-
-def train_denoiser(data, cfg: TrainConfig | None = None, model: nn.Module | None = None, schedule=None,
-                   device: torch.device | str | None = None, run_dir: str | os.PathLike | None = None,
-                   resume: str | os.PathLike | None = None, callback: Callable | None = None) -> Trainer:
-    """Train a denoiser on ``data`` and return the Trainer (``trainer.ema.model`` is the model to sample from,
-    ``trainer.history`` the curves). Without ``model``/``schedule``/``cfg`` it builds the current preset's
-    ``UNet3D`` (channels and label slots taken from the data), a cosine ``NoiseSchedule`` and ``TrainConfig``."""
-    from .config import default_preset
-
-    preset = default_preset()
-    cfg = cfg if cfg is not None else TrainConfig.preset(preset)
-    if schedule is None:
-        from .schedule import NoiseSchedule
-
-        schedule = NoiseSchedule()
-    if model is None:
-        from .unet import UNet3D, UNetConfig
-
-        first = fetch_batch(data, torch.tensor([0]))
-        key = cfg.data_key or next(k for k in ("latents", "video", "x") if k in first)
-        channels = first[key].shape[1]  # (1, c, f, h, w)
-        slots = first["labels"].shape[1] if "labels" in first else 0  # digits per clip (0: unconditional)
-        model = UNet3D(getattr(UNetConfig, preset)(in_channels=channels, out_channels=channels, num_label_slots=slots))
-    trainer = Trainer(model, schedule, data, cfg, device=device, run_dir=run_dir, callback=callback)
-    trainer.train(resume=resume)
-    return trainer

@@ -9,7 +9,7 @@ down path / middle / up path with skip connections, where every convolution is o
     t (b,), labels (b, slots) ─► emb (b, emb_dim) ─► every residual block (FiLM)
     context (b, L, d) ─► cross-attention;  frames (b, cond_channels, f, h, w) ─► concatenated to x
 
-    cfg = UNetConfig.smoke() if SMOKE else UNetConfig.gpu()
+    cfg = UNetConfig.smoke() if SMOKE else ExperimentConfig.preset("gpu").unet   # presets.py holds the recipes
     unet = UNet3D(cfg)
     eps_hat = unet(x_t, t, {"labels": labels})   # same shape as x_t (with out_channels channels)
 
@@ -26,7 +26,7 @@ from torch import nn
 
 from .attention import CrossAttention, SpatialAttention, TemporalAttention
 from .blocks import TIME_MIXING, Downsample, FrameGroupNorm, ResBlock3d, SpatialConv, Upsample, num_groups, zero_init_
-from .embeddings import LabelEmbedding, TimestepEmbedding
+from .embeddings import LabelEmbedding, TimestepEmbedding, check_labels
 from .utils import count_parameters
 
 # ----------------------------------------------------------------------------- config
@@ -103,24 +103,10 @@ class UNetConfig:
 
     @classmethod
     def smoke(cls, **overrides) -> "UNetConfig":
-        """Tiny (~55 k parameters): runs in milliseconds; for tests and CI."""
+        """Tiny (~60 k parameters): runs in milliseconds; for tests and CI. The U-Nets the presets train are in
+        ``presets.py``: ``ExperimentConfig.preset("cpu").unet`` (1.10 M parameters), ``.preset("gpu").unet``."""
         cfg = dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, temporal_attn_levels=(1,),
                    num_heads=2, head_dim=8, norm_groups=4, max_frames=32, emb_mult=4)
-        return cls(**{**cfg, **overrides})
-
-    @classmethod
-    def cpu(cls, **overrides) -> "UNetConfig":
-        """~2.3 M parameters, for latents (b, 4, 8, 8, 8) of 32×32 frames: trains on 2 CPU cores."""
-        cfg = dict(base_channels=48, channel_mults=(1, 2), num_res_blocks=1, spatial_attn_levels=(1,),
-                   temporal_attn_levels=(1,), num_heads=4, head_dim=32, norm_groups=8, max_frames=32)
-        return cls(**{**cfg, **overrides})
-
-    @classmethod
-    def gpu(cls, **overrides) -> "UNetConfig":
-        """~34 M parameters, for latents (b, 4, 16..20, 16, 16) of 64×64 frames and two digits."""
-        cfg = dict(base_channels=96, channel_mults=(1, 2, 3), num_res_blocks=2, spatial_attn_levels=(1, 2),
-                   temporal_attn_levels=(0, 1, 2), num_heads=8, head_dim=32, norm_groups=32, max_frames=32,
-                   num_label_slots=2, dropout=0.1)
         return cls(**{**cfg, **overrides})
 
 
@@ -318,18 +304,7 @@ class UNet3D(nn.Module):
         if self.label_embed is not None:
             if labels is None:
                 labels = self.label_embed.null_labels(b, x.device)
-            elif not isinstance(labels, torch.Tensor) or labels.shape != (b, cfg.num_label_slots):
-                shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-                raise ValueError(f"cond['labels'] must have shape (b, num_label_slots) = ({b}, {cfg.num_label_slots}), "
-                                 f"got {shape}")
-            elif labels.dtype != torch.long:
-                raise TypeError(f"cond['labels'] must be int64 class indices, got {labels.dtype}; use labels.long()")
-            elif labels.numel() and (labels.min() < 0 or labels.max() > cfg.num_classes):
-                raise ValueError(
-                    f"cond['labels'] must lie in [0, {cfg.num_classes}]: digits 0..{cfg.num_classes - 1}, and "
-                    f"{cfg.num_classes} for 'no label' (the null token of classifier-free guidance); "
-                    f"got values from {labels.min().item()} to {labels.max().item()}"
-                )
+            check_labels(labels, cfg.num_classes, cfg.num_label_slots, where="cond['labels']", batch_size=b)
         # context tokens
         context, context_mask = cond.get("context"), cond.get("context_mask")
         if context is not None:

@@ -1,0 +1,297 @@
+"""Training recipes: how the presets train a latent video pipeline from nothing, for ``train``, ``demo`` and the
+notebooks. The pipeline itself (``pipeline.py``) only generates; everything about training lives here.
+
+    train_pipeline(cfg, run_dir)
+        1. clips        cfg.num_clips Moving MNIST clips, generated on the fly
+        2. autoencoder  trained on their frames; its scale factor makes the latents unit-variance
+        3. latents      every clip encoded once, cached beside what each condition kind keeps of it
+        4. denoiser     A. on single latent frames, temporal attention idle (optional)
+                        → inflate_to_video → B. on clips; the EMA weights are saved for sampling
+
+    train_denoiser(data)   one call for a denoiser on any data (tests, quick experiments)
+
+The recipes themselves, every number of them, are the presets in ``presets.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .attention import TemporalAttention
+from .autoencoder import FrameAutoencoder, estimate_scale_factor, train_autoencoder
+from .blocks import Full3dConv, TemporalConv
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .conditioning import Conditioning
+from .config import default_preset
+from .data import MovingMNIST
+from .pipeline import AUTOENCODER_FILE, LatentVideoPipeline
+from .presets import ExperimentConfig
+from .schedule import NoiseSchedule
+from .train import Trainer, TrainConfig, fetch_batch, latest_checkpoint
+from .unet import UNet3D, UNetConfig
+from .utils import get_device, seed_everything
+
+# ---------------------------------------------------------------- clips and their latents ----
+
+
+MAX_BYTES_IN_MEMORY = 2**30  # pixel clips kept in memory for the autoencoder; more are generated when encoded
+
+
+def training_dataset(cfg: ExperimentConfig, mnist_dir: str | os.PathLike | None = None, verbose: bool = False):
+    """The experiment's training clips: ``MovingMNIST("train", length=cfg.num_clips, ...)`` (generated on the fly)."""
+    return MovingMNIST("train", length=cfg.num_clips, seed=cfg.seed, mnist_dir=mnist_dir, verbose=verbose,
+                       **cfg.dataset_kwargs())
+
+
+def clips_of(ds, start: int, stop: int, conditioning: Conditioning) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clips ``start .. stop-1`` of a MovingMNIST: videos ``(n, 1, f, h, w)`` in [-1, 1] and what ``conditioning``
+    keeps of them for the latent cache (for digit labels: ``{"labels": (n, digits)}``)."""
+    batch = fetch_batch(ds, torch.arange(start, stop))
+    return batch["video"], conditioning.cache_entries(batch)
+
+
+@torch.no_grad()
+def encode_clips(autoencoder: FrameAutoencoder, clips: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Encode clips ``(n, 1, f, h, w)`` once into scaled latents ``(n, c_z, f, h/d, w/d)`` (posterior means)."""
+    autoencoder.eval()
+    device = next(autoencoder.parameters()).device
+    out = [autoencoder.encode(clips[i:i + batch_size].to(device)).cpu() for i in range(0, len(clips), batch_size)]
+    return torch.cat(out)  # (n, c_z, f, h/d, w/d)
+
+
+def encode_dataset(autoencoder: FrameAutoencoder, ds, first: torch.Tensor, first_entries: dict[str, torch.Tensor],
+                   conditioning: Conditioning, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """The latent cache of every clip of ``ds``: ``{"latents": (n, c_z, f, h/d, w/d), **condition entries}``. The
+    clips already in memory (``first``: clips 0, 1, ..., with their ``first_entries``) are encoded as they are; the
+    rest are generated batch by batch, so the pixels of a large dataset never sit in memory at once."""
+    parts = [{"latents": encode_clips(autoencoder, first, batch_size), **first_entries}]
+    for start in range(len(first), len(ds), batch_size):
+        clips, entries = clips_of(ds, start, min(start + batch_size, len(ds)), conditioning)
+        parts.append({"latents": encode_clips(autoencoder, clips, batch_size), **entries})
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
+def read_latent_cache(path: Path, key: dict) -> dict[str, torch.Tensor] | None:
+    """The cached latents (and condition entries) at ``path`` if they were made with ``key`` (the autoencoder's
+    scale factor, the clips, the conditions); None if there is no cache, or it is stale or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError:
+        return None  # an older or damaged cache: encode again
+    if state.get("key") != key:
+        return None
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+# ---------------------------------------------------------------- the whole recipe ----
+
+
+def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str = "both",
+                   resume: str | os.PathLike | None = None, mnist_dir: str | os.PathLike | None = None,
+                   steps: int | None = None, device: torch.device | str | None = None,
+                   progress: str | None = None, callback: Callable | None = None,
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train a latent video pipeline from nothing and write everything under ``run_dir``:
+
+        1. clips      ``cfg.num_clips`` Moving MNIST clips (MovingMNIST, split "train")
+        2. autoencoder trained on their frames; scale factor = 1/std of the latents → weights/autoencoder.safetensors
+        3. latents    every clip encoded once (and played backwards too, if ``reverse_augment``) → latents.pt
+        4. denoiser   the Trainer on the cached latents → checkpoints/, then weights/unet.safetensors (EMA)
+
+    ``stage``: "autoencoder", "denoiser" (needs the run's autoencoder) or "both". ``resume``: "latest" or a
+    checkpoint path, for the denoiser (a resumed run also reuses the run's autoencoder). ``steps`` overrides the
+    denoiser's ``cfg.train.steps``. Returns a dict with the pipeline (when the denoiser was trained), the
+    histories, the seconds each stage took and the paths written.
+    """
+    if stage not in ("autoencoder", "denoiser", "both"):
+        raise ValueError(f"stage must be 'autoencoder', 'denoiser' or 'both'; got {stage!r}")
+    run_dir = Path(run_dir)
+    weights_dir = run_dir / "weights"
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    device = get_device(device) if not isinstance(device, torch.device) else device
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1; got {steps}")
+        cfg = replace(cfg, train=replace(cfg.train, steps=steps, warmup=min(cfg.train.warmup, max(1, steps // 10))))
+    if progress is not None:
+        cfg = replace(cfg, train=replace(cfg.train, progress=progress))
+    result: dict[str, Any] = {"run_dir": run_dir, "config": cfg, "seconds": {}, "paths": {}}
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    start = time.perf_counter()
+
+    # 1. the clips (the first ones in memory, for the autoencoder; the rest are generated when encoded)
+    t0 = time.perf_counter()
+    ds = training_dataset(cfg, mnist_dir)
+    conditioning = Conditioning.for_unet(cfg.unet, cfg.train.cond_drop_prob)  # what the clips are conditioned on
+    bytes_per_clip = 4 * cfg.num_frames * cfg.image_size ** 2
+    clips, entries = clips_of(ds, 0, min(len(ds), max(256, MAX_BYTES_IN_MEMORY // bytes_per_clip)), conditioning)
+    result["seconds"]["data"] = time.perf_counter() - t0
+    result["digits"] = source = ds.source
+    log(f"[1/4] data: {len(ds):,} clips {tuple(clips.shape[1:])} ({len(clips):,} in memory) in "
+        f"{result['seconds']['data']:.1f} s; digits: {source}")
+
+    # 2. the autoencoder, trained on single frames of those clips
+    ae_path = weights_dir / AUTOENCODER_FILE
+    reuse = stage == "denoiser" or (resume is not None and ae_path.is_file())
+    if reuse:
+        if not ae_path.is_file():
+            raise FileNotFoundError(f"--stage denoiser needs the run's autoencoder at {ae_path}; train it first with "
+                                    f"`python -m vdiff_edu train --preset {cfg.name} --name {run_dir.name} "
+                                    f"--stage autoencoder` (or --stage both)")
+        autoencoder = FrameAutoencoder.load(ae_path, device=device)
+        log(f"[2/4] autoencoder: loaded {ae_path} (scale factor {float(autoencoder.scale_factor):.3f})")
+    else:
+        t0 = time.perf_counter()
+        seed_everything(cfg.seed)
+        autoencoder = FrameAutoencoder(cfg.autoencoder)
+        ae_progress = cfg.train.progress == "bar" or (cfg.train.progress == "auto" and (
+            sys.stderr.isatty() or "ipykernel" in sys.modules))  # a bar where one can be seen, as the Trainer does
+        result["autoencoder_history"] = train_autoencoder(autoencoder, clips, device=device, seed=cfg.seed,
+                                                          progress=ae_progress, log_every=50)
+        scale = estimate_scale_factor(autoencoder, clips[:256])
+        result["seconds"]["autoencoder"] = time.perf_counter() - t0
+        last = result["autoencoder_history"][-1]
+        autoencoder.save(ae_path, extra_metadata={"experiment": cfg.to_dict(), "digits": source,
+                                                   "train_seconds": round(result["seconds"]["autoencoder"], 1)})
+        log(f"[2/4] autoencoder: {cfg.autoencoder.train_steps} steps in {result['seconds']['autoencoder']:.0f} s, "
+            f"reconstruction PSNR {last['psnr']:.1f} dB, scale factor {scale:.3f} → {ae_path}")
+    result["paths"]["autoencoder"] = ae_path
+    if stage == "autoencoder":
+        result["seconds"]["total"] = time.perf_counter() - start
+        return result
+
+    # 3. latents: every clip encoded once (a resumed run reuses the cache written for its autoencoder)
+    t0 = time.perf_counter()
+    cache = run_dir / "latents.pt"
+    key = {"scale_factor": float(autoencoder.scale_factor), "num_clips": len(ds), "seed": cfg.seed,
+           "conditions": conditioning.names}
+    data = read_latent_cache(cache, key) if reuse else None
+    cached = data is not None
+    if not cached:
+        data = encode_dataset(autoencoder, ds, clips, entries, conditioning)  # {"latents": (n, c_z, f, h/d, w/d), ...}
+        save_checkpoint(cache, {**data, "key": key})  # atomic
+    del clips
+    if cfg.reverse_augment:  # a clip played backwards is another valid clip: twice the data for free
+        data = {k: torch.cat([v, v.flip(2) if k == "latents" else v]) for k, v in data.items()}
+    latents = data["latents"]  # (n, c_z, f, h/d, w/d)
+    result["seconds"]["encode"] = time.perf_counter() - t0
+    log(f"[3/4] latents: {tuple(latents.shape)} (std {latents.std():.2f}) in {result['seconds']['encode']:.1f} s"
+        + (" (cached)" if cached else ""))
+
+    # 4. the denoiser: (A) single frames, then (B) clips
+    seed_everything(cfg.seed)
+    unet = UNet3D(cfg.unet)
+    if cfg.label_embedding_std is not None and unet.label_embed is not None:
+        nn.init.normal_(unet.label_embed.table.weight, std=cfg.label_embedding_std)
+    schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
+    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters")
+    histories = {}
+    video_started = resume is not None and latest_checkpoint(run_dir) is not None
+    if cfg.image_train is not None and not video_started:
+        t0 = time.perf_counter()
+        n = len(latents) // (2 if cfg.reverse_augment else 1)  # the clips played forwards: their frames are all
+        frames = rearrange(latents[:n], "n c f h w -> (n f) c 1 h w")  # every frame a one-frame clip
+        frame_data = {"latents": frames, **{k: v[:n].repeat_interleave(cfg.num_frames, dim=0)  # each clip's
+                                            for k, v in data.items() if k != "latents"}}   # condition, per frame
+        log(f"      A. single frames: {cfg.image_train.steps} steps × {cfg.image_train.batch_size} of "
+            f"{len(frames):,} latent frames {tuple(frames.shape[1:])}; temporal attention idle")
+        set_temporal_attention_trainable(unet, False)
+        image_trainer = Trainer(unet, schedule, frame_data, cfg.image_train, device=device,
+                                run_dir=run_dir / "image_stage", callback=callback,
+                                conditioning=Conditioning.for_unet(cfg.unet, cfg.image_train.cond_drop_prob))
+        histories["image stage"] = image_trainer.train(resume=resume)
+        image_trainer.ema.copy_to(unet)  # carry on from the averaged weights
+        set_temporal_attention_trainable(unet, True)
+        inflate_to_video(unet)
+        result["seconds"]["denoiser_images"] = time.perf_counter() - t0
+        log(f"      A. done in {result['seconds']['denoiser_images']:.0f} s")
+    t0 = time.perf_counter()
+    log(f"      {'B. clips: ' if cfg.image_train is not None else ''}{cfg.train.steps} steps × "
+        f"{cfg.train.batch_size} clips {tuple(latents.shape[1:])}")
+    trainer = Trainer(unet, schedule, data, cfg.train, device=device, run_dir=run_dir, callback=callback,
+                      conditioning=conditioning)
+    histories["video stage" if cfg.image_train is not None else "loss"] = trainer.train(resume=resume)
+    result["history"] = trainer.history
+    result["histories"] = histories
+    result["seconds"]["denoiser"] = time.perf_counter() - t0
+    result["seconds"]["total"] = time.perf_counter() - start
+    result["interrupted"] = trainer.step < cfg.train.steps
+    pipe = LatentVideoPipeline(autoencoder, trainer.ema.model, schedule, cfg, device=device,
+                               prediction=cfg.train.prediction)
+    meta = {"digits": source, "train_steps": trainer.step,
+            "image_train_steps": cfg.image_train.steps if cfg.image_train is not None else 0,
+            "train_seconds": {k: round(v, 1) for k, v in result["seconds"].items()}}
+    result["paths"]["unet"] = pipe.save_pretrained(weights_dir, metadata=meta)[1]
+    result["pipeline"] = pipe
+    log(f"      trained to step {trainer.step} in {result['seconds']['denoiser']:.0f} s → {result['paths']['unet']}")
+    return result
+
+
+# ---------------------------------------------------------------- from an image model to a video model ----
+
+
+def set_temporal_attention_trainable(unet: nn.Module, trainable: bool) -> None:
+    """Freeze (or unfreeze) every ``TemporalAttention``. Frozen at its initial state its output projection is zero,
+    so it adds nothing: on single frames the U-Net is then a plain image denoiser."""
+    for m in unet.modules():
+        if isinstance(m, TemporalAttention):
+            m.requires_grad_(trainable)
+
+
+@torch.no_grad()
+def inflate_to_video(unet: nn.Module) -> nn.Module:
+    """Turn a U-Net trained on single frames into one that treats every frame of a clip exactly alike.
+
+    On one frame a temporal convolution only ever uses its centre tap (its neighbours are zero padding), so the
+    other taps were never trained. Setting them to zero makes the network compute, on each frame of a clip, what
+    it computed on single frames; the temporal layers then learn motion from there (the "inflation" of an image
+    model into a video model: Ho et al. 2022, Video Diffusion Models; Blattmann et al. 2023, Video LDM).
+    """
+    for m in unet.modules():
+        if isinstance(m, TemporalConv):
+            w = m.conv.weight  # (out, in, k, 1): taps along the frame axis
+        elif isinstance(m, Full3dConv):
+            w = m.conv.weight  # (out, in, k_f, k_h, k_w)
+        else:
+            continue
+        centre = w.shape[2] // 2
+        w[:, :, :centre] = 0
+        w[:, :, centre + 1:] = 0
+    return unet
+
+
+# ---------------------------------------------------------------- one call, for any data ----
+
+
+def train_denoiser(data, cfg: TrainConfig | None = None, model: nn.Module | None = None, schedule=None,
+                   device: torch.device | str | None = None, run_dir: str | os.PathLike | None = None,
+                   resume: str | os.PathLike | None = None, callback: Callable | None = None) -> Trainer:
+    """Train a denoiser on ``data`` and return the Trainer (``trainer.ema.model`` is the model to sample from,
+    ``trainer.history`` the curves). Without ``model``/``schedule``/``cfg`` it builds the current preset's
+    U-Net (``ExperimentConfig.preset(...).unet``, its channels and label slots taken from the data), a cosine
+    ``NoiseSchedule`` and the preset's clip-stage ``TrainConfig``."""
+    preset = ExperimentConfig.preset(default_preset())
+    cfg = cfg if cfg is not None else preset.train
+    if schedule is None:
+        schedule = NoiseSchedule()
+    if model is None:
+        first = fetch_batch(data, torch.tensor([0]))
+        key = cfg.data_key or next(k for k in ("latents", "video", "x") if k in first)
+        channels = first[key].shape[1]  # (1, c, f, h, w)
+        slots = first["labels"].shape[1] if "labels" in first else 0  # digits per clip (0: unconditional)
+        model = UNet3D(replace(preset.unet, in_channels=channels, out_channels=channels, num_label_slots=slots))
+    trainer = Trainer(model, schedule, data, cfg, device=device, run_dir=run_dir, callback=callback)
+    trainer.train(resume=resume)
+    return trainer
