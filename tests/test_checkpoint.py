@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from vdiff_edu.checkpoint import (CheckpointError, load_checkpoint, load_weights, read_weights_metadata,
-                                  save_checkpoint, save_weights)
+                                  save_checkpoint, save_weights, weights_fingerprint)
 from vdiff_edu.utils import atomic_path, atomic_write_bytes, count_parameters, seed_everything
 
 
@@ -37,12 +37,29 @@ def test_atomic_writes_get_the_usual_permissions_not_owner_only(tmp_path):
     assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600  # a strict umask is respected
 
 
+def test_fingerprints_tell_weights_apart_and_nan_weights_are_never_saved(tmp_path):
+    model = nn.Linear(3, 4)
+    same = nn.Linear(3, 4)
+    same.load_state_dict(model.state_dict())
+    assert weights_fingerprint(model) == weights_fingerprint(same)
+    with torch.no_grad():
+        same.bias[0] += 1e-3
+    assert weights_fingerprint(model) != weights_fingerprint(same)
+    save_weights(tmp_path / "good.safetensors", model)
+    with torch.no_grad():
+        model.weight[1, 2] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        save_weights(tmp_path / "good.safetensors", model)
+    load_weights(tmp_path / "good.safetensors", same)  # the earlier file is untouched and still loads
+    assert torch.isfinite(same.weight).all()
+
+
 def test_weights_round_trip_with_metadata(tmp_path):
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     path = save_weights(tmp_path / "m.safetensors", model, {"config": {"width": 4}, "steps": 7})
     fresh = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     _, meta = load_weights(path, fresh)
-    assert meta == {"config": {"width": 4}, "steps": 7}
+    assert meta == {"config": {"width": 4}, "steps": 7, "fingerprint": weights_fingerprint(model)}
     assert read_weights_metadata(path) == meta
     x = torch.randn(5, 3)
     torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)

@@ -187,7 +187,7 @@ def test_train_pipeline_from_nothing_then_resume(tmp_path):
     assert out["pipeline"](labels=[5], steps=2).shape == (1, 1, cfg.num_frames, cfg.image_size, cfg.image_size)
     # resume: the autoencoder is reused, the denoiser continues from its checkpoint to the full 4 steps
     ae_before, _ = load_weights(tmp_path / "weights" / "autoencoder.safetensors")
-    again = train_pipeline(cfg, tmp_path, resume="latest", log=lambda s: None)
+    again = train_pipeline(None, tmp_path, resume="latest", steps=4, log=lambda s: None)  # its own recipe, longer
     assert again["history"]["step"] == [1, 2, 3, 4]
     ae_after, _ = load_weights(tmp_path / "weights" / "autoencoder.safetensors")
     assert ae_after.keys() == ae_before.keys()
@@ -197,8 +197,11 @@ def test_train_pipeline_from_nothing_then_resume(tmp_path):
 
 
 def test_denoiser_stage_needs_an_autoencoder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="--stage autoencoder"):
+    with pytest.raises(ValueError, match="no run in .* to continue"):
         train_pipeline(quick_config(), tmp_path, stage="denoiser", log=lambda s: None)
+    train_pipeline(quick_config(), tmp_path, stage="autoencoder", log=lambda s: None)
+    train_pipeline(None, tmp_path, stage="denoiser", log=lambda s: None)  # the same run, its next stage
+    assert (tmp_path / "weights" / "unet.safetensors").is_file()
     with pytest.raises(ValueError, match="stage"):
         train_pipeline(quick_config(), tmp_path, stage="all", log=lambda s: None)
 

@@ -7,16 +7,20 @@
     python -m vdiff_edu demo [--skip-train]                    what `make demo` runs
 
 Every command writes under ``runs/`` (or ``VDIFF_RUNS_DIR``) and prints where. ``VDIFF_SMOKE=1`` shrinks
-everything to seconds; ``VDIFF_MNIST_DIR`` names a folder of MNIST idx files.
+everything to seconds; ``VDIFF_MNIST_DIR`` names a folder of MNIST idx files. A mistake gets one line,
+``error: …``, and exit status 2 (``VDIFF_DEBUG=1`` also prints the traceback); nothing a run wrote is ever
+deleted or overwritten without ``--overwrite`` (which moves the old run aside).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from .config import PRESETS, WEIGHTS_DIR, default_preset, is_smoke, runs_dir
@@ -24,12 +28,22 @@ from .config import PRESETS, WEIGHTS_DIR, default_preset, is_smoke, runs_dir
 # Each command imports torch and the rest of the package inside its own function, on purpose: `--help` and a
 # mistyped flag then answer at once, without the seconds that importing torch takes.
 
+SAMPLER_CHOICES = ("ddpm", "ddim", "dpmpp")  # checked against sampling.SAMPLERS in a test (torch-free here)
+MAX_SEED = 2**63 - 1
+
 
 class UsageError(Exception):
     """A mistake on the command line: printed as one teaching sentence, exit status 2."""
 
 
-# ---------------------------------------------------------------- helpers ----
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (``error: …``) instead of a usage block."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message}; see `{self.prog} --help`")
+
+
+# ---------------------------------------------------------------- checking what the user gave ----
 
 
 def parse_labels(text: str | None, num_slots: int = 1) -> list | None:
@@ -50,14 +64,98 @@ def parse_labels(text: str | None, num_slots: int = 1) -> list | None:
     return out
 
 
+def positive_int(flag: str, value: int | None, at_most: int | None = None) -> int | None:
+    if value is None:
+        return None
+    if value < 1 or (at_most is not None and value > at_most):
+        bound = f"between 1 and {at_most:,}" if at_most is not None else "at least 1"
+        raise UsageError(f"{flag} must be {bound}; got {value}")
+    return value
+
+
+def finite_number(flag: str, value: float | None, low: float = 0.0, low_inclusive: bool = True,
+                  hint: str = "") -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < low or (value == low and not low_inclusive):
+        relation = ">=" if low_inclusive else ">"
+        raise UsageError(f"{flag} must be a finite number {relation} {low:g}{hint}; got {value}")
+    return value
+
+
+def check_seed(value: int) -> int:
+    if not 0 <= value <= MAX_SEED:
+        raise UsageError(f"--seed must be between 0 and 2**63 - 1 = {MAX_SEED}; got {value}")
+    return value
+
+
+def check_device(value: str | None, flag: str = "--device") -> str | None:
+    """``cpu``, ``cuda`` or ``cuda:N`` that this machine has; one line otherwise."""
+    if value is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"{flag} {value!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"{flag} {value!r}: vdiff_edu runs on cpu or cuda; got device type {device.type!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"{flag} {value!r}: this machine has no CUDA GPU that torch {torch.__version__} can use; "
+                             f"use --device cpu (or leave it out)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"{flag} {value!r}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    return value
+
+
+def check_environment(command: str) -> None:
+    """The environment variables the toolkit reads, checked once, each mistake in one line."""
+    smoke = os.environ.get("VDIFF_SMOKE")
+    if smoke not in (None, "", "0", "1"):
+        raise UsageError(f"VDIFF_SMOKE must be 0 or 1 (1 = tiny models for a quick look); got {smoke!r}")
+    preset = os.environ.get("VDIFF_PRESET")
+    if preset not in (None, "") and preset not in PRESETS:
+        raise UsageError(f"VDIFF_PRESET must be one of {', '.join(PRESETS)}; got {preset!r}. Unset it for cpu")
+    check_device(os.environ.get("VDIFF_DEVICE") or None, flag="VDIFF_DEVICE")
+    if command in ("train", "demo", "evaluate"):
+        check_mnist_dir(os.environ.get("VDIFF_MNIST_DIR") or None, "VDIFF_MNIST_DIR")
+
+
+def check_mnist_dir(folder: str | None, named: str) -> None:
+    """A folder the user names must hold MNIST idx files (we never touch what is in it)."""
+    if folder is None:
+        return
+    from .data import find_mnist_files
+
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise UsageError(f"{named}={folder!r} is not a folder; point it at the folder holding the MNIST idx files "
+                         f"(t10k-images-idx3-ubyte.gz, ...), or unset it")
+    if not find_mnist_files(path):
+        raise UsageError(f"{named}={folder!r} holds no MNIST idx files (looked for t10k-images-idx3-ubyte[.gz] and "
+                         f"train-images-idx3-ubyte[.gz] with their labels, also in MNIST/raw); point it at the "
+                         f"folder that holds them, or unset it")
+
+
 def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
 def _run_dir(name: str) -> Path:
-    if not name or "/" in name or name in (".", ".."):
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
         raise UsageError(f"--name is a folder name under {runs_dir()}/ (letters, digits, - and _), got {name!r}")
     return runs_dir() / name
+
+
+def _free_folder(path: Path) -> Path:
+    """``path`` if nothing is there, else the first of ``path-2``, ``path-3``, ... that is free."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 # ---------------------------------------------------------------- info ----
@@ -69,6 +167,7 @@ def cmd_info(args) -> int:
 
     from . import __version__
     from .checkpoint import read_weights_metadata
+    from .data import find_mnist_files
     from .presets import ExperimentConfig
     from .utils import get_device
 
@@ -78,7 +177,11 @@ def cmd_info(args) -> int:
     extra = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(f"device: {device}{extra}; CPU threads: {torch.get_num_threads()}; smoke mode: {is_smoke()}; "
           f"runs go to {runs_dir()}/")
-    print(f"MNIST folder (VDIFF_MNIST_DIR): {os.environ.get('VDIFF_MNIST_DIR') or 'not set (cache or download)'}")
+    mnist = os.environ.get("VDIFF_MNIST_DIR")
+    if mnist:
+        ok = Path(mnist).expanduser().is_dir() and bool(find_mnist_files(Path(mnist).expanduser()))
+        mnist += "" if ok else "  (holds no MNIST idx files: train and demo will refuse it)"
+    print(f"MNIST folder (VDIFF_MNIST_DIR): {mnist or 'not set (cache or download)'}")
     print("\npresets (python -m vdiff_edu train --preset NAME):")
     for name in PRESETS:
         print(ExperimentConfig.preset(name).summary())
@@ -121,26 +224,38 @@ def cmd_train(args) -> int:
     from .presets import ExperimentConfig
     from .recipe import train_pipeline
 
-    preset = args.preset or default_preset()
-    try:
-        cfg = ExperimentConfig.preset(preset)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    run_dir = _run_dir(args.name or preset)
+    positive_int("--steps", args.steps, at_most=10_000_000)
+    finite_number("--lr", args.lr, low=0.0, low_inclusive=False, hint=" (e.g. --lr 5e-4)")
+    check_device(args.device)
+    check_mnist_dir(args.mnist_dir, "--mnist-dir")
+    continuing = args.resume is not None or args.stage == "denoiser"
+    if args.overwrite and continuing:
+        raise UsageError("--overwrite starts a fresh run (moving the old one aside); it cannot go with --resume or "
+                         "--stage denoiser, which continue the run")
+    preset = args.preset or (None if continuing else default_preset())
+    cfg = ExperimentConfig.preset(preset) if preset is not None else None  # a resumed run reads its own recipe
+    run_dir = _run_dir(args.name or preset or default_preset())
     if args.resume is not None and args.resume != "latest" and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such checkpoint. Pass 'latest' (the newest in "
                          f"{run_dir}/checkpoints) or the path of a .pt file there")
-    if args.resume is None and args.stage != "autoencoder" and any((run_dir / "checkpoints").glob("*.pt")):
-        print(f"note: {run_dir} already holds checkpoints; this run starts fresh and replaces them "
-              f"(add --resume latest to continue instead)")
-    print(cfg.summary())
+    if cfg is not None:
+        print(cfg.summary())
     print(f"run folder: {run_dir}/  (torch threads: {torch.get_num_threads()})", flush=True)
     start = time.perf_counter()
-    result = train_pipeline(cfg, run_dir, stage=args.stage, resume=args.resume, mnist_dir=args.mnist_dir,
-                            steps=args.steps, device=args.device)
+    try:
+        result = train_pipeline(cfg, run_dir, stage=args.stage, resume=args.resume, mnist_dir=args.mnist_dir,
+                                steps=args.steps, device=args.device, overwrite=args.overwrite, lr=args.lr)
+    except FloatingPointError as e:
+        print(f"error: {e} To follow that advice: python -m vdiff_edu train --name {run_dir.name} --resume latest "
+              f"--lr <lower>", file=sys.stderr)
+        return 1
     total = time.perf_counter() - start
+    if result["interrupted"]:
+        print(f"\nstopped in the {result['interrupted']} stage after {_seconds(total)}; everything trained so far is "
+              f"kept. Continue with: python -m vdiff_edu train --name {run_dir.name} --resume latest", file=sys.stderr)
+        return 130
     written = [f"  weights      {p}" for p in result["paths"].values()]
-    if "history" in result:
+    if "pipeline" in result:
         from .outputs import write_loss_curve
 
         loss_png = write_loss_curve(result["histories"], run_dir / "loss.png", title=f"{run_dir.name}: denoiser loss")
@@ -149,10 +264,12 @@ def cmd_train(args) -> int:
                     f"               ({_seconds(secs)})",
                     f"  checkpoints  {run_dir / 'checkpoints'}/"]
     secs = ", ".join(f"{k} {_seconds(v)}" for k, v in result["seconds"].items() if k != "total")
-    print(f"\ntrained in {_seconds(result['seconds']['total'])} ({secs}); wrote:")
+    print(f"\ntrained in {_seconds(result['seconds']['total'])} ({secs}) on digits from {result['digits']}; wrote:")
     print("\n".join(written))
     if "pipeline" in result:
         print(f"sample more: python -m vdiff_edu sample --weights {run_dir} --labels 3,7")
+    else:
+        print(f"next: python -m vdiff_edu train --name {run_dir.name} --stage denoiser")
     print(f"(command total {_seconds(total)})")
     return 0
 
@@ -161,35 +278,43 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import torch
-
     from .outputs import write_samples
     from .pipeline import LatentVideoPipeline
 
+    n = positive_int("--n", args.n, at_most=100_000)
+    steps = positive_int("--steps", args.steps)
+    finite_number("--guidance", args.guidance, hint=" (1 = no guidance, 2-4 typical)")
+    check_seed(args.seed)
+    check_device(args.device)
+    out = Path(args.out) if args.out else _free_folder(runs_dir() / "samples" / Path(str(args.weights)).name)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder (it is created if missing)")
+    if args.out and (out / "samples.npy").exists() and not args.overwrite:
+        raise UsageError(f"--out {out} already holds samples; choose another folder, or add --overwrite to replace them")
     try:
         pipe = LatentVideoPipeline.from_pretrained(args.weights, device=args.device)
-    except FileNotFoundError as e:
-        raise UsageError(str(e)) from None
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"--weights {args.weights}: {e}") from None
+    if steps is not None and steps > pipe.schedule.num_steps:
+        raise UsageError(f"--steps must be between 1 and the model's {pipe.schedule.num_steps} noise levels; got {steps}")
     slots = max(1, pipe.unet.cfg.num_label_slots)
     labels = parse_labels(args.labels, slots)
-    n = args.n if args.n is not None else (len(labels) if labels is not None else 16)
-    if n < 1:
-        raise UsageError(f"--n must be at least 1; got {n}")
+    if labels is not None and n is not None and len(labels) > n:
+        raise UsageError(f"--labels gives {len(labels)} clips' digits but --n {n} clips hold only {n}; "
+                         f"drop --n or give at most {n} labels")
+    n = n if n is not None else (len(labels) if labels is not None else 16)
     if labels is None:
         cond = pipe.encode_condition(None, n)
     else:
         labels = [labels[i % len(labels)] for i in range(n)]  # repeat the labels to fill n clips
         cond = pipe.encode_condition(labels)
-    if args.guidance is not None and args.guidance < 0:
-        raise UsageError(f"--guidance must be >= 0 (1 = no guidance, 2-4 typical); got {args.guidance}")
-    out = Path(args.out) if args.out else runs_dir() / "samples" / Path(str(args.weights)).name
     print(pipe)
+    digits = getattr(pipe, "metadata", {}).get("digits")
+    if digits:
+        print(f"trained on digits from: {digits}")
     t0 = time.perf_counter()
-    try:
-        video = pipe(cond["labels"].cpu() if cond is not None else None, num_videos=n, sampler=args.sampler,
-                     steps=args.steps, guidance_scale=args.guidance, seed=args.seed)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    video = pipe(cond["labels"].cpu() if cond is not None else None, num_videos=n, sampler=args.sampler,
+                 steps=steps, guidance_scale=args.guidance, seed=args.seed)
     seconds = time.perf_counter() - t0
     paths = write_samples(video, cond["labels"].cpu() if cond is not None else None, out,
                           title=f"{args.weights}: {args.sampler or pipe.config.sampler}")
@@ -217,6 +342,8 @@ def cmd_evaluate(args) -> int:
     metrics = _metrics_module()
     if metrics is None:
         raise UsageError("evaluation needs vdiff_edu.metrics, which is not in this version yet")
+    check_device(args.device)
+    check_mnist_dir(args.mnist_dir, "--mnist-dir")
     return metrics.evaluate_command(args) or 0
 
 
@@ -235,6 +362,7 @@ def cmd_demo(args) -> int:
     from .schedule import NoiseSchedule
     from .viz import filmstrip, save_gif
 
+    check_mnist_dir(args.mnist_dir, "--mnist-dir")
     out = runs_dir() / "demo"
     out.mkdir(parents=True, exist_ok=True)
     smoke = is_smoke()
@@ -283,20 +411,24 @@ def cmd_demo(args) -> int:
         print(f"[3/4] shipped cpu model: {n} clips (digits 0-9) in {_seconds(secs)} → {paths['gif']}")
         written.append(f"  shipped-model samples   {paths['gif']}  ({_seconds(secs)})")
 
-    # 4. train the cpu preset from nothing (smoke under VDIFF_SMOKE=1)
+    # 4. train the cpu preset from nothing (smoke under VDIFF_SMOKE=1), in a folder of its own
     if skip_train:
         print("[4/4] training skipped (--skip-train or VDIFF_DEMO_SKIP_TRAIN=1)")
     else:
         preset = "smoke" if smoke else "cpu"
         cfg = ExperimentConfig.preset(preset)
-        run_dir = out / f"train_{preset}"
+        run_dir = _free_folder(out / f"train_{preset}")  # an earlier demo's run is kept, never overwritten
         print(f"[4/4] training the {preset} preset from nothing → {run_dir}/ (the cpu preset takes under 10 min "
               f"on 2 cores)", flush=True)
         print(cfg.summary())
         t0 = time.perf_counter()
-        result = train_pipeline(cfg, run_dir, mnist_dir=args.mnist_dir,
-                                log=lambda s: print("      " + s, flush=True))
+        result = train_pipeline(cfg, run_dir, mnist_dir=args.mnist_dir, log=lambda s: print("      " + s, flush=True))
         train_secs = time.perf_counter() - t0
+        if result["interrupted"]:
+            print(f"\ndemo stopped during training ({result['interrupted']} stage); continue that run with: "
+                  f"VDIFF_RUNS_DIR={run_dir.parent} python -m vdiff_edu train --name {run_dir.name} --resume latest",
+                  file=sys.stderr)
+            return 130
         loss_png = write_loss_curve(result["histories"], run_dir / "loss.png", title=f"{preset} preset: denoiser loss")
         paths, _ = sample_and_write(result["pipeline"], run_dir / "samples",
                                     title=f"{preset} preset trained in {_seconds(train_secs)}")
@@ -320,21 +452,28 @@ def _close(fig) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vdiff_edu", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="{info,train,sample,evaluate,demo}")
+    parser = Parser(prog="python -m vdiff_edu", description=__doc__.split("\n\n")[0],
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{info,train,sample,evaluate,demo}", parser_class=Parser)
 
     p = sub.add_parser("info", help="versions, device, presets, shipped weights and their cards")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train the autoencoder, then the denoiser; outputs under runs/<name>/")
-    p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (default: cpu; smoke under VDIFF_SMOKE=1)")
+    p.add_argument("--preset", default=None, choices=PRESETS,
+                   help=f"one of {', '.join(PRESETS)} (default: cpu; smoke under VDIFF_SMOKE=1; a resumed run "
+                        f"uses its own)")
     p.add_argument("--name", default=None, help="run folder name under runs/ (default: the preset's name)")
     p.add_argument("--stage", choices=("autoencoder", "denoiser", "both"), default="both",
                    help="train only the autoencoder, only the denoiser (on the run's autoencoder), or both")
-    p.add_argument("--resume", default=None, metavar="latest|PATH", help="continue the denoiser from a checkpoint")
+    p.add_argument("--resume", default=None, metavar="latest|PATH",
+                   help="continue the run in runs/<name> where it stopped, with its own recipe")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a folder that holds a run: the old run is moved aside, never deleted")
     p.add_argument("--mnist-dir", default=None, help="folder with MNIST idx files (default: VDIFF_MNIST_DIR, cache)")
-    p.add_argument("--steps", type=int, default=None, help="denoiser steps (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None, help="clip-stage denoiser steps (default: the preset's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate of the clip stage (default: the preset's); honoured on --resume")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     p.set_defaults(func=cmd_train)
 
@@ -345,10 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None,
                    help="sampler steps (default: the model's; 50 for the shipped cpu model)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpmpp"), default=None,
+    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default=None,
                    help="default: the model's (ddpm for the shipped cpu model)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder (default: runs/samples/<weights>)")
+    p.add_argument("--out", default=None, help="output folder (default: a new runs/samples/<weights>[-N])")
+    p.add_argument("--overwrite", action="store_true", help="replace the samples already in --out")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_sample)
 
@@ -365,20 +505,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    debug = os.environ.get("VDIFF_DEBUG") == "1"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        check_environment(args.command)
         return args.func(args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except SystemExit as e:  # --help, or a command that exits with a message of its own
+        if isinstance(e.code, str):
+            print(f"error: {' '.join(e.code.split())}", file=sys.stderr)
+            return 2
+        return e.code or 0
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        if isinstance(e, UsageError) or _is_user_facing(e):
+            print(f"error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        print(f"error: unexpected {type(e).__name__}: {_one_line(e)} (a bug in vdiff_edu; VDIFF_DEBUG=1 shows where)",
+              file=sys.stderr)
+        return 1
+
+
+def _is_user_facing(e: BaseException) -> bool:
+    """Errors that say what was wrong with a file, a folder or a value the user gave (they teach in one line)."""
+    from .checkpoint import CheckpointError
+
+    return isinstance(e, (ValueError, TypeError, OSError, KeyError, CheckpointError))
 
 
 if __name__ == "__main__":

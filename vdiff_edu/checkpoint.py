@@ -14,6 +14,7 @@ Both are written atomically (``utils.atomic_path``): temporary file, fsync, rena
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -39,12 +40,30 @@ class CheckpointError(RuntimeError):
 # ---------------------------------------------------------------- weights (safetensors) ----
 
 
-def save_weights(path: str | os.PathLike, model_or_state: nn.Module | dict[str, torch.Tensor], metadata: dict | None = None) -> Path:
-    """Save a model's tensors (or a state dict) and JSON-able ``metadata`` to ``path`` atomically."""
+def weights_fingerprint(model_or_state: nn.Module | dict[str, torch.Tensor]) -> str:
+    """A short SHA-256 of a model's tensors (names, shapes, dtypes and bytes): two files with the same fingerprint
+    hold the same weights. A U-Net's file records its autoencoder's, so a pipeline can refuse parts that were
+    never trained together."""
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def save_weights(path: str | os.PathLike, model_or_state: nn.Module | dict[str, torch.Tensor], metadata: dict | None = None) -> Path:
+    """Save a model's tensors (or a state dict) and JSON-able ``metadata`` to ``path`` atomically; the metadata also
+    gets the weights' ``fingerprint``. Weights that hold NaN or infinite values are refused."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"refusing to save {path}: {bad[0]} (and {len(bad) - 1} more) hold NaN or infinite "
+                              f"values; the previous file there is untouched")
     # safetensors wants contiguous tensors that do not share memory
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    meta = {_META_KEY: json.dumps(metadata or {}, sort_keys=True)}
+    meta = {_META_KEY: json.dumps({**(metadata or {}), "fingerprint": weights_fingerprint(tensors)}, sort_keys=True)}
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -95,6 +114,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by ``save_checkpoint``, refusing anything that would need to run code."""
     path = _existing(path)
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # neither torch.save's zip nor a (legacy) pickle
+        raise CheckpointError(f"{path} is not a training checkpoint (a .pt file written by vdiff_edu's Trainer), or it is "
+                              f"truncated or corrupt; pass a checkpoint from runs/<name>/checkpoints/, or 'latest'")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .autoencoder import FrameAutoencoder
-from .checkpoint import load_weights, read_weights_metadata, save_weights
+from .checkpoint import load_weights, read_weights_metadata, save_weights, weights_fingerprint
 from .conditioning import Conditioning
 from .config import PRESETS, WEIGHTS_DIR
 from .presets import ExperimentConfig
@@ -161,19 +161,29 @@ class LatentVideoPipeline:
     # ------------------------------------------------------------ all four in one call
 
     def __call__(self, labels: Any = None, num_videos: int | None = None, sampler: str | None = None,
-                 steps: int | None = None, guidance_scale: float | None = None, seed: int | None = 0,
-                 generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+                 steps: int | None = None, guidance_scale: float | dict[str, float] | None = None,
+                 seed: int | None = 0, generator: torch.Generator | None = None, progress: bool = False,
+                 batch_size: int = 64) -> torch.Tensor:
         """Labels → videos ``(n, 1, f, h, w)`` in [-1, 1] (CPU). ``labels=None`` gives digits 0, 1, 2, ... for
-        ``num_videos`` clips (default 10 for one digit per clip). ``seed`` (or a ``generator``) fixes the result."""
+        ``num_videos`` clips (default 10 for one digit per clip). ``seed`` (or a ``generator``) fixes the result.
+        Clips are made ``batch_size`` at a time (one generator throughout), so any number fits in memory and the
+        first ``batch_size`` clips are the same whatever ``n`` is."""
         if labels is None and num_videos is None:
             num_videos = self.unet.cfg.num_classes
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
         cond = self.encode_condition(labels, num_videos)  # 1. {"labels": (n, slots)}
         n = cond["labels"].shape[0] if cond is not None else num_videos
-        z_T = self.initial_noise(n, generator)  # 2. (n, c_z, f, h/d, w/d)
-        z_0 = self.denoise(z_T, cond, sampler, steps, guidance_scale, generator, progress=progress)  # 3. same shape
-        return self.decode(z_0)  # 4. (n, 1, f, h, w)
+        videos = []
+        for start in range(0, n, batch_size):
+            rows = slice(start, min(start + batch_size, n))
+            part = None if cond is None else {k: v[rows] for k, v in cond.items()}
+            z_T = self.initial_noise(rows.stop - rows.start, generator)  # 2. (b, c_z, f, h/d, w/d)
+            z_0 = self.denoise(z_T, part, sampler, steps, guidance_scale, generator, progress=progress)  # 3. same
+            videos.append(self.decode(z_0))  # 4. (b, 1, f, h, w)
+        return torch.cat(videos)
 
     # ------------------------------------------------------------ saving and loading
 
@@ -185,7 +195,8 @@ class LatentVideoPipeline:
         directory.mkdir(parents=True, exist_ok=True)
         extra = {"experiment": self.config.to_dict(), **(metadata or {})}
         ae_path = self.autoencoder.save(directory / f"{prefix}{AUTOENCODER_FILE}", extra_metadata=extra)
-        unet_meta = {"model": "UNet3D", "config": asdict(self.unet.cfg), "prediction": self.prediction, **extra}
+        unet_meta = {"model": "UNet3D", "config": asdict(self.unet.cfg), "prediction": self.prediction,
+                     "autoencoder_fingerprint": weights_fingerprint(self.autoencoder), **extra}
         unet_path = save_weights(directory / f"{prefix}{UNET_FILE}", self.unet, unet_meta)
         return [Path(ae_path), Path(unet_path)]
 
@@ -200,10 +211,17 @@ class LatentVideoPipeline:
         if meta.get("model") != "UNet3D" or "config" not in meta:
             raise ValueError(f"{unet_path} does not hold a UNet3D (metadata model={meta.get('model')!r}); "
                              f"save pipelines with LatentVideoPipeline.save_pretrained")
+        _check_parts_belong_together(unet_path, meta, ae_path, read_weights_metadata(ae_path))
         unet = UNet3D(_unet_config(meta["config"]))
         load_weights(unet_path, unet, device="cpu")
         autoencoder = FrameAutoencoder.load(ae_path)
         config = ExperimentConfig.from_dict(meta["experiment"]) if "experiment" in meta else None
+        if config is not None and (config.image_size != autoencoder.cfg.image_size
+                                   or config.autoencoder.latent_channels != autoencoder.cfg.latent_channels):
+            raise ValueError(f"{unet_path} was trained for {config.image_size}-px frames and "
+                             f"{config.autoencoder.latent_channels}-channel latents, but {ae_path} makes "
+                             f"{autoencoder.cfg.image_size}-px frames and {autoencoder.cfg.latent_channels}-channel "
+                             f"latents; keep a run's two weight files together")
         schedule = (NoiseSchedule(config.schedule_kind, config.schedule_steps) if config is not None
                     else NoiseSchedule())
         # what the U-Net outputs is part of the model: saved beside its weights (older files: in its training recipe)
@@ -211,6 +229,16 @@ class LatentVideoPipeline:
         pipe = cls(autoencoder, unet, schedule, config, device=device, prediction=prediction)
         pipe.metadata = meta
         return pipe
+
+
+def _check_parts_belong_together(unet_path: Path, unet_meta: dict, ae_path: Path, ae_meta: dict) -> None:
+    """A U-Net learns the latents of one autoencoder: refuse a pair whose files say they were not trained together
+    (the U-Net records its autoencoder's fingerprint; files saved before fingerprints existed are let through)."""
+    want, have = unet_meta.get("autoencoder_fingerprint"), ae_meta.get("fingerprint")
+    if want and have and want != have:
+        raise ValueError(f"{unet_path} was trained on the latents of a different autoencoder than {ae_path} "
+                         f"(fingerprint {want}, found {have}); the two files come from different runs. Keep a run's "
+                         f"two weight files together, or train a denoiser for this autoencoder")
 
 
 def find_weights(name_or_path: str | os.PathLike) -> tuple[Path, Path]:

@@ -15,7 +15,6 @@ The recipes themselves, every number of them, are the presets in ``presets.py``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ from .config import default_preset
 from .data import MovingMNIST
 from .pipeline import AUTOENCODER_FILE, LatentVideoPipeline
 from .presets import ExperimentConfig
+from .runs import RunFolder, RunFolderError
 from .schedule import NoiseSchedule
 from .train import Trainer, TrainConfig, fetch_batch, latest_checkpoint
 from .unet import UNet3D, UNetConfig
@@ -98,58 +98,80 @@ def read_latent_cache(path: Path, key: dict) -> dict[str, torch.Tensor] | None:
 # ---------------------------------------------------------------- the whole recipe ----
 
 
-def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str = "both",
+def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, stage: str = "both",
                    resume: str | os.PathLike | None = None, mnist_dir: str | os.PathLike | None = None,
                    steps: int | None = None, device: torch.device | str | None = None,
                    progress: str | None = None, callback: Callable | None = None,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train a latent video pipeline from nothing and write everything under ``run_dir``:
+                   log: Callable[[str], None] = print, overwrite: bool = False, lr: float | None = None) -> dict[str, Any]:
+    """Train a latent video pipeline from nothing and write everything under ``run_dir`` (a run folder, runs.py):
 
         1. clips      ``cfg.num_clips`` Moving MNIST clips (MovingMNIST, split "train")
         2. autoencoder trained on their frames; scale factor = 1/std of the latents → weights/autoencoder.safetensors
         3. latents    every clip encoded once (and played backwards too, if ``reverse_augment``) → latents.pt
-        4. denoiser   the Trainer on the cached latents → checkpoints/, then weights/unet.safetensors (EMA)
+        4. denoiser   A. single frames (if ``cfg.image_train``) → inflate_to_video → B. clips → checkpoints/,
+                      then weights/unet.safetensors (EMA)
 
-    ``stage``: "autoencoder", "denoiser" (needs the run's autoencoder) or "both". ``resume``: "latest" or a
-    checkpoint path, for the denoiser (a resumed run also reuses the run's autoencoder). ``steps`` overrides the
-    denoiser's ``cfg.train.steps``. Returns a dict with the pipeline (when the denoiser was trained), the
-    histories, the seconds each stage took and the paths written.
+    A fresh run refuses a folder that holds another run, unless ``overwrite`` (the old run is moved aside, never
+    deleted). ``resume`` ("latest", or a checkpoint of the clip stage) and ``stage="denoiser"`` continue the run in
+    ``run_dir`` with the recipe in its run.json (``cfg`` may be None; a different one is refused), in the stage where
+    it stopped. ``steps`` and ``lr`` override the clip stage's step count and peak learning rate (and are
+    remembered by the run). An interruption (Ctrl-C) in any stage stops the run: ``result["interrupted"]`` names the
+    stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
+    the seconds each stage took and the paths written.
     """
     if stage not in ("autoencoder", "denoiser", "both"):
         raise ValueError(f"stage must be 'autoencoder', 'denoiser' or 'both'; got {stage!r}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    if lr is not None and not (lr > 0 and lr < float("inf")):
+        raise ValueError(f"lr must be a positive number; got {lr}")
     run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
+    continuing = resume is not None or stage == "denoiser"
+    cfg = _claim_run_folder(run, cfg, stage, resume, overwrite, log)
+    removed = run.clean_temporary_files()
+    if removed:
+        log(f"removed {len(removed)} temporary file(s) left by an interrupted save: {', '.join(p.name for p in removed)}")
+    # overrides of the clip stage, remembered by the run so that a later resume keeps them
+    overrides = {**run.record.get("overrides", {}), **({"steps": steps} if steps is not None else {}),
+                 **({"lr": lr} if lr is not None else {})}
+    run.set(overrides=overrides)
+    train_cfg = cfg.train
+    if "steps" in overrides:
+        train_cfg = replace(train_cfg, steps=overrides["steps"], warmup=min(train_cfg.warmup,
+                                                                            max(1, overrides["steps"] // 10)))
+    if "lr" in overrides:
+        train_cfg = replace(train_cfg, lr=overrides["lr"])
+    if progress is not None:
+        train_cfg = replace(train_cfg, progress=progress)
+    cfg = replace(cfg, train=train_cfg)
     weights_dir = run_dir / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
     device = get_device(device) if not isinstance(device, torch.device) else device
-    if steps is not None:
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1; got {steps}")
-        cfg = replace(cfg, train=replace(cfg.train, steps=steps, warmup=min(cfg.train.warmup, max(1, steps // 10))))
-    if progress is not None:
-        cfg = replace(cfg, train=replace(cfg.train, progress=progress))
-    result: dict[str, Any] = {"run_dir": run_dir, "config": cfg, "seconds": {}, "paths": {}}
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    result: dict[str, Any] = {"run_dir": run_dir, "config": cfg, "seconds": {}, "paths": {}, "interrupted": None,
+                              "run_id": run.run_id}
     start = time.perf_counter()
 
     # 1. the clips (the first ones in memory, for the autoencoder; the rest are generated when encoded)
     t0 = time.perf_counter()
     ds = training_dataset(cfg, mnist_dir)
+    result["digits"] = source = ds.source
+    if run.record.get("digits") is None:
+        run.set(digits=source)
+    elif run.record["digits"] != source:
+        raise RunFolderError(f"{run_dir} trained on digits from {run.record['digits']!r}, but the digits now come from "
+                             f"{source!r}; give it the same digits (VDIFF_MNIST_DIR or --mnist-dir as before), or start "
+                             f"a new run with another --name")
     conditioning = Conditioning.for_unet(cfg.unet, cfg.train.cond_drop_prob)  # what the clips are conditioned on
     bytes_per_clip = 4 * cfg.num_frames * cfg.image_size ** 2
     clips, entries = clips_of(ds, 0, min(len(ds), max(256, MAX_BYTES_IN_MEMORY // bytes_per_clip)), conditioning)
     result["seconds"]["data"] = time.perf_counter() - t0
-    result["digits"] = source = ds.source
     log(f"[1/4] data: {len(ds):,} clips {tuple(clips.shape[1:])} ({len(clips):,} in memory) in "
         f"{result['seconds']['data']:.1f} s; digits: {source}")
 
-    # 2. the autoencoder, trained on single frames of those clips
+    # 2. the autoencoder, trained on single frames of those clips (it keeps no checkpoints: ~1 min on a CPU)
     ae_path = weights_dir / AUTOENCODER_FILE
-    reuse = stage == "denoiser" or (resume is not None and ae_path.is_file())
-    if reuse:
-        if not ae_path.is_file():
-            raise FileNotFoundError(f"--stage denoiser needs the run's autoencoder at {ae_path}; train it first with "
-                                    f"`python -m vdiff_edu train --preset {cfg.name} --name {run_dir.name} "
-                                    f"--stage autoencoder` (or --stage both)")
+    if run.done("autoencoder") and ae_path.is_file():
         autoencoder = FrameAutoencoder.load(ae_path, device=device)
         log(f"[2/4] autoencoder: loaded {ae_path} (scale factor {float(autoencoder.scale_factor):.3f})")
     else:
@@ -158,13 +180,19 @@ def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str
         autoencoder = FrameAutoencoder(cfg.autoencoder)
         ae_progress = cfg.train.progress == "bar" or (cfg.train.progress == "auto" and (
             sys.stderr.isatty() or "ipykernel" in sys.modules))  # a bar where one can be seen, as the Trainer does
-        result["autoencoder_history"] = train_autoencoder(autoencoder, clips, device=device, seed=cfg.seed,
-                                                          progress=ae_progress, log_every=50)
+        try:
+            result["autoencoder_history"] = train_autoencoder(autoencoder, clips, device=device, seed=cfg.seed,
+                                                              progress=ae_progress, log_every=50)
+        except KeyboardInterrupt:
+            log("[2/4] autoencoder: interrupted; it keeps no checkpoints, so a resume trains it again from its start")
+            return _stopped(result, run, "autoencoder", start)
         scale = estimate_scale_factor(autoencoder, clips[:256])
         result["seconds"]["autoencoder"] = time.perf_counter() - t0
         last = result["autoencoder_history"][-1]
-        autoencoder.save(ae_path, extra_metadata={"experiment": cfg.to_dict(), "digits": source,
+        autoencoder.save(ae_path, extra_metadata={"experiment": cfg.to_dict(), "digits": source, "run_id": run.run_id,
                                                    "train_seconds": round(result["seconds"]["autoencoder"], 1)})
+        run.mark("autoencoder", done=True, steps=cfg.autoencoder.train_steps, psnr=round(last["psnr"], 2),
+                 seconds=round(result["seconds"]["autoencoder"], 1))
         log(f"[2/4] autoencoder: {cfg.autoencoder.train_steps} steps in {result['seconds']['autoencoder']:.0f} s, "
             f"reconstruction PSNR {last['psnr']:.1f} dB, scale factor {scale:.3f} → {ae_path}")
     result["paths"]["autoencoder"] = ae_path
@@ -177,10 +205,14 @@ def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str
     cache = run_dir / "latents.pt"
     key = {"scale_factor": float(autoencoder.scale_factor), "num_clips": len(ds), "seed": cfg.seed,
            "conditions": conditioning.names}
-    data = read_latent_cache(cache, key) if reuse else None
+    data = read_latent_cache(cache, key)
     cached = data is not None
     if not cached:
-        data = encode_dataset(autoencoder, ds, clips, entries, conditioning)  # {"latents": (n, c_z, f, h/d, w/d), ...}
+        try:
+            data = encode_dataset(autoencoder, ds, clips, entries, conditioning)  # {"latents": (n, c_z, f, h/d, w/d), ..}
+        except KeyboardInterrupt:
+            log("[3/4] latents: interrupted; a resume encodes them again")
+            return _stopped(result, run, "latents", start)
         save_checkpoint(cache, {**data, "key": key})  # atomic
     del clips
     if cfg.reverse_augment:  # a clip played backwards is another valid clip: twice the data for free
@@ -198,8 +230,11 @@ def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str
     schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
     log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters")
     histories = {}
-    video_started = resume is not None and latest_checkpoint(run_dir) is not None
-    if cfg.image_train is not None and not video_started:
+    clip_checkpoints = latest_checkpoint(run_dir, run.run_id) is not None
+    if cfg.image_train is not None and not run.done("frames"):
+        if resume is not None and str(resume) != "latest":
+            raise RunFolderError(f"{run_dir} stopped in its single-frame stage (A), and --resume {resume} names a "
+                                 f"checkpoint of the clip stage; resume with --resume latest")
         t0 = time.perf_counter()
         n = len(latents) // (2 if cfg.reverse_augment else 1)  # the clips played forwards: their frames are all
         frames = rearrange(latents[:n], "n c f h w -> (n f) c 1 h w")  # every frame a one-frame clip
@@ -209,33 +244,102 @@ def train_pipeline(cfg: ExperimentConfig, run_dir: str | os.PathLike, stage: str
             f"{len(frames):,} latent frames {tuple(frames.shape[1:])}; temporal attention idle")
         set_temporal_attention_trainable(unet, False)
         image_trainer = Trainer(unet, schedule, frame_data, cfg.image_train, device=device,
-                                run_dir=run_dir / "image_stage", callback=callback,
+                                run_dir=run_dir / "image_stage", callback=callback, run_id=run.run_id,
                                 conditioning=Conditioning.for_unet(cfg.unet, cfg.image_train.cond_drop_prob))
-        histories["image stage"] = image_trainer.train(resume=resume)
+        histories["image stage"] = image_trainer.train(resume="latest" if continuing else None)
+        if image_trainer.step < cfg.image_train.steps:
+            log(f"      A. interrupted at step {image_trainer.step}/{cfg.image_train.steps} (checkpoint saved)")
+            result["histories"] = histories
+            return _stopped(result, run, "frames", start, step=image_trainer.step)
+        run.mark("frames", done=True, steps=image_trainer.step)
         image_trainer.ema.copy_to(unet)  # carry on from the averaged weights
         set_temporal_attention_trainable(unet, True)
         inflate_to_video(unet)
         result["seconds"]["denoiser_images"] = time.perf_counter() - t0
         log(f"      A. done in {result['seconds']['denoiser_images']:.0f} s")
+    elif cfg.image_train is not None and not clip_checkpoints:
+        # stage A finished earlier but B has no checkpoint yet: start B from A's averaged weights, inflated
+        last_a = latest_checkpoint(run_dir / "image_stage", run.run_id)
+        if last_a is None:
+            raise RunFolderError(f"{run_dir}'s run.json says the single-frame stage is done, but its checkpoints are "
+                                 f"missing from {run_dir / 'image_stage' / 'checkpoints'}; start a new run")
+        unet.load_state_dict(load_checkpoint(last_a)["ema"]["model"])
+        inflate_to_video(unet)
+        log(f"      A. done earlier: starting the clip stage from {last_a}")
     t0 = time.perf_counter()
     log(f"      {'B. clips: ' if cfg.image_train is not None else ''}{cfg.train.steps} steps × "
         f"{cfg.train.batch_size} clips {tuple(latents.shape[1:])}")
     trainer = Trainer(unet, schedule, data, cfg.train, device=device, run_dir=run_dir, callback=callback,
-                      conditioning=conditioning)
-    histories["video stage" if cfg.image_train is not None else "loss"] = trainer.train(resume=resume)
+                      conditioning=conditioning, run_id=run.run_id)
+    clip_resume = resume if resume is not None and str(resume) != "latest" else ("latest" if continuing else None)
+    histories["video stage" if cfg.image_train is not None else "loss"] = trainer.train(resume=clip_resume)
     result["history"] = trainer.history
     result["histories"] = histories
     result["seconds"]["denoiser"] = time.perf_counter() - t0
+    if trainer.step < cfg.train.steps:
+        log(f"      B. interrupted at step {trainer.step}/{cfg.train.steps} (checkpoint saved)")
+        return _stopped(result, run, "clips", start, step=trainer.step)
+    run.mark("clips", done=True, steps=trainer.step)
     result["seconds"]["total"] = time.perf_counter() - start
-    result["interrupted"] = trainer.step < cfg.train.steps
     pipe = LatentVideoPipeline(autoencoder, trainer.ema.model, schedule, cfg, device=device,
                                prediction=cfg.train.prediction)
-    meta = {"digits": source, "train_steps": trainer.step,
+    meta = {"digits": source, "train_steps": trainer.step, "run_id": run.run_id,
             "image_train_steps": cfg.image_train.steps if cfg.image_train is not None else 0,
             "train_seconds": {k: round(v, 1) for k, v in result["seconds"].items()}}
     result["paths"]["unet"] = pipe.save_pretrained(weights_dir, metadata=meta)[1]
     result["pipeline"] = pipe
     log(f"      trained to step {trainer.step} in {result['seconds']['denoiser']:.0f} s → {result['paths']['unet']}")
+    return result
+
+
+def _claim_run_folder(run: RunFolder, cfg: ExperimentConfig | None, stage: str, resume, overwrite: bool,
+                      log: Callable[[str], None]) -> ExperimentConfig:
+    """Make sure ``run`` is the folder of the run we are about to train, and return that run's recipe."""
+    name = run.path.name
+    if resume is None and stage != "denoiser":  # a fresh run (all stages, or the autoencoder first)
+        if cfg is None:
+            raise ValueError("a fresh run needs a recipe: pass cfg=ExperimentConfig.preset(...)")
+        if run.holds_a_run():
+            if not overwrite:
+                raise RunFolderError(
+                    f"{run.path} already holds a run ({run.describe()}); continue it with --resume latest, "
+                    f"choose another --name, or pass --overwrite to move it aside (nothing is deleted)")
+            moved = run.move_aside()
+            log(f"moved the earlier run in {run.path} aside to {moved} (nothing was deleted)")
+        run.create(cfg.to_dict())
+        return cfg
+    # continuing the run in this folder: --resume, or --stage denoiser after --stage autoencoder
+    if not run.record:
+        if run.holds_a_run():
+            raise RunFolderError(f"{run.path} holds files of a run but no run.json (made by an older version?), so its "
+                                 f"recipe is unknown; start a new run with another --name")
+        what = "--resume" if resume is not None else "--stage denoiser"
+        raise RunFolderError(f"{what}: there is no run in {run.path} to continue; start one with "
+                             f"`python -m vdiff_edu train --preset cpu --name {name}`")
+    recorded = ExperimentConfig.from_dict(run.record["recipe"])
+    if cfg is not None and cfg.to_dict() != recorded.to_dict():
+        raise RunFolderError(f"{run.path} was started with preset {recorded.name!r}, which differs from the recipe "
+                             f"given ({cfg.name!r}); leave out --preset to continue it with its own recipe")
+    if stage == "autoencoder" and run.done("autoencoder"):
+        raise RunFolderError(f"{run.path} already has a trained autoencoder, and its denoiser learns that "
+                             f"autoencoder's latents; retraining it would leave the rest behind. Start a new run "
+                             f"(another --name), or pass --overwrite without --resume to move this run aside")
+    if stage == "denoiser" and resume is None:
+        if not run.done("autoencoder"):
+            raise RunFolderError(f"--stage denoiser needs {name}'s autoencoder, which is not trained yet; train it first "
+                                 f"with `python -m vdiff_edu train --name {name} --stage autoencoder --resume latest`")
+        if run.done("frames") or latest_checkpoint(run.path, run.run_id) is not None or \
+                latest_checkpoint(run.path / "image_stage", run.run_id) is not None:
+            raise RunFolderError(f"the denoiser of {run.path} has already started; continue it with --resume latest")
+    log(f"continuing the run in {run.path}: {run.describe()}; its digits: {run.record.get('digits')}")
+    return recorded
+
+
+def _stopped(result: dict, run: RunFolder, stage: str, start: float, **info) -> dict:
+    """The run stopped (interrupted) in ``stage``: record it, and return what was done."""
+    run.mark(stage, done=False, **info)
+    result["interrupted"] = stage
+    result["seconds"]["total"] = time.perf_counter() - start
     return result
 
 

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .conditioning import Conditioning
 from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
+from .runs import checkpoint_steps
 from .schedule import PREDICTIONS
 from .utils import get_device, seed_everything
 
@@ -396,10 +397,20 @@ def cleanup_distributed() -> None:
 # ---------------------------------------------------------------- the Trainer ----
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest ``step_*.pt`` under ``run_dir/checkpoints``, or None."""
-    ckpts = sorted(Path(run_dir, "checkpoints").glob("step_*.pt"))
-    return ckpts[-1] if ckpts else None
+def latest_checkpoint(run_dir: str | os.PathLike, run_id: str | None = None) -> Path | None:
+    """The checkpoint under ``run_dir/checkpoints`` with the highest step stored inside it (of run ``run_id`` only,
+    when given), or None."""
+    ckpts = checkpoint_steps(Path(run_dir, "checkpoints"), run_id)
+    return ckpts[-1][1] if ckpts else None
+
+
+def check_finite_weights(*models: nn.Module) -> None:
+    """Refuse to go on with weights that are NaN or infinite: a checkpoint must never hold them."""
+    for model in models:
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise FloatingPointError(f"weight {name} holds NaN or infinite values, so nothing was saved; the last "
+                                         f"good checkpoint is untouched. Resume from it with a lower learning rate")
 
 
 class Trainer:
@@ -418,8 +429,11 @@ class Trainer:
 
     def __init__(self, model: nn.Module, schedule, data, cfg: TrainConfig | None = None,
                  device: torch.device | str | None = None, run_dir: str | os.PathLike | None = None,
-                 callback: Callable | None = None, conditioning: Conditioning | None = None):
+                 callback: Callable | None = None, conditioning: Conditioning | None = None,
+                 run_id: str | None = None):
         self.cfg = cfg if cfg is not None else TrainConfig()
+        self.run_id = run_id  # the run folder's id (runs.py): stored in every checkpoint, so pruning and "latest"
+        #                       never touch another run's files
         self.rank, self.world_size, self.device = setup_distributed(device)
         self.cfg.validate(self.world_size)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -500,13 +514,13 @@ class Trainer:
         return loss.item(), grad_norm, lr
 
     def _diverged(self, what: str, value: float) -> None:
-        last = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+        last = latest_checkpoint(self.run_dir, self.run_id) if self.run_dir is not None else None
         raise FloatingPointError(
             f"the {what} became {value} at step {self.step + 1}: training diverged, so it stopped without saving "
-            f"(the last good checkpoint is {last or 'none'}). Hints: lower TrainConfig.lr (now {self.cfg.lr:g}) or "
-            f"lengthen warmup (now {self.cfg.warmup}); keep grad_clip on (now {self.cfg.grad_clip}); check the "
-            f"clips are in [-1, 1] (or latents scaled by the autoencoder's scale_factor); on a GPU try fp32 "
-            f"(bf16 autocast is on); then resume from the last good checkpoint.")
+            f"(the last good checkpoint is {last or 'none'}). Hints: lower the learning rate (now {self.cfg.lr:g}; "
+            f"a resume with a lower TrainConfig.lr honours it, e.g. {self.cfg.lr / 4:g}); keep grad_clip on (now "
+            f"{self.cfg.grad_clip}); check the clips are in [-1, 1] (or latents scaled by the autoencoder's "
+            f"scale_factor); then resume from the last good checkpoint.")
 
     # ------------------------------------------------------------ the loop
 
@@ -606,6 +620,7 @@ class Trainer:
             "config": asdict(self.cfg),
             "history": self.history,
             "world_size": self.world_size,
+            "run_id": self.run_id,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -617,19 +632,24 @@ class Trainer:
         set_rng_state(state["rng"], self.noise_generator)
         self.sampler.load_state_dict(state["data"])
         self.history = {k: list(v) for k, v in state["history"].items()}
+        self.run_id = self.run_id or state.get("run_id")
         self._last_saved_step = self.step
 
     def save(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Write a checkpoint (atomically) to ``path`` or ``run_dir/checkpoints/step_XXXXXXX.pt`` and keep the
-        newest ``cfg.keep_last``. Only the first process writes; without a path or run_dir nothing is saved."""
+        """Write a checkpoint (atomically) to ``path`` or ``run_dir/checkpoints/step_XXXXXXX.pt`` and keep this run's
+        newest ``cfg.keep_last`` (by the step stored inside each). Only the first process writes; without a path or
+        run_dir nothing is saved. Weights that are not finite are never written."""
         if path is None and self.run_dir is None:
             return None
         path = Path(path) if path is not None else self.run_dir / "checkpoints" / f"step_{self.step:07d}.pt"
+        check_finite_weights(self.module, self.ema.model)
         if self.rank == 0:
             save_checkpoint(path, self.state_dict())
             if self.run_dir is not None and self.cfg.keep_last > 0:
-                for old in sorted(Path(self.run_dir, "checkpoints").glob("step_*.pt"))[:-self.cfg.keep_last]:
-                    old.unlink()
+                own = checkpoint_steps(Path(self.run_dir, "checkpoints"), self.run_id)
+                for _, old in own[:-self.cfg.keep_last]:
+                    if old != path:
+                        old.unlink()
         self._last_saved_step = self.step
         return path
 
@@ -643,13 +663,28 @@ class Trainer:
             print(f"note: resuming with a config that differs from the checkpoint's in {sorted(changed)}; "
                   f"the run will not match one that never stopped", flush=True)
         self.load_state_dict(state)
+        if saved.lr != self.cfg.lr:
+            self.set_peak_lr(self.cfg.lr)
+            if self.rank == 0:
+                print(f"note: the peak learning rate is now {self.cfg.lr:g} (the checkpoint's was {saved.lr:g}); "
+                      f"from step {self.step} on the schedule uses it: lr {self.optimizer.param_groups[0]['lr']:.2e}",
+                      flush=True)
+
+    def set_peak_lr(self, lr: float) -> None:
+        """Change the peak learning rate of a run in progress: the warm-up/cosine schedule continues from the
+        current step with the new peak (the optimizer's moment estimates are kept). Resuming with a new
+        ``TrainConfig.lr`` calls this, so "lower the learning rate, then resume" really lowers it."""
+        self.lr_scheduler.base_lrs = [lr for _ in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = lr
+            group["lr"] = lr * self.lr_scheduler.lr_lambdas[0](self.lr_scheduler.last_epoch)
 
     def resume(self, resume: str | os.PathLike) -> bool:
         """Load ``"latest"`` (from run_dir) or a given checkpoint; return True if something was loaded."""
         if str(resume) == "latest":
             if self.run_dir is None:
                 raise ValueError("resume='latest' needs a run_dir to look in; pass run_dir=... or a checkpoint path")
-            path = latest_checkpoint(self.run_dir)
+            path = latest_checkpoint(self.run_dir, self.run_id)
             if path is None:
                 if self.rank == 0:
                     print(f"no checkpoint in {self.run_dir / 'checkpoints'}: starting fresh", flush=True)
