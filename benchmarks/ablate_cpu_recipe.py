@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from vdiff_edu.config import runs_dir
-from vdiff_edu.data import to_uint8
 from vdiff_edu.metrics import evaluate_clips
 from vdiff_edu.pipeline import train_pipeline
 from vdiff_edu.presets import ExperimentConfig
+from vdiff_edu.utils import to_uint8
 
 COLUMNS = ("condition_faithfulness", "identity_persistence", "motion_plausibility", "fvd_mm", "frame_fd", "flicker")
 

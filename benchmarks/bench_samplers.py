@@ -22,9 +22,9 @@ import time
 import numpy as np
 import torch
 
-from vdiff_edu.data import to_uint8
 from vdiff_edu.metrics import evaluate_clips
 from vdiff_edu.pipeline import LatentVideoPipeline
+from vdiff_edu.utils import to_uint8
 
 DEFAULT_GRID = "ddpm:10,ddpm:25,ddpm:50,ddpm:100,ddim:25,ddim:50,dpmpp:10,dpmpp:25,dpmpp:50"
 COLUMNS = ("condition_faithfulness", "identity_persistence", "motion_plausibility", "fvd_mm", "frame_fd", "flicker")

@@ -216,7 +216,7 @@ def cmd_demo(args) -> int:
     """Preview the data and the forward process, sample the shipped model, train the cpu preset from nothing."""
     import torch
 
-    from .data import MovingMNIST
+    from .moving_mnist import MovingMNIST
     from .pipeline import LatentVideoPipeline, train_pipeline, write_loss_curve, write_samples
     from .presets import ExperimentConfig
     from .schedule import NoiseSchedule

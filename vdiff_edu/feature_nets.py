@@ -350,7 +350,8 @@ _DIGITS: dict = {}
 def moving_mnist(split: str, spec: dict, seed: int, length: int, mnist_dir=None):
     """``MovingMNIST(split, seed, length, **spec)`` sharing one copy of the digits per split (loaded once per
     process, from ``mnist_dir``, else ``VDIFF_MNIST_DIR``, the cache, or the synthetic fallback)."""
-    from .data import MovingMNIST, load_digits
+    from .digits import load_digits
+    from .moving_mnist import MovingMNIST
 
     digit_split = "train" if split == "train" else "test"
     key = (digit_split, str(mnist_dir), os.environ.get("VDIFF_MNIST_DIR"))

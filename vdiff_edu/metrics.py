@@ -135,7 +135,7 @@ def _uint8_clips(clips) -> np.ndarray:
     if clips.dtype != np.uint8:
         raise TypeError(f"clips must be uint8 (0 background, 255 digit) of shape (n, f, h, w), or float videos "
                         f"(n, 1, f, h, w) in [-1, 1] as torch tensors; got dtype {clips.dtype}. Convert floats "
-                        f"with vdiff_edu.data.to_uint8(video[:, 0])")
+                        f"with vdiff_edu.utils.to_uint8(video[:, 0])")
     if clips.ndim != 4:
         raise ValueError(f"clips must have shape (n, f, h, w); got {clips.shape}. For a single clip use clips[None]")
     return clips

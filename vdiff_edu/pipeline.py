@@ -255,7 +255,7 @@ MAX_BYTES_IN_MEMORY = 2**30  # pixel clips kept in memory for the autoencoder; m
 
 def training_dataset(cfg: ExperimentConfig, mnist_dir: str | os.PathLike | None = None, verbose: bool = False):
     """The experiment's training clips: ``MovingMNIST("train", length=cfg.num_clips, ...)`` (generated on the fly)."""
-    from .data import MovingMNIST
+    from .moving_mnist import MovingMNIST
 
     return MovingMNIST("train", length=cfg.num_clips, seed=cfg.seed, mnist_dir=mnist_dir, verbose=verbose,
                        **cfg.dataset_kwargs())
@@ -476,7 +476,7 @@ def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str
         samples.gif   the clips tiled in a grid, looping
         samples.png   a filmstrip: one row per clip, one column per frame
     """
-    from .data import to_uint8
+    from .utils import to_uint8
     from .viz import filmstrip, save_gif
 
     out_dir = Path(out_dir)

@@ -1,7 +1,7 @@
 """Showing videos: inline animation (no ffmpeg), GIF files, grids, filmstrips, schedule and loss plots, and a
 slider over diffusion step × frame.
 
-Pixel values live in [-1, 1] inside the toolkit; here they become bytes with
+Pixel values live in [-1, 1] inside the toolkit; here they become bytes with ``utils.to_uint8``:
 
     byte = round((x + 1) / 2 · 255),   clipped to 0..255      (-1 → 0 black background, +1 → 255 white digit)
 
@@ -33,18 +33,10 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from .utils import atomic_path
+from .utils import atomic_path, to_uint8
 
 # ----------------------------------------------------------------------------------------------------------------
 # Turning anything video-like into uint8 clips (n, f, h, w, C), C in {1, 3}
-
-
-def to_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Float pixels in [-1, 1] → uint8 bytes (-1 → 0, +1 → 255); values outside [-1, 1] are clipped."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float32).numpy()
-    x = np.asarray(x, dtype=np.float32)
-    return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _as_clips(video: Any) -> np.ndarray:
@@ -85,7 +77,7 @@ def _as_clips(video: Any) -> np.ndarray:
         raise ValueError(f"cannot show an empty video; got shape {shape} (every axis must be at least 1)")
 
     if not is_uint8:
-        arr = to_uint8(arr)
+        arr = to_uint8(arr)  # numpy in, numpy out
     if c == 3:  # RGB
         return rearrange(arr, "b c f h w -> b f h w c")  # (n, f, h, w, 3)
     return rearrange(arr, "b c f h w -> (b c) f h w 1")  # (n, f, h, w, 1): channels become clips
