@@ -194,7 +194,7 @@ def cmd_sample(args) -> int:
 
 def _metrics_module():
     try:
-        from . import metrics
+        from .eval import cli as metrics
     except ImportError:
         return None
     if not (hasattr(metrics, "add_evaluate_arguments") and hasattr(metrics, "evaluate_command")):
