@@ -191,7 +191,7 @@ class DigitClassifier(nn.Module):
 # ---------------------------------------------------------------- the (2+1)D video encoder ----
 
 
-class TemporalConv(nn.Sequential):
+class TemporalConvBNReLU(nn.Sequential):
     """A 3-tap convolution along the frame axis only, at every pixel, then batch norm and a ReLU."""
 
     def __init__(self, c_in: int, c_out: int, temporal_stride: int = 1):
@@ -220,8 +220,8 @@ class VideoEncoder(nn.Module):
             conv_bn_relu(2 * c, 4 * c), nn.MaxPool2d(2),  # (b·F, 4c, S/8, S/8)
         )
         self.temporal = nn.Sequential(
-            TemporalConv(4 * c, 8 * c, 2),  # (b, 8c, F/2, S/8, S/8)
-            TemporalConv(8 * c, 8 * c, 2),  # (b, 8c, F/4, S/8, S/8)
+            TemporalConvBNReLU(4 * c, 8 * c, 2),  # (b, 8c, F/2, S/8, S/8)
+            TemporalConvBNReLU(8 * c, 8 * c, 2),  # (b, 8c, F/4, S/8, S/8)
         )
         self.proj = nn.Sequential(nn.Linear(16 * c, cfg.feature_dim), nn.ReLU())
         self.head = nn.Linear(cfg.feature_dim, NUM_VIDEO_OUTPUTS)
