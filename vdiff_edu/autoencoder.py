@@ -41,7 +41,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from tqdm.auto import tqdm
+
 from .checkpoint import load_weights, read_weights_metadata, save_weights
+from .config import check_preset
 from .similarity import psnr
 from .utils import count_parameters, get_device
 
@@ -247,8 +250,6 @@ class AutoencoderConfig:
 
     @classmethod
     def from_preset(cls, preset: str) -> "AutoencoderConfig":
-        from .config import check_preset
-
         return getattr(cls, check_preset(preset))()
 
 
@@ -467,8 +468,6 @@ def train_autoencoder(model: FrameAutoencoder, data, steps: int | None = None, l
             return lr * (step + 1) / warmup
         done = (step - warmup) / max(1, steps - warmup)
         return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done)))
-
-    from tqdm.auto import tqdm
 
     history: list[dict] = []
     start = time.perf_counter()

@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from einops import rearrange
+from PIL import Image
 
 from .utils import atomic_path, to_uint8
 
@@ -142,8 +143,6 @@ def video_grid(batch: Any, nrow: int | None = 8, pad: int = 2) -> np.ndarray:
 
 def _gif_bytes(video: Any, fps: float, scale: int | None, nrow: int | None) -> bytes:
     """Encode ``video`` (one clip or a batch, tiled) as an animated GIF that loops forever."""
-    from PIL import Image
-
     clips = _as_clips(video)  # (n, f, h, w, C)
     frames = _grid(clips, nrow=nrow) if clips.shape[0] > 1 else clips[0]  # (f, H, W, C)
     scale = _check_scale(scale, *frames.shape[1:3])
@@ -197,7 +196,7 @@ def show_video(
     caption = f'<div style="font-family: monospace">{html.escape(title)}</div>' if title else ""
     text = f"<div>{caption}{img}</div>"
     try:
-        from IPython.display import HTML
+        from IPython.display import HTML  # optional: IPython is not a dependency of the package
     except ImportError:  # IPython missing: give back the raw HTML text
         return text
     return HTML(text)
@@ -208,7 +207,7 @@ def show_video(
 
 
 def _new_figure(nrows: int, ncols: int, figsize: tuple[float, float]):
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazily: pyplot is slow to import and only figures need it
 
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     return fig, axes
@@ -216,7 +215,7 @@ def _new_figure(nrows: int, ncols: int, figsize: tuple[float, float]):
 
 def _finish(fig):
     """Close the figure on pyplot's side (so Jupyter draws only the returned object, once) and return it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazily, as in _new_figure
 
     fig.tight_layout()
     plt.close(fig)
@@ -402,7 +401,7 @@ def _trajectory_clips(xs: Any) -> np.ndarray:
 def _in_notebook() -> bool:
     """True inside a Jupyter kernel (where widgets can be drawn), False in a plain Python or IPython terminal."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # optional: IPython is not a dependency of the package
     except ImportError:
         return False
     ip = get_ipython()
@@ -410,8 +409,6 @@ def _in_notebook() -> bool:
 
 
 def _png(frame: np.ndarray, scale: int) -> bytes:
-    from PIL import Image
-
     frame = _enlarge(frame, scale)  # (H·s, W·s, C)
     img = Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
     buffer = io.BytesIO()
@@ -444,7 +441,7 @@ def diffusion_scrubber(
     widgets = None
     if not static and _in_notebook():
         try:
-            import ipywidgets as widgets
+            import ipywidgets as widgets  # optional (the notebooks extra); without it: a static filmstrip
         except ImportError:
             widgets = None
     if widgets is None:  # static fallback: a filmstrip of a few steps
