@@ -54,6 +54,26 @@ class TimestepEmbedding(nn.Module):
 # ----------------------------------------------------------------------------- label embedding with a null token
 
 
+def check_labels(labels, num_slots: int, num_classes: int, batch_size: int | None = None,
+                 name: str = "labels") -> None:
+    """Refuse anything but int64 class indices ``(b, num_slots)`` in [0, num_classes], ``num_classes`` being the
+    null token ("no label"), with a sentence that says what to change. ``batch_size`` also checks b."""
+    b = "b" if batch_size is None else batch_size
+    if (not isinstance(labels, torch.Tensor) or labels.ndim != 2 or labels.shape[1] != num_slots
+            or (batch_size is not None and labels.shape[0] != batch_size)):
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"{name} must have shape (b, num_label_slots) = ({b}, {num_slots}), got {shape}; "
+                         f"for one digit per clip use labels[:, None]")
+    if labels.dtype != torch.long:
+        raise TypeError(f"{name} must be int64 (long) class indices, got {labels.dtype}; use labels.long()")
+    if labels.numel() and (labels.min() < 0 or labels.max() > num_classes):
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes}]: classes 0..{num_classes - 1}, and {num_classes} for 'no label' "
+            f"(the null token of classifier-free guidance); got values from {labels.min().item()} to "
+            f"{labels.max().item()}"
+        )
+
+
 class LabelEmbedding(nn.Module):
     """One learned vector per (digit slot, class), summed over the slots: ``labels (b, num_slots) -> (b, dim)``.
 
@@ -76,18 +96,7 @@ class LabelEmbedding(nn.Module):
         self.register_buffer("offsets", torch.arange(num_slots) * (num_classes + 1), persistent=False)  # (slots,)
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
-        if labels.ndim != 2 or labels.shape[1] != self.num_slots:
-            raise ValueError(
-                f"labels must have shape (b, num_slots={self.num_slots}), got {tuple(labels.shape)}; "
-                f"for one digit per clip use labels[:, None]"
-            )
-        if labels.dtype != torch.long:
-            raise TypeError(f"labels must be a long (int64) tensor of class indices, got {labels.dtype}; use labels.long()")
-        if labels.numel() and (labels.min() < 0 or labels.max() > self.null_index):
-            raise ValueError(
-                f"labels must lie in [0, {self.num_classes}] ({self.null_index} is the null token that drops the label); "
-                f"got values from {labels.min().item()} to {labels.max().item()}"
-            )
+        check_labels(labels, self.num_slots, self.num_classes)
         return self.table(labels + self.offsets).sum(dim=1)  # (b, slots, dim) -> (b, dim)
 
     def null_labels(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:

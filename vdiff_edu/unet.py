@@ -26,7 +26,7 @@ from torch import nn
 
 from .attention import CrossAttention, SpatialAttention, TemporalAttention
 from .blocks import TIME_MIXING, Downsample, FrameGroupNorm, ResBlock3d, SpatialConv, Upsample, num_groups, zero_init_
-from .embeddings import LabelEmbedding, TimestepEmbedding
+from .embeddings import LabelEmbedding, TimestepEmbedding, check_labels
 from .utils import count_parameters
 
 # ----------------------------------------------------------------------------- config
@@ -318,18 +318,8 @@ class UNet3D(nn.Module):
         if self.label_embed is not None:
             if labels is None:
                 labels = self.label_embed.null_labels(b, x.device)
-            elif not isinstance(labels, torch.Tensor) or labels.shape != (b, cfg.num_label_slots):
-                shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-                raise ValueError(f"cond['labels'] must have shape (b, num_label_slots) = ({b}, {cfg.num_label_slots}), "
-                                 f"got {shape}")
-            elif labels.dtype != torch.long:
-                raise TypeError(f"cond['labels'] must be int64 class indices, got {labels.dtype}; use labels.long()")
-            elif labels.numel() and (labels.min() < 0 or labels.max() > cfg.num_classes):
-                raise ValueError(
-                    f"cond['labels'] must lie in [0, {cfg.num_classes}]: digits 0..{cfg.num_classes - 1}, and "
-                    f"{cfg.num_classes} for 'no label' (the null token of classifier-free guidance); "
-                    f"got values from {labels.min().item()} to {labels.max().item()}"
-                )
+            else:
+                check_labels(labels, cfg.num_label_slots, cfg.num_classes, batch_size=b, name="cond['labels']")
         # context tokens
         context, context_mask = cond.get("context"), cond.get("context_mask")
         if context is not None:
@@ -371,6 +361,18 @@ class UNet3D(nn.Module):
             cond["context"] = torch.zeros(1, 8, cfg.context_dim, device=p.device, dtype=p.dtype)
         return x, torch.zeros(1, dtype=torch.long, device=p.device), cond
 
+    def _run_example(self, hooks: list, f: int, h: int, w: int) -> torch.Tensor:
+        """Run one example clip ``(1, in_channels, f, h, w)`` through the network without gradients, so the forward
+        ``hooks`` see every layer; then remove the hooks (also on an error). Returns the example input."""
+        try:
+            with torch.no_grad():
+                x, t, cond = self._example_input(f, h, w)
+                self(x, t, cond)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return x
+
     def shape_table(self, f: int = 8, h: int = 32, w: int = 32) -> str:
         """A printable table: every stage of the network, its output shape ``(c, f, h, w)`` and its parameters."""
         rows = []
@@ -392,14 +394,7 @@ class UNet3D(nn.Module):
             if i < len(self.upsamples):
                 stages.append((f"up[{level}] upsample", self.upsamples[i]))
         stages.append(("conv_out", self.conv_out))
-        handles = [m.register_forward_hook(record(name)) for name, m in stages]
-        try:
-            with torch.no_grad():
-                x, t, cond = self._example_input(f, h, w)
-                self(x, t, cond)
-        finally:
-            for hd in handles:
-                hd.remove()
+        x = self._run_example([m.register_forward_hook(record(name)) for name, m in stages], f, h, w)
         width = max(len(r[0]) for r in rows)
         lines = [f"{'stage':<{width}}  {'output (c, f, h, w)':<22} {'params':>10}", "-" * (width + 35)]
         lines.append(f"{'input':<{width}}  {str(tuple(x.shape[1:])):<22} {'':>10}")
@@ -442,13 +437,7 @@ class UNet3D(nn.Module):
                 handles.append(m.register_forward_hook(linear_hook))
             elif isinstance(m, (SpatialAttention, TemporalAttention, CrossAttention)):
                 handles.append(m.register_forward_hook(attn_hook))
-        try:
-            with torch.no_grad():
-                x, t, cond = self._example_input(f, h, w)
-                self(x, t, cond)
-        finally:
-            for hd in handles:
-                hd.remove()
+        self._run_example(handles, f, h, w)
         return 2 * macs[0]
 
 
