@@ -13,7 +13,7 @@ Variants (each changes one thing of ``ExperimentConfig.cpu()``):
 * ``small-label-init``: the label embedding keeps the module's own init (std 0.02).
 
 Each run trains with ``vdiff_edu.recipe.train_pipeline`` under ``runs/ablate_<variant>/``, draws ``--n`` clips
-(labels 0–9 in turn, the preset's sampler) and scores them with ``vdiff_edu.metrics.evaluate_clips`` against the
+(labels 0–9 in turn, the preset's sampler) and scores them with ``vdiff_edu.eval.metrics.evaluate_clips`` against the
 fixed real evaluation split. ``--seed`` reruns a variant with other data, initialisation and noise, to see how far
 two runs of the same recipe differ; ``--frame-steps`` and ``--clip-steps`` change the two stages' lengths. It prints the wall time of each stage and one Markdown table row;
 ``docs/benchmarks.md`` keeps the rows we measured.
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from vdiff_edu.config import runs_dir
-from vdiff_edu.data import to_uint8
-from vdiff_edu.metrics import evaluate_clips
+from vdiff_edu.eval.metrics import evaluate_clips
 from vdiff_edu.recipe import train_pipeline
 from vdiff_edu.presets import ExperimentConfig
+from vdiff_edu.utils import to_uint8
 
 COLUMNS = ("condition_faithfulness", "identity_persistence", "motion_plausibility", "fvd_mm", "frame_fd", "flicker")
 

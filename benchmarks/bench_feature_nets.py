@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from vdiff_edu import metrics
-from vdiff_edu.feature_nets import GEOMETRIES, evaluate_feature_nets, load_feature_nets
+from vdiff_edu.eval import metrics, report
+from vdiff_edu.eval.feature_nets import GEOMETRIES, evaluate_feature_nets, load_feature_nets
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         start = time.time()
         result = metrics.evaluate_clips(None, n=args.n, n_ref=args.n_ref, verbose=False, **geo)
         seconds = time.time() - start
-        table = metrics.format_table(result)
+        table = report.format_table(result)
         print(f"{name} geometry ({seconds:.0f} s):\n{table}\n")
         sections.append((name, geo, result, table, seconds))
 

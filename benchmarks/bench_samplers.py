@@ -5,7 +5,7 @@
 
 For every (sampler, steps) pair it draws ``--n`` clips from the same weights with the same seed and labels
 0, 1, 2, ... (guidance at the model's default), times the sampling on this machine (seconds per clip, batch of
-``--batch``), and scores the clips with ``vdiff_edu.metrics.evaluate_clips`` against the fixed real evaluation
+``--batch``), and scores the clips with ``vdiff_edu.eval.metrics.evaluate_clips`` against the fixed real evaluation
 split. It prints one Markdown table; ``docs/benchmarks.md`` holds the one we measured. The real digits come from
 ``VDIFF_MNIST_DIR`` when it is set (as for the shipped model's own evaluation), else from the toolkit's usual
 digit sources.
@@ -22,9 +22,9 @@ import time
 import numpy as np
 import torch
 
-from vdiff_edu.data import to_uint8
-from vdiff_edu.metrics import evaluate_clips
+from vdiff_edu.eval.metrics import evaluate_clips
 from vdiff_edu.pipeline import LatentVideoPipeline
+from vdiff_edu.utils import to_uint8
 
 DEFAULT_GRID = "ddpm:10,ddpm:25,ddpm:50,ddpm:100,ddim:25,ddim:50,dpmpp:10,dpmpp:25,dpmpp:50"
 COLUMNS = ("condition_faithfulness", "identity_persistence", "motion_plausibility", "fvd_mm", "frame_fd", "flicker")

@@ -30,7 +30,7 @@ def random_video(*shape, seed: int = 0) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def clips():
-    from vdiff_edu.data import MovingMNIST, make_clips
+    from vdiff_edu.moving_mnist import MovingMNIST, make_clips
 
     train = make_clips(MovingMNIST("train", length=256, **CLIP_KW), 256)  # (256, 1, 4, 16, 16)
     test = make_clips(MovingMNIST("test", length=16, **CLIP_KW), 16)  # held out: other digit images
@@ -160,7 +160,7 @@ def test_scale_factor_gives_unit_std_and_leaves_reconstructions_alone(trained, c
     assert z.std().item() == pytest.approx(1.0, rel=1e-3)
     torch.testing.assert_close(reconstruct(model, test), before, rtol=1e-4, atol=1e-5)  # decode divides it out
     # a Dataset works as well as a tensor, and set_it=False only reports
-    from vdiff_edu.data import MovingMNIST
+    from vdiff_edu.moving_mnist import MovingMNIST
 
     s_ds = estimate_scale_factor(model, MovingMNIST("train", length=64, **CLIP_KW), set_it=False)
     assert s_ds == pytest.approx(s, rel=1e-4)
@@ -169,7 +169,7 @@ def test_scale_factor_gives_unit_std_and_leaves_reconstructions_alone(trained, c
 def test_training_accepts_a_dataset_and_a_loader_and_calls_back():
     from torch.utils.data import DataLoader
 
-    from vdiff_edu.data import MovingMNIST
+    from vdiff_edu.moving_mnist import MovingMNIST
 
     ds = MovingMNIST("train", length=16, **CLIP_KW)
     seen = []

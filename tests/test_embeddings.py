@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vdiff_edu.embeddings import LabelEmbedding, TimestepEmbedding, timestep_embedding
+from vdiff_edu.embeddings import LabelEmbedding, TimestepEmbedding, check_labels, timestep_embedding
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.one_thread
@@ -68,3 +68,14 @@ def test_label_embedding_errors():
         emb(torch.tensor([[3.0]]))
     with pytest.raises(ValueError, match="num_slots >= 1"):
         LabelEmbedding(10, 0, 8)
+
+
+def test_check_labels_is_the_one_label_check_of_embedding_and_unet():
+    good = torch.tensor([[3], [10]])  # a digit, and the null token
+    check_labels(good, num_classes=10, num_slots=1, batch_size=2)
+    with pytest.raises(ValueError, match=r"cond\['labels'\] must have shape \(b, num_label_slots\) = \(3, 1\)"):
+        check_labels(good, 10, 1, batch_size=3, where="cond['labels']")  # the batch size is checked too
+    with pytest.raises(ValueError, match=r"= \(b, 2\), got list"):
+        check_labels([[3, 7]], 10, 2)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 10\].*got values from 3 to 11"):
+        check_labels(torch.tensor([[3], [11]]), 10, 1)

@@ -18,11 +18,15 @@ import numpy as np
 import pytest
 import torch
 
-from vdiff_edu import metrics as M
-from vdiff_edu.feature_nets import (CLASSIFIER_FILE, GEOMETRIES, VIDEO_ENCODER_FILE, FeatureNetConfig,
-                                    canonicalize, direction_bins, evaluate_feature_nets, load_feature_nets,
-                                    resample_frames, train_feature_nets)
 from vdiff_edu.config import WEIGHTS_DIR
+from vdiff_edu.eval import cli
+from vdiff_edu.eval import metrics as M
+from vdiff_edu.eval.feature_nets import (CARD_FILE, CLASSIFIER_FILE, GEOMETRIES, VIDEO_ENCODER_FILE, FeatureNetConfig,
+                                         canonicalize, direction_bins, evaluate_feature_nets, load_feature_nets,
+                                         moving_mnist, resample_frames)
+from vdiff_edu.eval.report import feature_net_card, format_value
+from vdiff_edu.eval.training import augment, train_feature_nets
+from vdiff_edu.utils import to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -222,10 +226,8 @@ def test_motion_compensated_residual_ignores_a_shift():
 
 def test_tracking_follows_a_rigid_digit():
     # one digit from the generator: centroid − top-left corner is constant when the digit translates rigidly
-    from vdiff_edu.feature_nets import moving_mnist
-
     item = moving_mnist("eval", CPU, 0, 4, None)[2]
-    clip = ((item["video"] + 1) * 127.5).round().to(torch.uint8)  # (1, f, h, w)
+    clip = to_uint8(item["video"])  # (1, f, h, w)
     track = M.track_digits(clip.numpy(), 1)[0, :, 0]  # (f, 2)
     offset = track - item["positions"][:, 0].round()  # (f, 2)
     assert offset.std(0).max() < 0.05
@@ -302,6 +304,14 @@ def test_corruptions():
         M.corrupt(clips, "noise", 2.0)
 
 
+def test_blur_corruption_pinned():
+    """Numbers measured before the blur became utils.gaussian_blur (commit 2e9b707): they must not move."""
+    clips = np.random.default_rng(0).integers(0, 256, (3, 6, 20, 20)).astype(np.uint8)
+    blurred = M.corrupt(clips, "blur", 0.5)  # σ = 1 px, radius 3
+    assert int(blurred.astype(np.int64).sum()) == 915921
+    assert blurred[0, 0, :2, :6].tolist() == [[170, 154, 120, 85, 72, 65], [133, 127, 102, 77, 84, 103]]
+
+
 def test_load_clips_errors_teach(tmp_path):
     with pytest.raises(FileNotFoundError, match="samples.npy"):
         M.load_clips(tmp_path)
@@ -352,12 +362,17 @@ def test_evaluate_clips_baselines_only_and_prediction():
     assert pred["frozen"]["mse_mean"] > 0 and pred["noise"]["psnr_mean"] < pred["frozen"]["psnr_mean"]
 
 
+def test_report_number_format_hand_computed():
+    assert [format_value(v) for v in (None, float("nan"), 0, 1.23456, 0.0123, 123.45, 0.001234, -250.0)] == \
+        ["n/a", "n/a", "0.000", "1.235", "0.012", "123.5", "1.23e-03", "-250.0"]
+
+
 def test_evaluate_command_line(tmp_path, capsys):
     run = _small_run(tmp_path)
     out = tmp_path / "report"
-    parser = M.add_evaluate_arguments(argparse.ArgumentParser())
+    parser = cli.add_evaluate_arguments(argparse.ArgumentParser())
     args = parser.parse_args([str(run / "samples.npy"), "--out", str(out), "--n-ref", "16"])
-    assert M.evaluate_command(args) == 0
+    assert cli.evaluate_command(args) == 0
     assert (out / "evaluation.md").is_file() and (out / "evaluation.json").is_file()
     assert "| fvd_mm |" in capsys.readouterr().out
 
@@ -375,14 +390,22 @@ def test_canonical_geometry():
 
 
 def test_augment_degrades_but_keeps_range_and_is_seeded():
-    from vdiff_edu.feature_nets import augment
-
     x = torch.rand(8, 1, 4, 16, 16) * 2 - 1
     a = augment(x, torch.Generator().manual_seed(0))
     b = augment(x, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and a.min() >= -1 and a.max() <= 1
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, x)
+
+
+def test_augment_pinned():
+    """Numbers measured before augment's blur became utils.gaussian_blur (commit 2e9b707): retrained feature nets
+    stay bit-identical only if these do not move."""
+    x = torch.rand(4, 1, 4, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    a = augment(x, torch.Generator().manual_seed(0))
+    assert a.double().sum().item() == pytest.approx(-494.64127309666947, abs=1e-9)
+    assert a[0, 0, 0, 0, :4].tolist() == pytest.approx(
+        [0.013186687603592873, 0.5294166207313538, -0.7593393921852112, -0.7241877317428589], abs=1e-7)
 
 
 def test_shipped_feature_nets_are_small_and_describe_themselves():
@@ -393,6 +416,11 @@ def test_shipped_feature_nets_are_small_and_describe_themselves():
     meta = nets.metadata["classifier"]
     assert meta["canonical"] == {"image_size": 32, "num_frames": 16}
     assert set(meta["accuracy"]) == set(GEOMETRIES)
+
+
+def test_shipped_card_is_what_the_report_writes_from_the_shipped_metadata(nets):
+    card = feature_net_card(nets.metadata["classifier"], nets.classifier, nets.video_encoder)
+    assert card == (WEIGHTS_DIR / CARD_FILE).read_text()
 
 
 def test_shipped_feature_nets_reach_their_card_accuracy(nets):

@@ -3,7 +3,7 @@
     python -m vdiff_edu info                                   versions, device, presets, shipped weights
     python -m vdiff_edu train --preset cpu --name my_run       autoencoder, then denoiser → runs/my_run/
     python -m vdiff_edu sample --weights cpu --labels 3,7      GIF + uint8 .npy + labels.npy
-    python -m vdiff_edu evaluate ...                           the evaluation suite (vdiff_edu.metrics)
+    python -m vdiff_edu evaluate ...                           the evaluation suite (vdiff_edu.eval)
     python -m vdiff_edu demo [--skip-train]                    what `make demo` runs
 
 Every command writes under ``runs/`` (or ``VDIFF_RUNS_DIR``) and prints where. ``VDIFF_SMOKE=1`` shrinks
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from .config import PRESETS, WEIGHTS_DIR, default_preset, is_smoke, runs_dir
 
-# Each command imports torch and the rest of the package inside its own function, on purpose: `--help` and a
-# mistyped flag then answer at once, without the seconds that importing torch takes.
+# Each command imports what it needs inside its own function, on purpose: a command loads only the modules it
+# uses (`info` never builds a U-Net, `sample` never loads the training recipe).
 
-SAMPLER_CHOICES = ("ddpm", "ddim", "dpmpp")  # checked against sampling.SAMPLERS in a test (torch-free here)
+SAMPLER_CHOICES = ("ddpm", "ddim", "dpmpp")  # = sampling.SAMPLERS (a test checks), kept here for the parser
 MAX_SEED = 2**63 - 1
 
 
@@ -127,7 +127,7 @@ def check_mnist_dir(folder: str | None, named: str) -> None:
     """A folder the user names must hold MNIST idx files (we never touch what is in it)."""
     if folder is None:
         return
-    from .data import find_mnist_files
+    from .digits import find_mnist_files
 
     path = Path(folder).expanduser()
     if not path.is_dir():
@@ -167,7 +167,7 @@ def cmd_info(args) -> int:
 
     from . import __version__
     from .checkpoint import read_weights_metadata
-    from .data import find_mnist_files
+    from .digits import find_mnist_files
     from .presets import ExperimentConfig
     from .utils import get_device
 
@@ -330,7 +330,7 @@ def cmd_sample(args) -> int:
 
 def _metrics_module():
     try:
-        from . import metrics
+        from .eval import cli as metrics
     except ImportError:
         return None
     if not (hasattr(metrics, "add_evaluate_arguments") and hasattr(metrics, "evaluate_command")):
@@ -341,7 +341,7 @@ def _metrics_module():
 def cmd_evaluate(args) -> int:
     metrics = _metrics_module()
     if metrics is None:
-        raise UsageError("evaluation needs vdiff_edu.metrics, which is not in this version yet")
+        raise UsageError("evaluation needs vdiff_edu.eval, which is not in this version yet")
     check_device(args.device)
     check_mnist_dir(args.mnist_dir, "--mnist-dir")
     return metrics.evaluate_command(args) or 0
@@ -354,7 +354,7 @@ def cmd_demo(args) -> int:
     """Preview the data and the forward process, sample the shipped model, train the cpu preset from nothing."""
     import torch
 
-    from .data import MovingMNIST
+    from .moving_mnist import MovingMNIST
     from .outputs import write_loss_curve, write_samples
     from .pipeline import LatentVideoPipeline
     from .presets import ExperimentConfig
@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("evaluate", help="the evaluation suite (vdiff_edu.metrics)")
+    p = sub.add_parser("evaluate", help="the evaluation suite (vdiff_edu.eval)")
     metrics = _metrics_module()
     if metrics is not None:
         metrics.add_evaluate_arguments(p)

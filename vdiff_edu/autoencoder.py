@@ -13,8 +13,8 @@ the diffusion model on latents and decodes its samples back to pixels. Here ever
     z = ae.encode(video)                                            # (b, 4, f, 8, 8)
     video_hat = ae.decode(z)                                        # (b, 1, f, 32, 32)
 
-The pieces, bottom-up: ``DiagonalGaussian`` (the encoder's output distribution) → ``ResBlock2d``, ``Downsample``,
-``Upsample`` → ``Encoder``, ``Decoder`` → ``AutoencoderConfig`` → ``FrameAutoencoder`` → training, scale factor.
+The pieces, bottom-up: ``DiagonalGaussian`` (the encoder's output distribution) → ``ResBlock2d``, ``Downsample2d``,
+``Upsample2d`` → ``Encoder``, ``Decoder`` → ``AutoencoderConfig`` → ``FrameAutoencoder`` → training, scale factor.
 
 Two choices, and why:
 
@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from tqdm.auto import tqdm
 
 from .checkpoint import load_weights, read_weights_metadata, save_weights
 from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
@@ -108,7 +109,7 @@ class ResBlock2d(nn.Module):
         return self.skip(x) + h
 
 
-class Downsample(nn.Module):
+class Downsample2d(nn.Module):
     """Halve h and w with a learned 3×3 convolution of stride 2."""
 
     def __init__(self, ch: int):
@@ -119,7 +120,7 @@ class Downsample(nn.Module):
         return self.conv(x)  # (n, ch, h/2, w/2)
 
 
-class Upsample(nn.Module):
+class Upsample2d(nn.Module):
     """Double h and w: nearest-neighbour copy, then a 3×3 convolution (no checkerboard artefacts)."""
 
     def __init__(self, ch: int):
@@ -148,7 +149,7 @@ class Encoder(nn.Module):
                 layers.append(ResBlock2d(ch, width, cfg.groups))
                 ch = width
             if level < len(widths) - 1:
-                layers.append(Downsample(ch))  # every level but the last halves the frame
+                layers.append(Downsample2d(ch))  # every level but the last halves the frame
         self.down = nn.Sequential(*layers)
         self.mid = ResBlock2d(ch, ch, cfg.groups)
         self.norm_out = _group_norm(ch, cfg.groups)
@@ -176,7 +177,7 @@ class Decoder(nn.Module):
                 layers.append(ResBlock2d(ch, widths[level], cfg.groups))
                 ch = widths[level]
             if level > 0:
-                layers.append(Upsample(ch))
+                layers.append(Upsample2d(ch))
         self.up = nn.Sequential(*layers)
         self.norm_out = _group_norm(ch, cfg.groups)
         self.conv_out = nn.Conv2d(ch, cfg.in_channels, 3, padding=1)
@@ -449,8 +450,6 @@ def train_autoencoder(model: FrameAutoencoder, data, steps: int | None = None, l
     # linear warm-up over the first 10 % of the steps (at most 100), then a cosine down to lr/10 (optim.py)
     scheduler = warmup_cosine_scheduler(opt, warmup=max(1, min(100, steps // 10)), total=steps, min_ratio=0.1)
 
-    from tqdm.auto import tqdm
-
     history: list[dict] = []
     start = time.perf_counter()
     bar = tqdm(range(steps), desc="autoencoder", disable=not progress)
@@ -538,6 +537,6 @@ def reconstruct(model: FrameAutoencoder, video: torch.Tensor, sample: bool = Fal
 
 
 __all__ = [
-    "DiagonalGaussian", "ResBlock2d", "Downsample", "Upsample", "Encoder", "Decoder", "AutoencoderConfig",
+    "DiagonalGaussian", "ResBlock2d", "Downsample2d", "Upsample2d", "Encoder", "Decoder", "AutoencoderConfig",
     "FrameAutoencoder", "autoencoder_loss", "train_autoencoder", "estimate_scale_factor", "reconstruct",
 ]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -72,8 +72,6 @@ def save_weights(path: str | os.PathLike, model_or_state: nn.Module | dict[str, 
 
 def read_weights_metadata(path: str | os.PathLike) -> dict:
     """The metadata dict stored by ``save_weights`` (without reading the tensors)."""
-    from safetensors import safe_open
-
     path = _existing(path)
     try:
         with safe_open(str(path), framework="pt") as f:

@@ -15,8 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .data import to_uint8
-from .utils import atomic_path
+from .utils import atomic_path, to_uint8
 from .viz import filmstrip, save_gif
 
 

@@ -44,7 +44,7 @@ from .unet import UNetConfig
 @dataclass
 class ExperimentConfig:
     name: str = "custom"  # the preset it came from (or "custom")
-    # --- the data: Moving MNIST clips (vdiff_edu.data.MovingMNIST)
+    # --- the data: Moving MNIST clips (vdiff_edu.moving_mnist.MovingMNIST)
     image_size: int = 32  # frame side in pixels
     num_frames: int = 8  # frames per clip
     num_digits: int = 1  # digits per clip (also the U-Net's number of label slots)

@@ -32,7 +32,7 @@ from .blocks import Full3dConv, TemporalConv
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .conditioning import Conditioning
 from .config import default_preset
-from .data import MovingMNIST
+from .moving_mnist import MovingMNIST
 from .pipeline import AUTOENCODER_FILE, LatentVideoPipeline
 from .presets import ExperimentConfig
 from .runs import RunFolder, RunFolderError

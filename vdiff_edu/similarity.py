@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .utils import gaussian_kernel
+
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape != y.shape:
@@ -69,9 +71,7 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = tor
         raise ValueError(f"window size must be odd and >= 1 so the window has a centre; got {size}. Try 11 or 7")
     if sigma <= 0:
         raise ValueError(f"sigma is the width of the Gaussian window and must be > 0; got {sigma}. Wang et al. use 1.5")
-    k = torch.arange(size, dtype=torch.float64) - (size - 1) / 2  # (size,) centred offsets
-    g = torch.exp(-(k**2) / (2 * sigma**2))
-    return (g / g.sum()).to(dtype)  # (size,) sums to 1
+    return gaussian_kernel(sigma, (size - 1) // 2, torch.float64).to(dtype)  # (size,) sums to 1, made in float64
 
 
 def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

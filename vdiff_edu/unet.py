@@ -346,6 +346,18 @@ class UNet3D(nn.Module):
             cond["context"] = torch.zeros(1, 8, cfg.context_dim, device=p.device, dtype=p.dtype)
         return x, torch.zeros(1, dtype=torch.long, device=p.device), cond
 
+    def _run_example(self, hooks: list, f: int, h: int, w: int) -> torch.Tensor:
+        """Run one example clip ``(1, in_channels, f, h, w)`` through the network without gradients, so the forward
+        ``hooks`` see every layer; then remove the hooks (also on an error). Returns the example input."""
+        try:
+            with torch.no_grad():
+                x, t, cond = self._example_input(f, h, w)
+                self(x, t, cond)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return x
+
     def shape_table(self, f: int = 8, h: int = 32, w: int = 32) -> str:
         """A printable table: every stage of the network, its output shape ``(c, f, h, w)`` and its parameters."""
         rows = []
@@ -367,14 +379,7 @@ class UNet3D(nn.Module):
             if i < len(self.upsamples):
                 stages.append((f"up[{level}] upsample", self.upsamples[i]))
         stages.append(("conv_out", self.conv_out))
-        handles = [m.register_forward_hook(record(name)) for name, m in stages]
-        try:
-            with torch.no_grad():
-                x, t, cond = self._example_input(f, h, w)
-                self(x, t, cond)
-        finally:
-            for hd in handles:
-                hd.remove()
+        x = self._run_example([m.register_forward_hook(record(name)) for name, m in stages], f, h, w)
         width = max(len(r[0]) for r in rows)
         lines = [f"{'stage':<{width}}  {'output (c, f, h, w)':<22} {'params':>10}", "-" * (width + 35)]
         lines.append(f"{'input':<{width}}  {str(tuple(x.shape[1:])):<22} {'':>10}")
@@ -417,13 +422,7 @@ class UNet3D(nn.Module):
                 handles.append(m.register_forward_hook(linear_hook))
             elif isinstance(m, (SpatialAttention, TemporalAttention, CrossAttention)):
                 handles.append(m.register_forward_hook(attn_hook))
-        try:
-            with torch.no_grad():
-                x, t, cond = self._example_input(f, h, w)
-                self(x, t, cond)
-        finally:
-            for hd in handles:
-                hd.remove()
+        self._run_example(handles, f, h, w)
         return 2 * macs[0]
 
 

@@ -1,16 +1,23 @@
-"""Small helpers every module uses: the device, seeding, parameter counts, and atomic file writes."""
+"""Small helpers every module uses: the device, seeding, parameter counts, atomic file writes, the pixel
+conversion to and from uint8, a Gaussian blur, and argument checks that name what is wrong.
+
+Pixel convention: inside the toolkit videos are float32 in [-1, 1] (-1 = black background, 1 = ink); files that
+leave it hold uint8 0..255 (``to_uint8`` / ``from_uint8``, defined here once).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -76,3 +83,77 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see ``atomic_path``)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+# ---------------------------------------------------------------- pixels: [-1, 1] floats ↔ uint8 ----
+
+
+def to_uint8(video: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """Float pixels in [-1, 1] → uint8 0..255 (-1 → 0 black background, +1 → 255 ink), same shape, and the same
+    kind as given: a tensor gives a tensor (on its device), anything else (an array, a list) a numpy array.
+
+        byte = round((clip(x, −1, 1) + 1) · 127.5)      in float32, ties to even: 0.0 → 127.5 → 128
+
+    Files that leave the toolkit hold ``(n, f, h, w)``: drop the channel axis first, ``to_uint8(video[:, 0])``."""
+    if isinstance(video, torch.Tensor):
+        return ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    x = np.asarray(video, dtype=np.float32)
+    return np.rint((np.clip(x, -1, 1) + 1) * 127.5).astype(np.uint8)
+
+
+def from_uint8(frames: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """uint8 0..255 → float32 in [-1, 1] (x = byte / 127.5 − 1), same shape and kind; the inverse of ``to_uint8``."""
+    if frames.dtype not in (torch.uint8, np.uint8):
+        raise TypeError(f"from_uint8 expects uint8 frames (0..255), got dtype {frames.dtype}; "
+                        "for floats already in [-1, 1] there is nothing to convert.")
+    if isinstance(frames, torch.Tensor):
+        return frames.float() / 127.5 - 1
+    return frames.astype(np.float32) / np.float32(127.5) - np.float32(1)
+
+
+# ---------------------------------------------------------------- Gaussian blur ----
+
+
+def gaussian_kernel(sigma: float, radius: int, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """A normalised 1-D Gaussian of ``2·radius + 1`` taps, ``(2r + 1,)`` summing to 1:
+
+        g[k] = exp(−k² / 2σ²) / Σ_j exp(−j² / 2σ²)      for k = −radius … radius
+
+    Its outer product ``g[:, None] * g[None, :]`` is the 2-D Gaussian, so a 2-D blur is two 1-D passes (a
+    separable filter: 2·(2r + 1) taps per pixel, not (2r + 1)²)."""
+    if sigma <= 0:
+        raise ValueError(f"sigma is the width of the Gaussian in px and must be > 0; got {sigma}")
+    k = torch.arange(-radius, radius + 1, dtype=dtype, device=device)  # (2r + 1,) offsets from the centre
+    g = torch.exp(-(k**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def gaussian_blur(frames: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tensor:
+    """Blur one-channel frames ``(n, 1, h, w)`` with a Gaussian of standard deviation ``sigma`` px: the columns,
+    then the rows (``gaussian_kernel``), edge pixels repeated beyond the border. ``radius`` defaults to ⌈3σ⌉
+    (the taps left out hold under 0.3 % of the weight). Same shape out."""
+    if frames.dim() != 4 or frames.shape[1] != 1:
+        raise ValueError(f"gaussian_blur expects one-channel frames (n, 1, h, w), got {tuple(frames.shape)}; "
+                         f"fold clips into frames first: rearrange(video, 'b c f h w -> (b c f) 1 h w')")
+    radius = int(math.ceil(3 * sigma)) if radius is None else radius
+    g = gaussian_kernel(sigma, radius, frames.dtype, frames.device)  # (2r + 1,)
+    x = F.conv2d(F.pad(frames, (0, 0, radius, radius), mode="replicate"), g.view(1, 1, -1, 1))  # (n, 1, h, w) columns
+    return F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))  # (n, 1, h, w) rows
+
+
+# ---------------------------------------------------------------- argument checks that teach ----
+
+
+def check_int(name: str, value, lo: int, hi: int | None = None, hint: str = "") -> None:
+    """Refuse ``value`` unless it is an integer in [lo, hi] (or >= lo), naming it, its value and the range."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= lo
+    if not ok or (hi is not None and value > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be an integer {rng}; got {value!r}. {hint}".rstrip())
+
+
+def check_choice(name: str, value, choices: Sequence[str]) -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}; got {value!r}.")

@@ -1,7 +1,7 @@
 """Showing videos: inline animation (no ffmpeg), GIF files, grids, filmstrips, schedule and loss plots, and a
 slider over diffusion step × frame.
 
-Pixel values live in [-1, 1] inside the toolkit; here they become bytes with
+Pixel values live in [-1, 1] inside the toolkit; here they become bytes with ``utils.to_uint8``:
 
     byte = round((x + 1) / 2 · 255),   clipped to 0..255      (-1 → 0 black background, +1 → 255 white digit)
 
@@ -32,19 +32,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from einops import rearrange
+from PIL import Image
 
-from .utils import atomic_path
+from .utils import atomic_path, to_uint8
 
 # ----------------------------------------------------------------------------------------------------------------
 # Turning anything video-like into uint8 clips (n, f, h, w, C), C in {1, 3}
-
-
-def to_uint8(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Float pixels in [-1, 1] → uint8 bytes (-1 → 0, +1 → 255); values outside [-1, 1] are clipped."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float32).numpy()
-    x = np.asarray(x, dtype=np.float32)
-    return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _as_clips(video: Any) -> np.ndarray:
@@ -85,7 +78,7 @@ def _as_clips(video: Any) -> np.ndarray:
         raise ValueError(f"cannot show an empty video; got shape {shape} (every axis must be at least 1)")
 
     if not is_uint8:
-        arr = to_uint8(arr)
+        arr = to_uint8(arr)  # numpy in, numpy out
     if c == 3:  # RGB
         return rearrange(arr, "b c f h w -> b f h w c")  # (n, f, h, w, 3)
     return rearrange(arr, "b c f h w -> (b c) f h w 1")  # (n, f, h, w, 1): channels become clips
@@ -150,8 +143,6 @@ def video_grid(batch: Any, nrow: int | None = 8, pad: int = 2) -> np.ndarray:
 
 def _gif_bytes(video: Any, fps: float, scale: int | None, nrow: int | None) -> bytes:
     """Encode ``video`` (one clip or a batch, tiled) as an animated GIF that loops forever."""
-    from PIL import Image
-
     clips = _as_clips(video)  # (n, f, h, w, C)
     frames = _grid(clips, nrow=nrow) if clips.shape[0] > 1 else clips[0]  # (f, H, W, C)
     scale = _check_scale(scale, *frames.shape[1:3])
@@ -205,7 +196,7 @@ def show_video(
     caption = f'<div style="font-family: monospace">{html.escape(title)}</div>' if title else ""
     text = f"<div>{caption}{img}</div>"
     try:
-        from IPython.display import HTML
+        from IPython.display import HTML  # optional: IPython is not a dependency of the package
     except ImportError:  # IPython missing: give back the raw HTML text
         return text
     return HTML(text)
@@ -216,7 +207,7 @@ def show_video(
 
 
 def _new_figure(nrows: int, ncols: int, figsize: tuple[float, float]):
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazily: pyplot is slow to import and only figures need it
 
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     return fig, axes
@@ -224,7 +215,7 @@ def _new_figure(nrows: int, ncols: int, figsize: tuple[float, float]):
 
 def _finish(fig):
     """Close the figure on pyplot's side (so Jupyter draws only the returned object, once) and return it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazily, as in _new_figure
 
     fig.tight_layout()
     plt.close(fig)
@@ -410,7 +401,7 @@ def _trajectory_clips(xs: Any) -> np.ndarray:
 def _in_notebook() -> bool:
     """True inside a Jupyter kernel (where widgets can be drawn), False in a plain Python or IPython terminal."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # optional: IPython is not a dependency of the package
     except ImportError:
         return False
     ip = get_ipython()
@@ -418,8 +409,6 @@ def _in_notebook() -> bool:
 
 
 def _png(frame: np.ndarray, scale: int) -> bytes:
-    from PIL import Image
-
     frame = _enlarge(frame, scale)  # (H·s, W·s, C)
     img = Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
     buffer = io.BytesIO()
@@ -452,7 +441,7 @@ def diffusion_scrubber(
     widgets = None
     if not static and _in_notebook():
         try:
-            import ipywidgets as widgets
+            import ipywidgets as widgets  # optional (the notebooks extra); without it: a static filmstrip
         except ImportError:
             widgets = None
     if widgets is None:  # static fallback: a filmstrip of a few steps

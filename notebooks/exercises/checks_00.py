@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vdiff_edu.utils import to_uint8
+
 from ._checking import call as _call
 from ._checking import fail as _fail
 from ._checking import ok as _ok
@@ -41,7 +43,7 @@ def check_to_file_format(to_file_format) -> bool:
     g = torch.Generator().manual_seed(0)
     video = torch.rand(2, 1, 3, 4, 5, generator=g) * 2 - 1
     video[0, 0, 0, 0, :3] = torch.tensor([-1.0, 1.0, 0.0])
-    want = np.rint((video[:, 0].numpy() + 1) * 127.5).astype(np.uint8)
+    want = to_uint8(video[:, 0]).numpy()  # the package's conversion, the one samples.npy is written with
     got, msg = _call(to_file_format, "to_file_format", video.clone())
     if msg:
         print(msg)

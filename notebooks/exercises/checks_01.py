@@ -85,7 +85,7 @@ def check_motion_word(motion_word) -> bool:
 
 def check_bounces_from_positions(bounces_from_positions) -> bool:
     """Exercise 3: ``bounces_from_positions(positions (f, 2), canvas) -> bool (f,)``."""
-    from vdiff_edu.data import simulate_trajectory
+    from vdiff_edu.moving_mnist import simulate_trajectory
 
     hint = "a bounce leaves the digit exactly on a wall: a coordinate equal to 0 or to canvas (np.isclose)."
     canvas = 36.0

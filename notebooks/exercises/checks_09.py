@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from vdiff_edu.metrics import frechet_distance, polynomial_kernel
+from vdiff_edu.eval.metrics import frechet_distance, polynomial_kernel
 
 from ._checking import call as _call
 from ._checking import fail as _fail

@@ -19,15 +19,14 @@ metric                      what it measures                                    
 plus ``prediction_metrics`` (MSE / PSNR / SSIM against the true future, mean over samples and best of N) when
 frames are conditioned on. ``evaluate_clips`` runs them all on generated clips and on the baselines — *real vs
 real* (a second real set of the same size: the best score reachable) and *broken* sets (shuffled frames, a
-frozen first frame, pure noise: what failure looks like) — and writes a Markdown table and a JSON file.
+frozen first frame, pure noise: what failure looks like) — and writes a Markdown table and a JSON file
+(``report.write_report``).
 
-The feature networks (``vdiff_edu.feature_nets``) are trained by the toolkit on Moving MNIST and ship with it.
+The feature networks (``feature_nets.py``) are trained by the toolkit on Moving MNIST and ship with it.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 from pathlib import Path
@@ -36,8 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .feature_nets import FeatureNets, load_feature_nets
-from .utils import atomic_write_bytes
+from ..similarity import mse, psnr, ssim
+from ..utils import from_uint8, gaussian_blur, to_uint8
+from .feature_nets import FeatureNets, load_feature_nets, moving_mnist
+from .report import format_value, write_report
 
 # ---------------------------------------------------------------- 1. distances between feature sets ----
 
@@ -129,13 +130,13 @@ def _uint8_clips(clips) -> np.ndarray:
         if clips.is_floating_point():
             if clips.dim() == 5:
                 clips = clips[:, 0]  # (n, f, h, w)
-            clips = ((clips.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            clips = to_uint8(clips)  # (n, f, h, w) uint8
         clips = clips.numpy()
     clips = np.asarray(clips)
     if clips.dtype != np.uint8:
         raise TypeError(f"clips must be uint8 (0 background, 255 digit) of shape (n, f, h, w), or float videos "
                         f"(n, 1, f, h, w) in [-1, 1] as torch tensors; got dtype {clips.dtype}. Convert floats "
-                        f"with vdiff_edu.data.to_uint8(video[:, 0])")
+                        f"with vdiff_edu.utils.to_uint8(video[:, 0])")
     if clips.ndim != 4:
         raise ValueError(f"clips must have shape (n, f, h, w); got {clips.shape}. For a single clip use clips[None]")
     return clips
@@ -175,15 +176,8 @@ def corrupt(clips, kind: str, strength: float = 1.0, seed: int = 0) -> np.ndarra
     if kind == "blur":
         if strength == 0:
             return out
-        sigma = 2.0 * strength
-        radius = int(math.ceil(3 * sigma))
-        k = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        g = torch.exp(-(k**2) / (2 * sigma**2))
-        g = g / g.sum()
-        x = _unit(clips).reshape(n * f, 1, h, w)  # (n·f, 1, h, w)
-        x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), g.view(1, 1, -1, 1))
-        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-        return (x.reshape(n, f, h, w) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+        x = gaussian_blur(_unit(clips).reshape(n * f, 1, h, w), sigma=2.0 * strength)  # (n·f, 1, h, w) in [0, 1]
+        return (x.reshape(n, f, h, w) * 255).round().clamp(0, 255).to(torch.uint8).numpy()  # back from _unit
     raise ValueError(f"kind must be one of 'shuffle', 'freeze', 'noise', 'blur'; got {kind!r}")
 
 
@@ -448,8 +442,6 @@ def prediction_metrics(generated, target, context_frames: int = 0) -> dict[str, 
       the mean (Babaeizadeh et al. 2018 and Denton & Fergus 2018 report best-of-N for stochastic models; it
       rewards diversity, so always say which one you quote). With N = 1 both agree.
     """
-    from .similarity import mse, psnr, ssim
-
     gen = torch.as_tensor(np.asarray(generated))
     tgt = torch.as_tensor(_uint8_clips(target))
     if gen.dim() == 4:
@@ -460,8 +452,8 @@ def prediction_metrics(generated, target, context_frames: int = 0) -> dict[str, 
     f, h = tgt.shape[1], tgt.shape[2]
     if not 0 <= context_frames < f:
         raise ValueError(f"context_frames must be in [0, {f - 1}] (frames given, not predicted); got {context_frames}")
-    g = gen[:, :, context_frames:].float() / 127.5 - 1  # (n, N, f', h, w) in [-1, 1]
-    y = (tgt[:, None, context_frames:].float() / 127.5 - 1).expand_as(g)
+    g = from_uint8(gen[:, :, context_frames:])  # (n, N, f', h, w) in [-1, 1]
+    y = from_uint8(tgt[:, None, context_frames:]).expand_as(g)
     window = min(11, h if h % 2 else h - 1)
     per = {
         "mse": mse(g, y).mean(-1),  # (n, N) mean over predicted frames
@@ -558,17 +550,12 @@ def real_clips(n: int, start: int, image_size: int, num_frames: int, num_digits:
                rule: str, seed: int = 0, **overrides) -> tuple[np.ndarray, np.ndarray, str]:
     """Clips ``start .. start + n − 1`` of the fixed evaluation split (test digits, never seen in training) as
     uint8 ``(n, f, h, w)``, with their labels ``(n, num_digits)`` and the digit source."""
-    from .feature_nets import moving_mnist
-
     spec = dict(image_size=image_size, num_frames=num_frames, num_digits=num_digits, digit_size=digit_size, rule=rule)
     spec.update(overrides)
     mnist_dir = spec.pop("mnist_dir", None)
     ds = moving_mnist("eval", spec, seed, start + n, mnist_dir)
-    items = [ds[i] for i in range(start, start + n)]
-    video = torch.stack([it["video"][0] for it in items])  # (n, f, h, w) in [-1, 1]
-    clips = ((video + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-    labels = torch.stack([it["labels"] for it in items]).numpy()
-    return clips, labels, ds.source
+    batch = ds.batch(range(start, start + n))  # video (n, 1, f, h, w) in [-1, 1], labels (n, num_digits), ...
+    return to_uint8(batch["video"][:, 0]).numpy(), batch["labels"].numpy(), ds.source
 
 
 def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", reference: dict | None = None,
@@ -641,7 +628,7 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
         m = clip_set_measures(clips, nets, num_digits, digit_size, rule, lab, speed_range)
         m.update(distances_to(reference_set, m, seed))
         columns[name] = {key: m[key] for key in METRICS}
-        say(f"  {name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in columns[name].items()))
+        say(f"  {name}: " + ", ".join(f"{k} {format_value(v)}" for k, v in columns[name].items()))
 
     # 4. prediction metrics, when the true future is known
     prediction = None
@@ -666,128 +653,6 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
     # 5. write the report next to the clips (or where asked)
     out_dir = out_dir or folder
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        atomic_write_bytes(out_dir / "evaluation.json", json.dumps(_jsonable(result), indent=2).encode())
-        atomic_write_bytes(out_dir / "evaluation.md", format_report(result).encode())
-        say(f"wrote {out_dir / 'evaluation.md'} and {out_dir / 'evaluation.json'}")
+        md, js = write_report(result, out_dir)
+        say(f"wrote {md} and {js}")
     return result
-
-
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    if v == 0 or 0.01 <= abs(v) < 100:
-        return f"{v:.3f}"
-    return f"{v:.1f}" if abs(v) >= 100 else f"{v:.2e}"
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _jsonable(obj.item())
-    return obj
-
-
-def format_table(result: dict) -> str:
-    """The metrics of an ``evaluate_clips`` result as a Markdown table: one row per metric, one column per set."""
-    cols = list(next(iter(result["metrics"].values())).keys())
-    titles = {"generated": "generated", "real_vs_real": "real vs real", "shuffled": "shuffled frames",
-              "frozen": "frozen first frame", "noise": "pure noise"}
-    lines = ["| metric | better | " + " | ".join(titles.get(c, c) for c in cols) + " |",
-             "|---|---|" + "---:|" * len(cols)]
-    for key, row in result["metrics"].items():
-        lines.append(f"| {key} | {result['better'][key]} | " + " | ".join(_fmt(row[c]) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def format_report(result: dict) -> str:
-    """The full Markdown report: setup, the metric table, the prediction table (if any), what each metric means."""
-    s = result["setup"]
-    out = [f"# Evaluation\n",
-           f"{s['n']} clips of {s['num_frames']} frames × {s['image_size']}×{s['image_size']} px, {s['num_digits']} "
-           f"digit(s) of {s['digit_size']} px, rule `{s['rule']}`; distances to {s['n_ref']} real clips of the "
-           f"fixed evaluation split (seed {s['seed']}, digits: {s['digit_source']}). Baselines: *real vs real* is a "
-           f"second real set of the same size; the broken sets are that set with its frames shuffled, its first "
-           f"frame frozen, or pure noise.\n", format_table(result), ""]
-    if result.get("prediction"):
-        pred = result["prediction"]
-        cols = [c for c in pred if pred[c] is not None]
-        keys = [k for k in pred[cols[0]] if k != "num_samples_per_clip"]
-        out += ["## Prediction (frames after the context)\n",
-                "| metric | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-        out += [f"| {k} | " + " | ".join(_fmt(pred[c].get(k)) for c in cols) + " |" for k in keys]
-        out.append("")
-    out += ["## What the metrics mean\n"] + [f"- **{k}** ({result['better'][k]} is better): {d}"
-                                            for k, d in result["descriptions"].items()]
-    return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------- 8. command line ----
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``python -m vdiff_edu evaluate``."""
-    parser.add_argument("clips", nargs="?", help="samples.npy (uint8 (n, f, h, w)) or a run folder holding it")
-    parser.add_argument("--labels", help="labels.npy (int64 (n, num_digits)): the digits each clip was asked for")
-    parser.add_argument("--out", help="folder for evaluation.md / evaluation.json (default: beside the clips)")
-    parser.add_argument("--rule", default="deterministic", choices=("deterministic", "stochastic"),
-                        help="the bouncing rule of the real data")
-    parser.add_argument("--n-ref", type=int, default=None, help="real reference clips (default max(n, 256))")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--targets", help="true clips (uint8 (n, f, h, w)) for prediction metrics")
-    parser.add_argument("--context-frames", type=int, default=0, help="frames given to the model (not scored)")
-    parser.add_argument("--weights-dir", help="folder of the feature networks (default: the shipped ones)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
-    parser.add_argument("--mnist-dir", default=None,
-                        help="folder with MNIST idx files for the real clips (default: VDIFF_MNIST_DIR, cache)")
-    parser.add_argument("--train-feature-nets", action="store_true",
-                        help="train the feature networks from scratch (reproducibly) and save them to --weights-dir "
-                             "(default: the package's weights/ for the cpu preset, runs/feature_nets_<preset>/ otherwise)")
-    parser.add_argument("--feature-preset", default=None, choices=("smoke", "cpu", "gpu"),
-                        help="FeatureNetConfig preset for --train-feature-nets (default: smoke under VDIFF_SMOKE=1, else cpu)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for --train-feature-nets (the shipped nets used 1; results depend on it)")
-    return parser
-
-
-def evaluate_command(args: argparse.Namespace) -> int:
-    """Run ``python -m vdiff_edu evaluate`` with parsed ``args``; returns an exit status."""
-    from .config import is_smoke
-
-    if args.train_feature_nets:
-        from .feature_nets import FeatureNetConfig, train_feature_nets
-
-        from .config import runs_dir
-
-        preset = args.feature_preset or ("smoke" if is_smoke() else "cpu")
-        # only the cpu preset (what ships) replaces the package's weights by default
-        out = args.weights_dir or (None if preset == "cpu" else runs_dir() / f"feature_nets_{preset}")
-        train_feature_nets(getattr(FeatureNetConfig, preset)(), out_dir=out, device=args.device,
-                           mnist_dir=args.mnist_dir, num_threads=args.threads)
-        if not args.clips:
-            return 0
-    if not args.clips:
-        raise SystemExit("evaluate needs clips: `python -m vdiff_edu evaluate runs/<name>` or a samples.npy "
-                         "(or --train-feature-nets to retrain the feature networks)")
-    reference = {"mnist_dir": args.mnist_dir} if args.mnist_dir else None
-    result = evaluate_clips(args.clips, labels=args.labels, rule=args.rule, reference=reference, n_ref=args.n_ref,
-                            seed=args.seed,
-                            out_dir=args.out, targets=args.targets, context_frames=args.context_frames,
-                            weights_dir=args.weights_dir, device=args.device)
-    print(format_table(result))
-    return 0
-
-
-def main(argv=None) -> int:
-    parser = add_evaluate_arguments(argparse.ArgumentParser(prog="python -m vdiff_edu.metrics",
-                                                            description="Evaluate generated Moving MNIST clips"))
-    return evaluate_command(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
