@@ -315,7 +315,7 @@ def test_blur_corruption_pinned():
 def test_load_clips_errors_teach(tmp_path):
     with pytest.raises(FileNotFoundError, match="samples.npy"):
         M.load_clips(tmp_path)
-    with pytest.raises(TypeError, match="uint8"):
+    with pytest.raises(ValueError, match="uint8"):  # one sentence, naming what was given
         M.load_clips(np.zeros((2, 3, 8, 8), np.float32))
     with pytest.raises(ValueError, match=r"\(n, f, h, w\)"):
         M.load_clips(np.zeros((3, 8, 8), np.uint8))

@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -264,6 +265,20 @@ def workshop(tmp_path_factory):
     taken = here / "taken"
     taken.mkdir()
     (taken / "samples.npy").write_bytes(b"earlier work")
+    # what `evaluate` is handed: files that are not uint8 clips (n, f, h, w), labels that do not fit them
+    clips = np.zeros((3, 4, 16, 16), np.uint8)
+    np.save(here / "objects.npy", np.array([{"clip": 1}, None], dtype=object), allow_pickle=True)
+    np.save(here / "flat.npy", np.zeros((3, 16), np.uint8))
+    np.save(here / "floats.npy", clips.astype(np.float32))
+    np.save(here / "none.npy", clips[:0])
+    np.savez(here / "arch.npz", clips=clips)
+    (here / "not_npy.npy").write_text("these are not numbers")
+    for name, labels in (("mismatch", np.zeros((2, 1), np.int64)), ("ok", np.zeros((3, 1), np.int64))):
+        (here / name).mkdir()
+        np.save(here / name / "samples.npy", clips)
+        np.save(here / name / "labels.npy", labels)
+    np.save(here / "nan_labels.npy", np.array([[1.0], [np.nan], [3.0]]))
+    np.save(here / "big_labels.npy", np.array([[1], [12], [3]]))
     return {"runs": runs, "run": str(runs / "tiny"), "dir": here}
 
 
@@ -333,6 +348,20 @@ BAD_INPUTS = [
     (["sample", "--weights", "{run}", "--out", "{dir}/a_file"], {}, "--out"),
     (["sample", "--weights", "{run}", "--out", "{dir}/taken"], {}, "--out"),
     (["frobnicate"], {}, "frobnicate"),
+    (["evaluate", "{dir}/nowhere.npy"], {}, "nowhere.npy"),
+    (["evaluate", "{dir}/not_npy.npy"], {}, "not_npy.npy"),
+    (["evaluate", "{dir}/objects.npy"], {}, "objects.npy"),
+    (["evaluate", "{dir}/flat.npy"], {}, "flat.npy"),
+    (["evaluate", "{dir}/floats.npy"], {}, "floats.npy"),
+    (["evaluate", "{dir}/none.npy"], {}, "none.npy"),
+    (["evaluate", "{dir}/arch.npz"], {}, "arch.npz"),
+    (["evaluate", "{dir}/mismatch"], {}, "labels.npy"),
+    (["evaluate", "{dir}/ok/samples.npy", "--labels", "{dir}/nan_labels.npy"], {}, "nan_labels.npy"),
+    (["evaluate", "{dir}/ok/samples.npy", "--labels", "{dir}/big_labels.npy"], {}, "big_labels.npy"),
+    (["evaluate"], {}, "evaluate needs clips"),
+    (["evaluate", "{dir}/ok", "--n-ref", "0"], {}, "--n-ref"),
+    (["evaluate", "{dir}/ok", "--device", "banana"], {}, "--device"),
+    (["evaluate", "{dir}/ok", "--mnist-dir", "/nowhere/mnist"], {}, "--mnist-dir"),
 ]
 if NO_CUDA:
     BAD_INPUTS += [(["train", "--device", "cuda"], {}, "--device"),
@@ -372,6 +401,18 @@ def test_no_traceback_in_a_real_process_and_debug_shows_it(tmp_path):
     out = subprocess.run([sys.executable, "-m", "vdiff_edu", "sample", "--weights", "nowhere"], capture_output=True,
                          text=True, env={**env, "VDIFF_DEBUG": "1"}, timeout=300)
     assert out.returncode == 2 and "Traceback" in out.stderr
+
+
+def test_evaluate_warns_when_there_are_too_few_clips_for_a_frechet_distance(capsys):
+    from vdiff_edu.eval.metrics import MIN_CLIPS_FOR_FD, evaluate_clips
+
+    clips = np.zeros((4, 4, 16, 16), np.uint8)
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluate_clips(clips[:1], verbose=False)
+    result = evaluate_clips(clips, n_ref=8, verbose=False)  # it still scores them, and says how little that means
+    assert "fvd_mm" in result["metrics"] and result["setup"]["n"] == 4
+    err = capsys.readouterr().err
+    assert "too few for a Fréchet distance" in err and str(MIN_CLIPS_FOR_FD) in err
 
 
 def test_sampling_in_batches_keeps_the_first_clips(tmp_path):

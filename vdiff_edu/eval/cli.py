@@ -56,6 +56,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if not args.clips:
         raise SystemExit("evaluate needs clips: `python -m vdiff_edu evaluate runs/<name>` or a samples.npy "
                          "(or --train-feature-nets to retrain the feature networks)")
+    if args.n_ref is not None and args.n_ref < 2:
+        raise ValueError(f"--n-ref must be at least 2 (a covariance needs two clips; 256 is the default); got {args.n_ref}")
+    if args.context_frames < 0:
+        raise ValueError(f"--context-frames must be >= 0 (the frames the model was given); got {args.context_frames}")
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"--seed must be between 0 and 2**63 - 1; got {args.seed}")
     reference = {"mnist_dir": args.mnist_dir} if args.mnist_dir else None
     result = evaluate_clips(args.clips, labels=args.labels, rule=args.rule, reference=reference, n_ref=args.n_ref,
                             seed=args.seed,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -526,10 +527,52 @@ def distances_to(reference: dict, measured: dict, seed: int = 0) -> dict[str, fl
     }
 
 
+MIN_CLIPS_FOR_FD = 128  # 2 × the feature networks' 64 features: below it, FVD-MM and frame FD are mostly noise
+
+
+def read_npy(path: str | os.PathLike, what: str) -> np.ndarray:
+    """A ``.npy`` file someone gave us, read without running any code, with one sentence for each way it can be
+    wrong: missing, not a .npy, an .npz archive, or an array of pickled Python objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no file at {path}; pass the .npy written by `python -m vdiff_edu sample`")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"{what}: {path} holds pickled Python objects, not numbers, and was not loaded (it could "
+                             f"run code); save a plain numeric array, e.g. np.save(path, clips.astype(np.uint8))") from None
+        raise ValueError(f"{what}: {path} is not a .npy file numpy can read ({e}); write it with np.save") from None
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{what}: {path} is not a .npy file numpy can read ({e}); write it with np.save") from None
+    if not isinstance(array, np.ndarray):  # np.load of an .npz gives an archive of arrays
+        raise ValueError(f"{what}: {path} is an .npz archive; pass the .npy of the clips itself")
+    return array
+
+
+def check_labels_for(labels, n: int, where: str = "labels") -> np.ndarray:
+    """Digit labels for ``n`` clips: integers 0-9, ``(n, digits)`` or ``(n,)``, finite; returned as int64."""
+    labels = np.asarray(labels)
+    if labels.size == 0 or labels.ndim not in (1, 2):
+        raise ValueError(f"{where} must have shape (n, digits) or (n,); got {labels.shape}")
+    if len(labels) != n:
+        raise ValueError(f"{where} gives labels for {len(labels)} clips but there are {n} clips; give one row per clip "
+                         f"(labels.npy written beside samples.npy by `sample` always matches)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.issubdtype(labels.dtype, np.floating) or not np.isfinite(labels).all() or \
+                (labels != np.round(labels)).any():
+            raise ValueError(f"{where} must hold whole digits 0-9; got dtype {labels.dtype}"
+                             + (" with NaN or inf" if np.issubdtype(labels.dtype, np.floating) else ""))
+    if labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{where} must hold digits 0-9; got values {labels.min()}..{labels.max()}")
+    return labels.astype(np.int64).reshape(n, -1)
+
+
 def load_clips(source) -> tuple[np.ndarray, np.ndarray | None, Path | None]:
     """Generated clips from an array, a ``.npy`` file, or a run folder holding ``samples.npy`` (and maybe
     ``labels.npy``, picked up automatically, as beside a ``samples.npy`` file). Returns ``(clips, labels,
-    folder)`` where folder is where the report goes by default."""
+    folder)`` where folder is where the report goes by default. Anything that is not uint8 clips ``(n, f, h, w)``
+    with square frames and at least one clip is refused with a sentence naming the file."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -539,11 +582,27 @@ def load_clips(source) -> tuple[np.ndarray, np.ndarray | None, Path | None]:
         if not path.is_file():
             raise FileNotFoundError(f"no clips at {path}: pass a .npy of uint8 clips (n, f, h, w) or a run folder "
                                     f"holding samples.npy (written by `python -m vdiff_edu sample`)")
-        clips = np.load(path, allow_pickle=False)
+        clips = _checked_clips(read_npy(path, "clips"), str(path))
         labels_path = path.with_name("labels.npy")
-        labels = np.load(labels_path, allow_pickle=False) if path.name == "samples.npy" and labels_path.is_file() else None
-        return _uint8_clips(clips), labels, folder
-    return _uint8_clips(source), None, None
+        labels = None
+        if path.name == "samples.npy" and labels_path.is_file():
+            labels = check_labels_for(read_npy(labels_path, "labels"), len(clips), str(labels_path))
+        return clips, labels, folder
+    return _checked_clips(source, "clips"), None, None
+
+
+def _checked_clips(clips, where: str) -> np.ndarray:
+    try:
+        clips = _uint8_clips(clips)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from None
+    if len(clips) < 2:
+        raise ValueError(f"{where} holds {len(clips)} clip(s) (shape {clips.shape}); the distances need at least 2, "
+                         f"and {MIN_CLIPS_FOR_FD} to mean much: sample more with `python -m vdiff_edu sample --n 200`")
+    if clips.shape[2] != clips.shape[3] or min(clips.shape[1:]) < 2:
+        raise ValueError(f"{where} must hold clips (n, f, h, w) with square frames of at least 2×2 pixels and at "
+                         f"least 2 frames; got shape {clips.shape}")
+    return clips
 
 
 def real_clips(n: int, start: int, image_size: int, num_frames: int, num_digits: int, digit_size: int,
@@ -596,10 +655,14 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
     elif None in (image_size, num_frames, n):
         raise ValueError("with generated=None (baselines only), pass image_size, num_frames and n")
     if isinstance(labels, (str, os.PathLike)):
-        labels = np.load(labels, allow_pickle=False)
+        labels = check_labels_for(read_npy(labels, "--labels"), n, str(labels))
     if labels is not None:
-        labels = np.asarray(labels).astype(np.int64).reshape(n, -1)
+        labels = check_labels_for(labels, n)
         num_digits = num_digits or labels.shape[1]
+    if n < MIN_CLIPS_FOR_FD:
+        print(f"warning: {n} clips are too few for a Fréchet distance to mean anything (its covariances are over 64 "
+              f"features, so with fewer clips than that even a frozen video can beat real clips); use at least "
+              f"{MIN_CLIPS_FOR_FD} (docs/benchmarks.md reports 200)", file=sys.stderr)
     num_digits = num_digits or default_num_digits(image_size)
     digit_size = digit_size or default_digit_size(image_size)
     n_ref = n_ref or max(n, 256)
