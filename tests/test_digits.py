@@ -107,8 +107,17 @@ def test_truncated_gzip_in_folder_is_refused_naming_the_file(tmp_path):
     write_split(tmp_path, "test", 20, 0)
     bad = tmp_path / "t10k-images-idx3-ubyte.gz"
     bad.write_bytes(bad.read_bytes()[:-30])
-    with pytest.raises(MNISTFileError, match="t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(MNISTFileError, match="t10k-images-idx3-ubyte.gz") as err:
         load_digits("test", tmp_path, verify=False, verbose=False)
+    # the user's own folder: never told to delete a file there
+    assert "your own folder" in str(err.value) and "delete" not in str(err.value).lower()
+
+
+def test_only_a_damaged_file_in_the_cache_may_be_deleted(monkeypatch, tmp_path):
+    monkeypatch.setenv("VDIFF_CACHE_DIR", str(tmp_path / "cache"))
+    assert "delete it" in D.what_to_do_with(str(D.mnist_cache_dir() / "t10k-images-idx3-ubyte.gz"))
+    assert "never changes" in D.what_to_do_with(str(tmp_path / "mine" / "t10k-images-idx3-ubyte.gz"))
+    assert "next mirror" in D.what_to_do_with("https://example.org/t10k-images-idx3-ubyte.gz")
 
 
 def test_checksum_mismatch_is_refused_naming_the_file(tmp_path):
@@ -116,6 +125,7 @@ def test_checksum_mismatch_is_refused_naming_the_file(tmp_path):
     with pytest.raises(MNISTFileError, match="checksum mismatch") as err:
         load_digits("test", tmp_path, verbose=False)
     assert "t10k-" in str(err.value) and str(tmp_path) in str(err.value)
+    assert "delete" not in str(err.value).lower()  # a message about your own folder never says delete it
     # verify=False takes other idx data (only a test split here: 20% of it is carved off as test)
     assert len(load_digits("test", tmp_path, verify=False, verbose=False)) == 4
 

@@ -100,6 +100,20 @@ GZ_MD5 = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+def what_to_do_with(name: str) -> str:
+    """The advice for a damaged idx file, by where it is: only a file in the toolkit's own cache may be deleted."""
+    if name.startswith(("http://", "https://")):
+        return "The mirror sent a damaged file; the next mirror is tried."
+    try:
+        in_cache = Path(name).resolve().is_relative_to(mnist_cache_dir().resolve())
+    except (OSError, ValueError):
+        in_cache = False
+    if in_cache:
+        return "It is in the toolkit's download cache: delete it and run again to download it afresh."
+    return ("It is in your own folder, which vdiff_edu never changes: replace it with the original MNIST file, or "
+            "point VDIFF_MNIST_DIR at a folder that holds them.")
+
+
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Parse idx bytes (LeCun's format) into a read-only uint8 array.
 
@@ -107,7 +121,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     then ``ndim`` big-endian uint32 sizes, then the values row-major. MNIST images are ``(n, 28, 28)``
     (magic 2051 = 0x00000803), labels ``(n,)`` (magic 2049 = 0x00000801).
     """
-    fix = "Delete it and run again to download it afresh, or point VDIFF_MNIST_DIR at the original MNIST files."
+    fix = what_to_do_with(name)
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise MNISTFileError(f"{name} is not an idx file: it should start with bytes 00 00 08 <ndim>, "
                              f"got {data[:4].hex(' ') or 'an empty file'}. {fix}")
@@ -136,8 +150,7 @@ def read_payload(path: str | os.PathLike) -> tuple[bytes, bytes]:
     try:
         return gzip.decompress(stored), stored
     except (EOFError, OSError, zlib.error) as e:
-        raise MNISTFileError(f"{path} is a truncated or corrupt gzip file ({e}). Delete it and run again to "
-                             "download it afresh, or point VDIFF_MNIST_DIR at the original MNIST files.") from e
+        raise MNISTFileError(f"{path} is a truncated or corrupt gzip file ({e}). {what_to_do_with(str(path))}") from e
 
 
 def canonical_name(path: str | os.PathLike) -> str:
@@ -160,8 +173,8 @@ def verify_checksum(name: str, payload: bytes, stored: bytes | None = None, wher
         return
     raise MNISTFileError(
         f"checksum mismatch for {where or name}: md5 of the decompressed payload is {got}, the published "
-        f"MNIST {key} has {RAW_MD5[key]}. The file is corrupt or is not MNIST. Delete it and run again to "
-        "download it afresh; for other idx data (e.g. Fashion-MNIST) pass load_digits(..., verify=False).")
+        f"MNIST {key} has {RAW_MD5[key]}. The file is corrupt or is not MNIST. {what_to_do_with(where or name)} "
+        "For other idx data (e.g. Fashion-MNIST) pass load_digits(..., verify=False).")
 
 
 _PARSED: dict[tuple, np.ndarray] = {}  # per-process cache: (path, size, mtime, verify) -> array
