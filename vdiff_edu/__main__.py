@@ -226,6 +226,10 @@ def cmd_train(args) -> int:
 
     positive_int("--steps", args.steps, at_most=10_000_000)
     finite_number("--lr", args.lr, low=0.0, low_inclusive=False, hint=" (e.g. --lr 5e-4)")
+    finite_number("--minutes", args.minutes, hint=" (0 = the recipe's fixed step counts)")
+    if args.minutes is not None and args.steps is not None:
+        raise UsageError("--steps fixes the clip stage's length and --minutes sizes every stage to a time budget; "
+                         "give one of them")
     check_device(args.device)
     check_mnist_dir(args.mnist_dir, "--mnist-dir")
     continuing = args.resume is not None or args.stage == "denoiser"
@@ -244,7 +248,8 @@ def cmd_train(args) -> int:
     start = time.perf_counter()
     try:
         result = train_pipeline(cfg, run_dir, stage=args.stage, resume=args.resume, mnist_dir=args.mnist_dir,
-                                steps=args.steps, device=args.device, overwrite=args.overwrite, lr=args.lr)
+                                steps=args.steps, device=args.device, overwrite=args.overwrite, lr=args.lr,
+                                minutes=args.minutes)
     except FloatingPointError as e:
         print(f"error: {e} To follow that advice: python -m vdiff_edu train --name {run_dir.name} --resume latest "
               f"--lr <lower>", file=sys.stderr)
@@ -367,7 +372,13 @@ def cmd_demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     smoke = is_smoke()
     skip_train = args.skip_train or os.environ.get("VDIFF_DEMO_SKIP_TRAIN") == "1"
-    start = time.perf_counter()
+    deadline_env = os.environ.get("VDIFF_DEADLINE")
+    if deadline_env is not None:
+        try:
+            float(deadline_env)
+        except ValueError:
+            raise UsageError(f"VDIFF_DEADLINE must be a Unix time in seconds (make demo sets it); got {deadline_env!r}") from None
+    start, demo_start = time.perf_counter(), time.time()
     written: list[str] = []
 
     # 1. Moving MNIST: a preview GIF of training clips
@@ -422,7 +433,14 @@ def cmd_demo(args) -> int:
               f"on 2 cores)", flush=True)
         print(cfg.summary())
         t0 = time.perf_counter()
-        result = train_pipeline(cfg, run_dir, mnist_dir=args.mnist_dir, log=lambda s: print("      " + s, flush=True))
+        # the whole demo (and, under `make demo`, the install before it: VDIFF_DEADLINE) ends within the budget
+        deadline = None
+        if cfg.time_budget_minutes:
+            deadline = float(os.environ.get("VDIFF_DEADLINE") or demo_start + 60 * cfg.time_budget_minutes)
+            print(f"      time budget: the demo ends by {time.strftime('%H:%M:%S', time.localtime(deadline))} "
+                  f"({(deadline - time.time()) / 60:.1f} min from now)", flush=True)
+        result = train_pipeline(cfg, run_dir, mnist_dir=args.mnist_dir, deadline=deadline,
+                                log=lambda s: print("      " + s, flush=True))
         train_secs = time.perf_counter() - t0
         if result["interrupted"]:
             print(f"\ndemo stopped during training ({result['interrupted']} stage); continue that run with: "
@@ -474,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="clip-stage denoiser steps (default: the preset's)")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate of the clip stage (default: the preset's); honoured on --resume")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="time budget for the whole run: every stage is sized to fit it on this machine (default: the "
+                        "preset's, 10 for cpu; 0 = exactly the recipe's step counts, as the shipped weights)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     p.set_defaults(func=cmd_train)
 

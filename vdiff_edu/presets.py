@@ -65,6 +65,10 @@ class ExperimentConfig:
     image_train: TrainConfig | None = None  # stage A: train on single latent frames (batch_size counts frames),
                                             # temporal layers idle; None: skip (Video LDM, Blattmann et al. 2023)
     train: TrainConfig = field(default_factory=TrainConfig)  # stage B: train on clips (batch_size counts clips)
+    # --- how long: a time budget that sizes every stage on the machine at hand (recipe.plan_steps)
+    time_budget_minutes: float | None = None  # the whole run (data to samples) ends within this many minutes: the
+                                              # step counts above are scaled together, keeping their proportions, to
+                                              # what this machine can do; None: the step counts as written
     # --- the noise schedule (vdiff_edu.schedule.NoiseSchedule)
     schedule_kind: str = "cosine"  # "linear", "cosine" or "sigmoid"
     schedule_steps: int = 1000  # T, the number of noise levels
@@ -88,6 +92,8 @@ class ExperimentConfig:
         if self.image_train is not None and self.unet.temporal_downsample_levels:
             raise ValueError("image_train (single frames) cannot run with unet.temporal_downsample_levels, which "
                              "need several frames; set image_train=None or temporal_downsample_levels=()")
+        if self.time_budget_minutes is not None and not self.time_budget_minutes > 0:
+            raise ValueError(f"ExperimentConfig.time_budget_minutes must be > 0 or None; got {self.time_budget_minutes}")
         if self.num_clips < 1 or self.sample_steps < 1:
             raise ValueError(f"num_clips and sample_steps must be >= 1; got {self.num_clips}, {self.sample_steps}")
 
@@ -157,6 +163,9 @@ class ExperimentConfig:
             # FVD-MM than DDIM or DPM-Solver++ at any step count, which draw slightly sharper frames
             # (benchmarks/bench_samplers.py; table in docs/benchmarks.md)
             sampler="ddpm", sample_steps=50, guidance_scale=3.0,
+            # a classroom laptop is not the machine these steps were measured on: fit them into 10 minutes there
+            # (`--minutes 0` trains exactly the steps above, as the shipped weights were)
+            time_budget_minutes=10.0,
         )
 
     @classmethod
@@ -217,4 +226,5 @@ class ExperimentConfig:
             f"{t.steps} steps × {t.batch_size} clips, lr {t.lr:g}",
             f"  schedule     {self.schedule_kind}, T={self.schedule_steps}; sampler {self.sampler}, "
             f"{self.sample_steps} steps, guidance {self.guidance_scale:g}",
-        ])
+        ] + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
+              f"(--minutes 0: exactly these)"] if self.time_budget_minutes else []))

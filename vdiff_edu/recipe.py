@@ -37,7 +37,8 @@ from .pipeline import AUTOENCODER_FILE, LatentVideoPipeline
 from .presets import ExperimentConfig
 from .runs import RunFolder, RunFolderError
 from .schedule import NoiseSchedule
-from .train import Trainer, TrainConfig, fetch_batch, latest_checkpoint
+from .optim import adamw_with_decay_groups
+from .train import EMA, Trainer, TrainConfig, fetch_batch, latest_checkpoint, training_step
 from .unet import UNet3D, UNetConfig
 from .utils import get_device, seed_everything
 
@@ -102,7 +103,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
                    resume: str | os.PathLike | None = None, mnist_dir: str | os.PathLike | None = None,
                    steps: int | None = None, device: torch.device | str | None = None,
                    progress: str | None = None, callback: Callable | None = None,
-                   log: Callable[[str], None] = print, overwrite: bool = False, lr: float | None = None) -> dict[str, Any]:
+                   log: Callable[[str], None] = print, overwrite: bool = False, lr: float | None = None,
+                   minutes: float | None = None, deadline: float | None = None) -> dict[str, Any]:
     """Train a latent video pipeline from nothing and write everything under ``run_dir`` (a run folder, runs.py):
 
         1. clips      ``cfg.num_clips`` Moving MNIST clips (MovingMNIST, split "train")
@@ -115,7 +117,11 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     deleted). ``resume`` ("latest", or a checkpoint of the clip stage) and ``stage="denoiser"`` continue the run in
     ``run_dir`` with the recipe in its run.json (``cfg`` may be None; a different one is refused), in the stage where
     it stopped. ``steps`` and ``lr`` override the clip stage's step count and peak learning rate (and are
-    remembered by the run). An interruption (Ctrl-C) in any stage stops the run: ``result["interrupted"]`` names the
+    remembered by the run). ``minutes`` (default ``cfg.time_budget_minutes``; 0 = none) is a time budget for the
+    whole run: a few calibration steps measure this machine, every stage's step count is scaled to fit (keeping
+    the recipe's proportions), and the plan is re-sized at each stage boundary from the time actually left;
+    ``deadline`` (a ``time.time()``) ends the budget at a clock time instead. A fixed ``steps`` turns it off. The
+    chosen plan is remembered by the run, so a resume continues it exactly. An interruption (Ctrl-C) in any stage stops the run: ``result["interrupted"]`` names the
     stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
     the seconds each stage took and the paths written.
     """
@@ -136,15 +142,6 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     overrides = {**run.record.get("overrides", {}), **({"steps": steps} if steps is not None else {}),
                  **({"lr": lr} if lr is not None else {})}
     run.set(overrides=overrides)
-    train_cfg = cfg.train
-    if "steps" in overrides:
-        train_cfg = replace(train_cfg, steps=overrides["steps"], warmup=min(train_cfg.warmup,
-                                                                            max(1, overrides["steps"] // 10)))
-    if "lr" in overrides:
-        train_cfg = replace(train_cfg, lr=overrides["lr"])
-    if progress is not None:
-        train_cfg = replace(train_cfg, progress=progress)
-    cfg = replace(cfg, train=train_cfg)
     weights_dir = run_dir / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
     device = get_device(device) if not isinstance(device, torch.device) else device
@@ -168,6 +165,29 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     result["seconds"]["data"] = time.perf_counter() - t0
     log(f"[1/4] data: {len(ds):,} clips {tuple(clips.shape[1:])} ({len(clips):,} in memory) in "
         f"{result['seconds']['data']:.1f} s; digits: {source}")
+
+    # the time budget: measure this machine, then size every stage to fit (a plan the run remembers)
+    budget = None
+    if "plan" not in overrides and steps is None and "steps" not in overrides:
+        minutes = cfg.time_budget_minutes if minutes is None else (minutes or None)
+        seconds = (deadline - time.time()) if deadline is not None else (
+            minutes * 60 - (time.perf_counter() - start) if minutes else None)
+        if seconds is not None:
+            budget = _Budget(cfg, seconds, clips, device, conditioning, len(ds), result["seconds"]["data"], log)
+            overrides["plan"] = budget.plan
+            run.set(overrides=overrides)
+    if "plan" in overrides:
+        cfg = with_steps(cfg, overrides["plan"])
+    train_cfg = cfg.train
+    if "steps" in overrides:
+        train_cfg = replace(train_cfg, steps=overrides["steps"], warmup=min(train_cfg.warmup,
+                                                                            max(1, overrides["steps"] // 10)))
+    if "lr" in overrides:
+        train_cfg = replace(train_cfg, lr=overrides["lr"])
+    if progress is not None:
+        train_cfg = replace(train_cfg, progress=progress)
+    cfg = replace(cfg, train=train_cfg)
+    result["config"] = cfg
 
     # 2. the autoencoder, trained on single frames of those clips (it keeps no checkpoints: ~1 min on a CPU)
     ae_path = weights_dir / AUTOENCODER_FILE
@@ -222,6 +242,11 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     log(f"[3/4] latents: {tuple(latents.shape)} (std {latents.std():.2f}) in {result['seconds']['encode']:.1f} s"
         + (" (cached)" if cached else ""))
 
+    if budget is not None:  # the autoencoder and the latents took what they took: re-size what is left
+        overrides["plan"] = budget.replan(("frames", "clips"), result["seconds"].get("autoencoder"), "autoencoder")
+        run.set(overrides=overrides)
+        cfg = with_steps(cfg, overrides["plan"])
+
     # 4. the denoiser: (A) single frames, then (B) clips
     seed_everything(cfg.seed)
     unet = UNet3D(cfg.unet)
@@ -257,6 +282,11 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         inflate_to_video(unet)
         result["seconds"]["denoiser_images"] = time.perf_counter() - t0
         log(f"      A. done in {result['seconds']['denoiser_images']:.0f} s")
+        if budget is not None:
+            overrides["plan"] = budget.replan(("clips",), result["seconds"]["denoiser_images"], "frames")
+            run.set(overrides=overrides)
+            cfg = replace(cfg, train=replace(cfg.train, steps=overrides["plan"]["clips"],
+                                             warmup=min(cfg.train.warmup, max(1, overrides["plan"]["clips"] // 10))))
     elif cfg.image_train is not None and not clip_checkpoints:
         # stage A finished earlier but B has no checkpoint yet: start B from A's averaged weights, inflated
         last_a = latest_checkpoint(run_dir / "image_stage", run.run_id)
@@ -266,6 +296,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         unet.load_state_dict(load_checkpoint(last_a)["ema"]["model"])
         inflate_to_video(unet)
         log(f"      A. done earlier: starting the clip stage from {last_a}")
+    result["config"] = cfg  # as it trains: the plan's step counts, the overrides
     t0 = time.perf_counter()
     log(f"      {'B. clips: ' if cfg.image_train is not None else ''}{cfg.train.steps} steps × "
         f"{cfg.train.batch_size} clips {tuple(latents.shape[1:])}")
@@ -374,6 +405,150 @@ def inflate_to_video(unet: nn.Module) -> nn.Module:
         w[:, :, :centre] = 0
         w[:, :, centre + 1:] = 0
     return unet
+
+
+# ---------------------------------------------------------------- a time budget ----
+
+STAGE_NAMES = ("autoencoder", "frames", "clips")  # the stages whose step counts a budget sizes
+MARGIN = 0.04  # keep 4 % of the budget, and MARGIN_SECONDS, in hand: machines are noisy and rates drift
+MARGIN_SECONDS = 10.0
+
+
+def recipe_steps(cfg: ExperimentConfig) -> dict[str, int]:
+    """The step count of each trainable stage, as the recipe writes them."""
+    steps = {"autoencoder": cfg.autoencoder.train_steps, "clips": cfg.train.steps}
+    if cfg.image_train is not None:
+        steps["frames"] = cfg.image_train.steps
+    return steps
+
+
+def plan_steps(steps: dict[str, int], seconds_per_step: dict[str, float], seconds_left: float) -> dict[str, int]:
+    """Scale every stage's step count by one factor so that they all fit in ``seconds_left``:
+
+        scale = seconds_left / Σ_stage steps_stage · seconds_per_step_stage,   steps_stage ← round(scale · steps_stage)
+
+    keeping the recipe's proportions (how much of the time goes to what digits look like, and how much to how they
+    move). At least one step per stage."""
+    needed = sum(steps[k] * seconds_per_step[k] for k in steps)
+    if seconds_left <= 0 or needed <= 0:
+        raise ValueError(f"the time budget is already spent ({seconds_left:.0f} s left) before training; give more "
+                         f"minutes (--minutes), or --minutes 0 for the recipe's fixed step counts")
+    scale = seconds_left / needed
+    return {k: max(1, round(scale * n)) for k, n in steps.items()}
+
+
+def _seconds_per_call(fn: Callable[[], Any], warmup: int = 1, repeats: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
+              conditioning: Conditioning) -> dict[str, float]:
+    """Seconds per step of every stage on this machine, from a few steps of throwaway copies of the networks
+    (a few seconds in all); also seconds per clip to encode, and to sample one clip at the end."""
+    schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
+    ae = FrameAutoencoder(cfg.autoencoder)
+    few = clips[: max(1, min(len(clips), cfg.autoencoder.batch_size))]
+    t_short = _seconds_per_call(lambda: train_autoencoder(ae, few, steps=2, device=device, progress=False,
+                                                          log_every=10**9), warmup=0, repeats=1)
+    t_long = _seconds_per_call(lambda: train_autoencoder(ae, few, steps=6, device=device, progress=False,
+                                                         log_every=10**9), warmup=0, repeats=1)
+    rates = {"autoencoder": max(t_long - t_short, 1e-6) / 4}
+    batch = clips[:16].to(device)
+    with torch.no_grad():
+        rates["encode_clip"] = _seconds_per_call(lambda: ae.encode(batch), repeats=2) / len(batch)
+    unet = UNet3D(cfg.unet).to(device)
+    optimizer, ema = adamw_with_decay_groups(unet, 1e-4), EMA(unet)
+    c, f, h, w = cfg.latent_shape
+    stages = [("clips", cfg.train, f)] + ([("frames", cfg.image_train, 1)] if cfg.image_train is not None else [])
+    for name, train_cfg, frames in stages:
+        x0 = torch.randn(train_cfg.batch_size, c, frames, h, w, device=device)
+        batch_cond = _example_condition(conditioning, train_cfg.batch_size, cfg.unet, device)
+        rates[name] = _seconds_per_call(lambda: training_step(unet, schedule, optimizer, ema, x0, batch_cond,
+                                                              train_cfg.prediction, train_cfg.min_snr_gamma,
+                                                              train_cfg.grad_clip, autocast=device.type == "cuda"))
+    n = 20  # what `train` and `demo` sample at the end, each with guidance: a forward pass over 2n clips per step
+    x = torch.randn(2 * n, c, f, h, w, device=device)
+    t = torch.full((2 * n,), schedule.num_steps - 1, device=device)
+    with torch.no_grad():
+        rates["sample_clip"] = _seconds_per_call(lambda: unet(x, t, _example_condition(conditioning, 2 * n, cfg.unet,
+                                                                                         device)), repeats=1)
+    rates["sample_clip"] *= cfg.sample_steps / n
+    return rates
+
+
+def _example_condition(conditioning: Conditioning, b: int, unet_cfg, device) -> dict | None:
+    if not conditioning:
+        return None
+    return conditioning.from_batch({"labels": torch.zeros(b, unet_cfg.num_label_slots, dtype=torch.long)}, device)
+
+
+def _rates_line(rates: dict[str, float], cfg: ExperimentConfig) -> str:
+    parts = [f"autoencoder {cfg.autoencoder.batch_size / rates['autoencoder']:,.0f} frames/s"]
+    if "frames" in rates:
+        parts.append(f"single frames {cfg.image_train.batch_size / rates['frames']:,.0f}/s")
+    parts.append(f"clips {cfg.train.batch_size / rates['clips']:,.0f}/s")
+    return ", ".join(parts)
+
+
+def with_steps(cfg: ExperimentConfig, steps: dict[str, int]) -> ExperimentConfig:
+    """``cfg`` with the stages' step counts replaced (warm-up kept below a tenth of a stage)."""
+    def stage(train_cfg: TrainConfig, n: int) -> TrainConfig:
+        return replace(train_cfg, steps=n, warmup=min(train_cfg.warmup, max(1, n // 10)))
+
+    cfg = replace(cfg, autoencoder=replace(cfg.autoencoder, train_steps=steps["autoencoder"]),
+                  train=stage(cfg.train, steps["clips"]))
+    if cfg.image_train is not None and "frames" in steps:
+        cfg = replace(cfg, image_train=stage(cfg.image_train, steps["frames"]))
+    return cfg
+
+
+class _Budget:
+    """The running plan of a time-budgeted run: calibrates once, then re-sizes the stages not yet started."""
+
+    def __init__(self, cfg: ExperimentConfig, seconds: float, clips, device, conditioning, num_clips: int,
+                 data_seconds: float, log: Callable[[str], None]):
+        self.log, self.recipe = log, recipe_steps(cfg)
+        self.end = time.perf_counter() + seconds  # when everything, the final samples included, must be done
+        self.margin = MARGIN * seconds + MARGIN_SECONDS
+        t0 = time.perf_counter()
+        self.rates = calibrate(cfg, clips, device, conditioning)
+        generate = data_seconds / max(1, len(clips)) * (num_clips - len(clips))  # the clips not yet made
+        self.after = self.rates["sample_clip"] * 20  # the samples `train` and `demo` draw at the end
+        fixed = self.rates["encode_clip"] * num_clips + generate
+        left = self.end - time.perf_counter() - fixed - self.after - self.margin
+        self.plan = plan_steps(self.recipe, self.rates, left)
+        need = sum(self.recipe[k] * self.rates[k] for k in self.recipe)
+        order = [k for k in STAGE_NAMES if k in self.recipe]
+        log(f"      budget {seconds / 60:.1f} min (calibrated in {time.perf_counter() - t0:.1f} s): "
+            f"{_rates_line(self.rates, cfg)}; the recipe's {' + '.join(f'{self.recipe[k]:,}' for k in order)} "
+            f"steps would take {need / 60:.1f} min, so every stage is scaled ×{left / need:.2f}: "
+            f"{' + '.join(f'{self.plan[k]:,}' for k in order)} steps ({', '.join(order)})")
+        self.cfg = cfg
+
+    def replan(self, stages: tuple[str, ...], took: float | None, finished: str) -> dict[str, int]:
+        """After ``finished`` took ``took`` seconds: correct the rates by how far off that stage's estimate was,
+        and re-size ``stages`` to the time really left."""
+        stages = tuple(k for k in stages if k in self.recipe)
+        if took is not None and self.plan.get(finished):
+            drift = took / (self.plan[finished] * self.rates[finished])  # > 1: this machine is slower than measured
+            for k in stages:
+                self.rates[k] *= drift
+        left = self.end - time.perf_counter() - self.after - self.margin
+        new = plan_steps({k: self.recipe[k] for k in stages}, self.rates, left)
+        self.plan = {**self.plan, **new}
+        if stages == ("clips",):
+            rate = self.cfg.train.batch_size / self.rates["clips"]
+            self.log(f"      budget: at {rate:,.0f} clips/s, {new['clips']:,} clip steps fit in the remaining "
+                     f"{left / 60:.1f} min")
+        else:
+            self.log(f"      budget: {left / 60:.1f} min left for {', '.join(stages)}: "
+                     f"{' + '.join(f'{new[k]:,}' for k in stages)} steps")
+        return self.plan
 
 
 # ---------------------------------------------------------------- one call, for any data ----
