@@ -55,3 +55,38 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     # and not trivially: the weights did move
     assert not torch.equal(single.module.state_dict()["conv_out.conv.weight"],
                            make_trainer(steps=5).module.state_dict()["conv_out.conv.weight"])
+
+
+@pytest.mark.slow  # three command-line runs, two of them under torchrun (about a minute on 2 cores)
+def test_the_command_line_under_torchrun_matches_one_process_and_resumes_across_a_change_of_n(tmp_path):
+    """`torchrun --nproc_per_node=2 -m vdiff_edu train`: rank 0 makes the autoencoder and the latents while the other
+    waits, both train the denoiser under DDP with the global batch split, only rank 0 writes; and a run started
+    with one process resumes with two."""
+    from vdiff_edu.checkpoint import load_checkpoint, load_weights
+    from vdiff_edu.train import latest_checkpoint
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "VDIFF_SMOKE": "1", "VDIFF_OFFLINE": "1",
+           "VDIFF_RUNS_DIR": str(tmp_path)}
+    env.pop("WORLD_SIZE", None)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vdiff_edu"]
+    single = [sys.executable, "-m", "vdiff_edu"]
+
+    def run(cmd, *args):
+        out = subprocess.run(cmd + ["train", *args], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        return out.stdout
+
+    two = run(torchrun, "--preset", "smoke", "--name", "two")
+    assert "2 processes" in two and two.count("run folder:") == 1  # one process speaks for both
+    run(single, "--preset", "smoke", "--name", "one")
+    w2 = load_weights(tmp_path / "two" / "weights" / "unet.safetensors")[0]
+    w1 = load_weights(tmp_path / "one" / "weights" / "unet.safetensors")[0]
+    assert load_weights(tmp_path / "two" / "weights" / "autoencoder.safetensors")[0].keys() == \
+        load_weights(tmp_path / "one" / "weights" / "autoencoder.safetensors")[0].keys()
+    for name, x in w1.items():  # the same global batches: only the order of float additions differs
+        torch.testing.assert_close(w2[name], x, rtol=1e-3, atol=1e-4, msg=f"{name} differs under torchrun")
+    assert load_checkpoint(latest_checkpoint(tmp_path / "two"))["world_size"] == 2
+    # a run of one process, resumed by two
+    run(torchrun, "--name", "one", "--resume", "latest", "--steps", "14")
+    state = load_checkpoint(latest_checkpoint(tmp_path / "one"))
+    assert state["step"] == 14 and state["world_size"] == 2

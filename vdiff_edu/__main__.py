@@ -242,14 +242,19 @@ def cmd_train(args) -> int:
     if args.resume is not None and args.resume != "latest" and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such checkpoint. Pass 'latest' (the newest in "
                          f"{run_dir}/checkpoints) or the path of a .pt file there")
-    if cfg is not None:
-        print(cfg.summary())
-    print(f"run folder: {run_dir}/  (torch threads: {torch.get_num_threads()})", flush=True)
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if rank == 0:  # under torchrun, the first process speaks (and writes) for all
+        if cfg is not None:
+            print(cfg.summary())
+        print(f"run folder: {run_dir}/  (torch threads: {torch.get_num_threads()}"
+              + (f"; {world_size} processes" if world_size > 1 else "") + ")", flush=True)
     start = time.perf_counter()
     try:
         result = train_pipeline(cfg, run_dir, stage=args.stage, resume=args.resume, mnist_dir=args.mnist_dir,
                                 steps=args.steps, device=args.device, overwrite=args.overwrite, lr=args.lr,
                                 minutes=args.minutes)
+        if rank != 0:
+            return 0
     except FloatingPointError as e:
         print(f"error: {e} To follow that advice: python -m vdiff_edu train --name {run_dir.name} --resume latest "
               f"--lr <lower>", file=sys.stderr)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 from einops import rearrange
 from torch import nn
 
@@ -38,9 +39,9 @@ from .presets import ExperimentConfig
 from .runs import RunFolder, RunFolderError
 from .schedule import NoiseSchedule
 from .optim import adamw_with_decay_groups
-from .train import EMA, Trainer, TrainConfig, fetch_batch, latest_checkpoint, training_step
-from .unet import UNet3D, UNetConfig
-from .utils import get_device, seed_everything
+from .train import EMA, Trainer, TrainConfig, fetch_batch, latest_checkpoint, setup_distributed, training_step
+from .unet import UNet3D
+from .utils import seed_everything
 
 # ---------------------------------------------------------------- clips and their latents ----
 
@@ -132,8 +133,130 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     if lr is not None and not (lr > 0 and lr < float("inf")):
         raise ValueError(f"lr must be a positive number; got {lr}")
     run_dir = Path(run_dir)
-    run = RunFolder(run_dir)
     continuing = resume is not None or stage == "denoiser"
+    # under torchrun: the first process writes every file (run folder, autoencoder, latents, weights); the others
+    # wait for it, then all of them train the denoiser together (DistributedDataParallel, the global batch split)
+    procs = Processes(device)
+    device, leader = procs.device, procs.leader
+    if not leader:
+        log = _silent
+    prepared: dict[str, Any] = {}
+
+    def prepare() -> dict:
+        prepared.update(_prepare(cfg, run_dir, stage, resume, mnist_dir, steps, device, progress, log, overwrite, lr,
+                                 minutes, deadline))
+        return {"finished": "cfg" not in prepared, "cfg": prepared["cfg"].to_dict() if "cfg" in prepared else None,
+                "train": asdict(prepared["cfg"].train) if "cfg" in prepared else None,
+                "replanning": prepared.get("budget") is not None}
+
+    shared = procs.leader_does(prepare)
+    if shared["finished"]:  # stopped before the denoiser, or only the autoencoder was asked for
+        return prepared["result"] if leader else {"run_dir": run_dir, "interrupted": None, "paths": {}, "seconds": {}}
+    if leader:
+        cfg, run, autoencoder, data, result, budget, conditioning, start = (prepared[k] for k in (
+            "cfg", "run", "autoencoder", "data", "result", "budget", "conditioning", "start"))
+    else:  # what the first process made, read back from the run folder
+        start, budget = time.perf_counter(), None
+        cfg = ExperimentConfig.from_dict(shared["cfg"])
+        cfg = replace(cfg, train=TrainConfig.from_dict(shared["train"]))
+        run = RunFolder(run_dir)
+        autoencoder = FrameAutoencoder.load(run_dir / "weights" / AUTOENCODER_FILE, device=device)
+        conditioning = Conditioning.for_unet(cfg.unet, cfg.train.cond_drop_prob)
+        data = _played_both_ways(cfg, read_latent_cache(run_dir / "latents.pt", _cache_key(cfg, autoencoder,
+                                                                                             conditioning)))
+        result = {"run_dir": run_dir, "config": cfg, "seconds": {}, "paths": {}, "interrupted": None,
+                  "run_id": run.run_id, "digits": run.record.get("digits")}
+    latents = data["latents"]  # (n, c_z, f, h/d, w/d)
+    source, weights_dir = result["digits"], run_dir / "weights"
+
+    # 4. the denoiser: (A) single frames, then (B) clips
+    seed_everything(cfg.seed)
+    unet = UNet3D(cfg.unet)
+    if cfg.label_embedding_std is not None and unet.label_embed is not None:
+        nn.init.normal_(unet.label_embed.table.weight, std=cfg.label_embedding_std)
+    schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
+    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters")
+    histories = {}
+    clip_checkpoints = latest_checkpoint(run_dir, run.run_id) is not None
+    if cfg.image_train is not None and not run.done("frames"):
+        if resume is not None and str(resume) != "latest":
+            raise RunFolderError(f"{run_dir} stopped in its single-frame stage (A), and --resume {resume} names a "
+                                 f"checkpoint of the clip stage; resume with --resume latest")
+        t0 = time.perf_counter()
+        n = len(latents) // (2 if cfg.reverse_augment else 1)  # the clips played forwards: their frames are all
+        frames = rearrange(latents[:n], "n c f h w -> (n f) c 1 h w")  # every frame a one-frame clip
+        frame_data = {"latents": frames, **{k: v[:n].repeat_interleave(cfg.num_frames, dim=0)  # each clip's
+                                            for k, v in data.items() if k != "latents"}}   # condition, per frame
+        log(f"      A. single frames: {cfg.image_train.steps} steps × {cfg.image_train.batch_size} of "
+            f"{len(frames):,} latent frames {tuple(frames.shape[1:])}; temporal attention idle")
+        set_temporal_attention_trainable(unet, False)
+        image_trainer = Trainer(unet, schedule, frame_data, cfg.image_train, device=device,
+                                run_dir=run_dir / "image_stage", callback=callback, run_id=run.run_id,
+                                conditioning=Conditioning.for_unet(cfg.unet, cfg.image_train.cond_drop_prob))
+        histories["image stage"] = image_trainer.train(resume="latest" if continuing else None)
+        if image_trainer.step < cfg.image_train.steps:
+            log(f"      A. interrupted at step {image_trainer.step}/{cfg.image_train.steps} (checkpoint saved)")
+            result["histories"] = histories
+            return _stopped(result, run, "frames", start, leader, step=image_trainer.step)
+        if leader:
+            run.mark("frames", done=True, steps=image_trainer.step)
+        image_trainer.ema.copy_to(unet)  # carry on from the averaged weights
+        set_temporal_attention_trainable(unet, True)
+        inflate_to_video(unet)
+        result["seconds"]["denoiser_images"] = time.perf_counter() - t0
+        log(f"      A. done in {result['seconds']['denoiser_images']:.0f} s")
+        if shared["replanning"]:  # every process asks, the first one answers
+            took = result["seconds"]["denoiser_images"]
+            clip_steps = procs.leader_does(lambda: _replan_clips(budget, run, took) if budget is not None else None)
+            if clip_steps is not None:
+                cfg = replace(cfg, train=replace(cfg.train, steps=clip_steps,
+                                                 warmup=min(cfg.train.warmup, max(1, clip_steps // 10))))
+    elif cfg.image_train is not None and not clip_checkpoints:
+        # stage A finished earlier but B has no checkpoint yet: start B from A's averaged weights, inflated
+        last_a = latest_checkpoint(run_dir / "image_stage", run.run_id)
+        if last_a is None:
+            raise RunFolderError(f"{run_dir}'s run.json says the single-frame stage is done, but its checkpoints are "
+                                 f"missing from {run_dir / 'image_stage' / 'checkpoints'}; start a new run")
+        unet.load_state_dict(load_checkpoint(last_a)["ema"]["model"])
+        inflate_to_video(unet)
+        log(f"      A. done earlier: starting the clip stage from {last_a}")
+    result["config"] = cfg  # as it trains: the plan's step counts, the overrides
+    t0 = time.perf_counter()
+    log(f"      {'B. clips: ' if cfg.image_train is not None else ''}{cfg.train.steps} steps × "
+        f"{cfg.train.batch_size} clips {tuple(latents.shape[1:])}")
+    trainer = Trainer(unet, schedule, data, cfg.train, device=device, run_dir=run_dir, callback=callback,
+                      conditioning=conditioning, run_id=run.run_id)
+    clip_resume = resume if resume is not None and str(resume) != "latest" else ("latest" if continuing else None)
+    histories["video stage" if cfg.image_train is not None else "loss"] = trainer.train(resume=clip_resume)
+    result["history"] = trainer.history
+    result["histories"] = histories
+    result["seconds"]["denoiser"] = time.perf_counter() - t0
+    if trainer.step < cfg.train.steps:
+        log(f"      B. interrupted at step {trainer.step}/{cfg.train.steps} (checkpoint saved)")
+        return _stopped(result, run, "clips", start, leader, step=trainer.step)
+    result["seconds"]["total"] = time.perf_counter() - start
+    if not leader:  # the first process writes the weights
+        return result
+    run.mark("clips", done=True, steps=trainer.step)
+    pipe = LatentVideoPipeline(autoencoder, trainer.ema.model, schedule, cfg, device=device,
+                               prediction=cfg.train.prediction)
+    meta = {"digits": source, "train_steps": trainer.step, "run_id": run.run_id,
+            "image_train_steps": cfg.image_train.steps if cfg.image_train is not None else 0,
+            "train_seconds": {k: round(v, 1) for k, v in result["seconds"].items()}}
+    result["paths"]["unet"] = pipe.save_pretrained(weights_dir, metadata=meta)[1]
+    result["pipeline"] = pipe
+    log(f"      trained to step {trainer.step} in {result['seconds']['denoiser']:.0f} s → {result['paths']['unet']}")
+    return result
+
+
+
+def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mnist_dir, steps: int | None,
+             device: torch.device, progress: str | None, log: Callable[[str], None], overwrite: bool,
+             lr: float | None, minutes: float | None, deadline: float | None) -> dict[str, Any]:
+    """Steps 1-3 of ``train_pipeline`` (on the first process only, when there are several): claim the run folder,
+    make the clips, plan the time budget, train the autoencoder and cache the latents. Returns what the denoiser
+    needs, or ``{"result": ...}`` when the run stops here."""
+    run = RunFolder(run_dir)
     cfg = _claim_run_folder(run, cfg, stage, resume, overwrite, log)
     removed = run.clean_temporary_files()
     if removed:
@@ -144,7 +267,6 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     run.set(overrides=overrides)
     weights_dir = run_dir / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
-    device = get_device(device) if not isinstance(device, torch.device) else device
     result: dict[str, Any] = {"run_dir": run_dir, "config": cfg, "seconds": {}, "paths": {}, "interrupted": None,
                               "run_id": run.run_id}
     start = time.perf_counter()
@@ -205,7 +327,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
                                                               progress=ae_progress, log_every=50)
         except KeyboardInterrupt:
             log("[2/4] autoencoder: interrupted; it keeps no checkpoints, so a resume trains it again from its start")
-            return _stopped(result, run, "autoencoder", start)
+            return {"result": _stopped(result, run, "autoencoder", start)}
         scale = estimate_scale_factor(autoencoder, clips[:256])
         result["seconds"]["autoencoder"] = time.perf_counter() - t0
         last = result["autoencoder_history"][-1]
@@ -218,13 +340,12 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     result["paths"]["autoencoder"] = ae_path
     if stage == "autoencoder":
         result["seconds"]["total"] = time.perf_counter() - start
-        return result
+        return {"result": result}
 
     # 3. latents: every clip encoded once (a resumed run reuses the cache written for its autoencoder)
     t0 = time.perf_counter()
     cache = run_dir / "latents.pt"
-    key = {"scale_factor": float(autoencoder.scale_factor), "num_clips": len(ds), "seed": cfg.seed,
-           "conditions": conditioning.names}
+    key = _cache_key(cfg, autoencoder, conditioning)
     data = read_latent_cache(cache, key)
     cached = data is not None
     if not cached:
@@ -232,11 +353,10 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
             data = encode_dataset(autoencoder, ds, clips, entries, conditioning)  # {"latents": (n, c_z, f, h/d, w/d), ..}
         except KeyboardInterrupt:
             log("[3/4] latents: interrupted; a resume encodes them again")
-            return _stopped(result, run, "latents", start)
+            return {"result": _stopped(result, run, "latents", start)}
         save_checkpoint(cache, {**data, "key": key})  # atomic
     del clips
-    if cfg.reverse_augment:  # a clip played backwards is another valid clip: twice the data for free
-        data = {k: torch.cat([v, v.flip(2) if k == "latents" else v]) for k, v in data.items()}
+    data = _played_both_ways(cfg, data)
     latents = data["latents"]  # (n, c_z, f, h/d, w/d)
     result["seconds"]["encode"] = time.perf_counter() - t0
     log(f"[3/4] latents: {tuple(latents.shape)} (std {latents.std():.2f}) in {result['seconds']['encode']:.1f} s"
@@ -246,81 +366,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         overrides["plan"] = budget.replan(("frames", "clips"), result["seconds"].get("autoencoder"), "autoencoder")
         run.set(overrides=overrides)
         cfg = with_steps(cfg, overrides["plan"])
-
-    # 4. the denoiser: (A) single frames, then (B) clips
-    seed_everything(cfg.seed)
-    unet = UNet3D(cfg.unet)
-    if cfg.label_embedding_std is not None and unet.label_embed is not None:
-        nn.init.normal_(unet.label_embed.table.weight, std=cfg.label_embedding_std)
-    schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
-    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters")
-    histories = {}
-    clip_checkpoints = latest_checkpoint(run_dir, run.run_id) is not None
-    if cfg.image_train is not None and not run.done("frames"):
-        if resume is not None and str(resume) != "latest":
-            raise RunFolderError(f"{run_dir} stopped in its single-frame stage (A), and --resume {resume} names a "
-                                 f"checkpoint of the clip stage; resume with --resume latest")
-        t0 = time.perf_counter()
-        n = len(latents) // (2 if cfg.reverse_augment else 1)  # the clips played forwards: their frames are all
-        frames = rearrange(latents[:n], "n c f h w -> (n f) c 1 h w")  # every frame a one-frame clip
-        frame_data = {"latents": frames, **{k: v[:n].repeat_interleave(cfg.num_frames, dim=0)  # each clip's
-                                            for k, v in data.items() if k != "latents"}}   # condition, per frame
-        log(f"      A. single frames: {cfg.image_train.steps} steps × {cfg.image_train.batch_size} of "
-            f"{len(frames):,} latent frames {tuple(frames.shape[1:])}; temporal attention idle")
-        set_temporal_attention_trainable(unet, False)
-        image_trainer = Trainer(unet, schedule, frame_data, cfg.image_train, device=device,
-                                run_dir=run_dir / "image_stage", callback=callback, run_id=run.run_id,
-                                conditioning=Conditioning.for_unet(cfg.unet, cfg.image_train.cond_drop_prob))
-        histories["image stage"] = image_trainer.train(resume="latest" if continuing else None)
-        if image_trainer.step < cfg.image_train.steps:
-            log(f"      A. interrupted at step {image_trainer.step}/{cfg.image_train.steps} (checkpoint saved)")
-            result["histories"] = histories
-            return _stopped(result, run, "frames", start, step=image_trainer.step)
-        run.mark("frames", done=True, steps=image_trainer.step)
-        image_trainer.ema.copy_to(unet)  # carry on from the averaged weights
-        set_temporal_attention_trainable(unet, True)
-        inflate_to_video(unet)
-        result["seconds"]["denoiser_images"] = time.perf_counter() - t0
-        log(f"      A. done in {result['seconds']['denoiser_images']:.0f} s")
-        if budget is not None:
-            overrides["plan"] = budget.replan(("clips",), result["seconds"]["denoiser_images"], "frames")
-            run.set(overrides=overrides)
-            cfg = replace(cfg, train=replace(cfg.train, steps=overrides["plan"]["clips"],
-                                             warmup=min(cfg.train.warmup, max(1, overrides["plan"]["clips"] // 10))))
-    elif cfg.image_train is not None and not clip_checkpoints:
-        # stage A finished earlier but B has no checkpoint yet: start B from A's averaged weights, inflated
-        last_a = latest_checkpoint(run_dir / "image_stage", run.run_id)
-        if last_a is None:
-            raise RunFolderError(f"{run_dir}'s run.json says the single-frame stage is done, but its checkpoints are "
-                                 f"missing from {run_dir / 'image_stage' / 'checkpoints'}; start a new run")
-        unet.load_state_dict(load_checkpoint(last_a)["ema"]["model"])
-        inflate_to_video(unet)
-        log(f"      A. done earlier: starting the clip stage from {last_a}")
-    result["config"] = cfg  # as it trains: the plan's step counts, the overrides
-    t0 = time.perf_counter()
-    log(f"      {'B. clips: ' if cfg.image_train is not None else ''}{cfg.train.steps} steps × "
-        f"{cfg.train.batch_size} clips {tuple(latents.shape[1:])}")
-    trainer = Trainer(unet, schedule, data, cfg.train, device=device, run_dir=run_dir, callback=callback,
-                      conditioning=conditioning, run_id=run.run_id)
-    clip_resume = resume if resume is not None and str(resume) != "latest" else ("latest" if continuing else None)
-    histories["video stage" if cfg.image_train is not None else "loss"] = trainer.train(resume=clip_resume)
-    result["history"] = trainer.history
-    result["histories"] = histories
-    result["seconds"]["denoiser"] = time.perf_counter() - t0
-    if trainer.step < cfg.train.steps:
-        log(f"      B. interrupted at step {trainer.step}/{cfg.train.steps} (checkpoint saved)")
-        return _stopped(result, run, "clips", start, step=trainer.step)
-    run.mark("clips", done=True, steps=trainer.step)
-    result["seconds"]["total"] = time.perf_counter() - start
-    pipe = LatentVideoPipeline(autoencoder, trainer.ema.model, schedule, cfg, device=device,
-                               prediction=cfg.train.prediction)
-    meta = {"digits": source, "train_steps": trainer.step, "run_id": run.run_id,
-            "image_train_steps": cfg.image_train.steps if cfg.image_train is not None else 0,
-            "train_seconds": {k: round(v, 1) for k, v in result["seconds"].items()}}
-    result["paths"]["unet"] = pipe.save_pretrained(weights_dir, metadata=meta)[1]
-    result["pipeline"] = pipe
-    log(f"      trained to step {trainer.step} in {result['seconds']['denoiser']:.0f} s → {result['paths']['unet']}")
-    return result
+    return {"cfg": cfg, "run": run, "autoencoder": autoencoder, "data": data, "result": result, "budget": budget,
+            "conditioning": conditioning, "start": start}
 
 
 def _claim_run_folder(run: RunFolder, cfg: ExperimentConfig | None, stage: str, resume, overwrite: bool,
@@ -366,12 +413,63 @@ def _claim_run_folder(run: RunFolder, cfg: ExperimentConfig | None, stage: str, 
     return recorded
 
 
-def _stopped(result: dict, run: RunFolder, stage: str, start: float, **info) -> dict:
+def _stopped(result: dict, run: RunFolder, stage: str, start: float, leader: bool = True, **info) -> dict:
     """The run stopped (interrupted) in ``stage``: record it, and return what was done."""
-    run.mark(stage, done=False, **info)
+    if leader:
+        run.mark(stage, done=False, **info)
     result["interrupted"] = stage
     result["seconds"]["total"] = time.perf_counter() - start
     return result
+
+
+def _cache_key(cfg: ExperimentConfig, autoencoder: FrameAutoencoder, conditioning: Conditioning) -> dict:
+    """What the latent cache was made from: a cache with another key is stale and encoded again."""
+    return {"scale_factor": float(autoencoder.scale_factor), "num_clips": cfg.num_clips, "seed": cfg.seed,
+            "conditions": conditioning.names}
+
+
+def _played_both_ways(cfg: ExperimentConfig, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A clip played backwards is another valid clip (``reverse_augment``): twice the data for free."""
+    if not cfg.reverse_augment:
+        return data
+    return {k: torch.cat([v, v.flip(2) if k == "latents" else v]) for k, v in data.items()}
+
+
+def _replan_clips(budget: "_Budget", run: RunFolder, took: float) -> int:
+    overrides = run.record.get("overrides", {})
+    overrides["plan"] = budget.replan(("clips",), took, "frames")
+    run.set(overrides=overrides)
+    return overrides["plan"]["clips"]
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+class Processes:
+    """The processes of one run: one, or N under ``torchrun --nproc_per_node=N``. The first (rank 0) is the leader:
+    it alone writes files; ``leader_does(fn)`` runs ``fn`` there and hands every process its result (or error)."""
+
+    def __init__(self, device: torch.device | str | None = None):
+        self.rank, self.world_size, self.device = setup_distributed(device)
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    def leader_does(self, fn: Callable[[], Any]) -> Any:
+        if self.world_size == 1:
+            return fn()
+        box: list[Any] = [None, None]
+        if self.leader:
+            try:
+                box = [fn(), None]
+            except Exception as e:  # every process must hear about it, or the others wait forever
+                box = [None, e]
+        dist.broadcast_object_list(box, src=0)
+        if box[1] is not None:
+            raise box[1]
+        return box[0]
 
 
 # ---------------------------------------------------------------- from an image model to a video model ----

@@ -19,7 +19,6 @@ saved, a run that stops and resumes gives the same weights, bit for bit on a CPU
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
