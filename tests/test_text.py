@@ -1,17 +1,22 @@
-"""The caption grammar: captions and templates, reading prompts back, directions from velocities."""
+"""The caption grammar, the tokenizer, the text encoder and the tiny CLIP."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from vdiff_edu import captions
 from vdiff_edu.captions import (DIRECTIONS, HELD_OUT_TEMPLATES, MOTIONS, STYLES, TEMPLATES, TRAIN_TEMPLATES, WORDS,
                                 Meaning, caption, direction_of, motion_family, parse, parse_all, split_words,
                                 start_direction)
+from vdiff_edu.text import (MAX_LOGIT_SCALE, TextEncoder, TextEncoderConfig, TinyCLIP, TinyClipConfig, Tokenizer,
+                            clip_loss, meaning_groups, text_video_similarity, train_tiny_clip, zero_shot_accuracy)
 
 try:  # the generator's module: data.py today, moving_mnist.py once data.py is split
     from vdiff_edu.moving_mnist import MOTIONS as DATA_MOTIONS, DigitSet, MovingMNIST, make_caption, motion_of
@@ -136,3 +141,190 @@ def test_meanings_of_a_moving_mnist_item():
     assert [m.digit for m in meanings] == item["labels"].tolist()
     assert [m.motion for m in meanings] == [MOTIONS[i] for i in item["motions"]]
     assert parse_all(item["caption"]) == tuple(dataclasses.replace(m, direction=None) for m in meanings)
+
+
+# ---------------------------------------------------------------- the tokenizer ----
+
+
+def test_tokenizer_round_trip_on_every_template():
+    tok = Tokenizer()
+    assert tok.vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"] and len(tok) == len(WORDS) + 4
+    meanings = [Meaning(3, "vertical", "up", "bold"), Meaning(8, "diagonal", "down-left", None), Meaning(0)]
+    for template in TEMPLATES:
+        texts = [caption(m, template) for m in meanings] + [caption(meanings[:2], template)]
+        ids, mask = tok.encode(texts, max_len=40)
+        assert ids.shape == mask.shape == (len(texts), 40) and ids.dtype == torch.long and mask.dtype == torch.bool
+        assert tok.decode(ids) == texts
+        assert (ids[:, 0] == tok.bos_id).all() and (mask.sum(1) == torch.tensor([len(split_words(t)) + 2
+                                                                                 for t in texts])).all()
+
+
+def test_tokenizer_splits_punctuation_and_lower_cases():
+    tok = Tokenizer()
+    assert tok.tokenize("The Digit 3, going UP then down") == ["the", "digit", "3", ",", "going", "up", "then", "down"]
+    ids, _ = tok.encode("3, going up then down")
+    assert tok.decode(ids[0]) == "3, going up then down"
+
+
+def test_unknown_words_are_named_with_suggestions_and_never_dropped():
+    tok = Tokenizer()
+    with pytest.raises(ValueError) as err:
+        tok.encode(["a bolt three", "the digit 3 zigzags"])
+    message = str(err.value)
+    assert "'bolt' (closest: 'bold'" in message and "'zigzags'" in message and "on_unknown='unk'" in message
+    with pytest.warns(UserWarning, match=r"mapped 2 unknown word\(s\) to <unk>: 'bolt'.*'zigzags'"):
+        ids, mask = tok.encode(["a bolt three", "the digit 3 zigzags"], max_len=8, on_unknown="unk")
+    assert mask.sum(1).tolist() == [5, 6]  # every word kept: <bos> + 3 or 4 words + <eos>
+    assert tok.decode(ids) == ["a <unk> three", "the digit 3 <unk>"]
+    with pytest.raises(ValueError, match="max_len=4"):
+        tok.encode("the digit 3 moves up", max_len=4)
+
+
+def test_the_empty_prompt_is_bos_eos_never_all_padding():
+    tok = Tokenizer()
+    for empty in ("", "   "):
+        ids, mask = tok.encode([empty], max_len=6)
+        assert ids.tolist() == [[tok.bos_id, tok.eos_id, 0, 0, 0, 0]]
+        assert mask.tolist() == [[True, True, False, False, False, False]]
+        assert tok.decode(ids) == [""]
+
+
+# ---------------------------------------------------------------- the text encoder ----
+
+
+def test_text_encoder_shapes_pooling_and_padding():
+    tok, enc = Tokenizer(), TextEncoder(TextEncoderConfig.smoke()).eval()
+    prompts = ["the bold digit 3 moves up and down", "", "a seven"]
+    short, short_mask = tok.encode(prompts, max_len=10)
+    long, long_mask = tok.encode(prompts, max_len=16)
+    with torch.no_grad():
+        tokens, pooled = enc(short, short_mask)
+        tokens_long, pooled_long = enc(long, long_mask)
+    assert tokens.shape == (3, 10, 32) and pooled.shape == (3, 32)
+    torch.testing.assert_close(tokens_long[:, :10][short_mask], tokens[short_mask])  # real tokens: same features
+    torch.testing.assert_close(pooled_long, pooled)
+    torch.testing.assert_close(pooled[1], tokens[1, :2].mean(0))  # the mean of <bos> and <eos>
+    assert not torch.allclose(pooled[0], pooled[2], atol=1e-3)
+    with pytest.raises(ValueError, match="all padding"):
+        enc(short, torch.zeros_like(short_mask))
+    with pytest.raises(ValueError, match="max_len=20 positions"):
+        enc(*tok.encode(prompts, max_len=24))
+
+
+def test_the_presets_hold_every_caption_they_are_for():
+    assert captions.longest_caption(1) + 2 <= TextEncoderConfig.cpu().max_len == TextEncoderConfig.smoke().max_len
+    assert captions.longest_caption(2) + 2 <= TextEncoderConfig.gpu().max_len
+    longest = max((caption(m, t) for t in TEMPLATES for m in FULL_GRID if m.digit is not None),
+                  key=lambda c: len(split_words(c)))
+    assert len(split_words(longest)) == captions.longest_caption(1)
+    Tokenizer().encode(longest, max_len=TextEncoderConfig.cpu().max_len)  # fits
+
+
+# ---------------------------------------------------------------- the CLIP loss ----
+
+
+def test_clip_loss_by_hand_on_two_pairs():
+    text = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # normalised: e₁, e₂
+    video = torch.tensor([[3.0, 4.0], [0.0, -1.0]])  # normalised: (0.6, 0.8), (0, -1)
+    logit_scale = torch.tensor(math.log(2.0))  # logits × 2
+    logits = 2 * torch.tensor([[0.6, 0.8], [0.0, -1.0]])  # clip i · prompt j
+    by_rows = -0.5 * (torch.log_softmax(logits, 1)[0, 0] + torch.log_softmax(logits, 1)[1, 1])
+    by_cols = -0.5 * (torch.log_softmax(logits, 0)[0, 0] + torch.log_softmax(logits, 0)[1, 1])
+    expected = 0.5 * (by_rows + by_cols)
+    # with numbers: rows  −log(e^1.2 / (e^1.2 + e^1.6)) = 0.9130, −log(e^−2 / (e^0 + e^−2)) = 2.1269,
+    #               columns −log(e^1.2 / (e^1.2 + e^0)) = 0.2633, −log(e^−2 / (e^1.6 + e^−2)) = 3.6270
+    assert abs(expected.item() - 0.25 * (0.9130 + 2.1269 + 0.2633 + 3.6270)) < 1e-3
+    torch.testing.assert_close(clip_loss(text, video, logit_scale), expected)
+    torch.testing.assert_close(clip_loss(text, video, logit_scale, torch.eye(2)), expected)  # targets = the diagonal
+
+
+def test_clip_loss_clamps_the_logit_scale_at_ln_100_and_counts_repeated_prompts():
+    torch.manual_seed(0)
+    text, video = torch.randn(4, 8), torch.randn(4, 8)
+    torch.testing.assert_close(clip_loss(text, video, torch.tensor(9.0)), clip_loss(text, video, MAX_LOGIT_SCALE))
+    assert clip_loss(text, video, 3.0) != clip_loss(text, video, 4.0)
+    scale = torch.tensor(8.0, requires_grad=True)
+    clip_loss(text, video, scale).backward()
+    assert scale.grad == 0  # beyond the clamp the temperature stops learning, as CLIP's clipping does
+    # pairs 0 and 1 say the same thing: each of those clips has two matching prompts, weighted ½ each
+    targets = torch.tensor([[1.0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    logits = 4.0 * F.normalize(video, dim=1) @ F.normalize(text, dim=1).T  # (clips, prompts)
+    soft = targets / targets.sum(1, keepdim=True)
+    by_hand = 0.5 * (-(soft * logits.log_softmax(1)).sum(1).mean() - (soft * logits.log_softmax(0)).sum(0).mean())
+    torch.testing.assert_close(clip_loss(text, video, math.log(4.0), targets), by_hand)
+    assert clip_loss(text, video, math.log(4.0), targets) != clip_loss(text, video, math.log(4.0))
+
+
+# ---------------------------------------------------------------- the tiny CLIP ----
+
+DIRECTION_PROMPTS = ["the digit 1, heading right", "the digit 2, heading left", "the digit 3, heading down",
+                     "the digit 4, heading up"]
+
+
+def square_clips(n: int, seed: int = 0) -> tuple[torch.Tensor, list[int]]:
+    """A 4×4 bright square crossing a 16×16 frame in 8 frames, right, left, down or up: (n, 1, 8, 16, 16)."""
+    rng = np.random.default_rng(seed)
+    clips, labels = -torch.ones(n, 1, 8, 16, 16), []
+    steps = [(0, 1), (0, -1), (1, 0), (-1, 0)]  # (dy, dx) per frame
+    for i in range(n):
+        k = i % 4
+        dy, dx = steps[k]
+        y0 = int(rng.integers(0, 12)) if dy == 0 else (0 if dy > 0 else 11)
+        x0 = int(rng.integers(0, 12)) if dx == 0 else (0 if dx > 0 else 11)
+        for f in range(8):
+            y, x = y0 + dy * (f * 11 // 7), x0 + dx * (f * 11 // 7)
+            clips[i, 0, f, y:y + 4, x:x + 4] = 1.0
+        labels.append(k)
+    return clips, labels
+
+
+def test_the_contrastive_loss_falls_and_the_clip_knows_directions():
+    clips, labels = square_clips(32)
+    prompts = [DIRECTION_PROMPTS[k] for k in labels]
+    cfg = TinyClipConfig.smoke(batch_size=16, lr=3e-3, warmup=3)
+    model, history = train_tiny_clip(clips, prompts, cfg, steps=40, device="cpu", seed=0)
+    first, last = np.mean(history["loss"][:3]), np.mean(history["loss"][-5:])
+    assert last < first - 0.5, (first, last)  # the optimum with 4 prompts per 16 pairs is ln 4 ≈ 1.39
+    test_clips, test_labels = square_clips(16, seed=1)
+    assert zero_shot_accuracy(model, test_clips, DIRECTION_PROMPTS, test_labels) >= 0.75  # chance: 0.25
+    sims = text_video_similarity(model, test_clips, [DIRECTION_PROMPTS[k] for k in test_labels])
+    wrong = text_video_similarity(model, test_clips, [DIRECTION_PROMPTS[(k + 1) % 4] for k in test_labels])
+    assert sims.shape == (16,) and sims.mean() > wrong.mean()
+
+
+class OneHotClip(torch.nn.Module):
+    """A CLIP that cannot be wrong: clip i's embedding is one-hot at its pixel [0, 0, 0, 0]; prompt j's at j."""
+
+    def __init__(self, prompts):
+        super().__init__()
+        self.prompts = list(prompts)
+
+    def encode_text(self, prompts):
+        return F.one_hot(torch.tensor([self.prompts.index(p) for p in prompts]), len(self.prompts)).float()
+
+    def encode_video(self, clips):
+        return F.one_hot(clips[:, 0, 0, 0, 0].long(), len(self.prompts)).float()
+
+
+def test_zero_shot_accuracy_is_one_when_right_and_fails_when_shuffled():
+    prompts = ["a zero", "a one", "a two", "a three", "a four"]
+    truth = torch.arange(20) % 5
+    clips = truth.float().reshape(20, 1, 1, 1, 1).expand(20, 1, 2, 2, 2)
+    model = OneHotClip(prompts)
+    assert zero_shot_accuracy(model, clips, prompts, truth) == 1.0
+    shuffled = truth[torch.randperm(20, generator=torch.Generator().manual_seed(0))]
+    assert zero_shot_accuracy(model, clips, prompts, shuffled) == (shuffled == truth).float().mean().item() < 0.5
+    assert zero_shot_accuracy(model, clips, prompts, (truth + 1) % 5) == 0.0
+    with pytest.raises(ValueError, match="one true_index per clip"):
+        zero_shot_accuracy(model, clips, prompts, truth[:3])
+
+
+def test_meaning_groups_match_paraphrases_not_other_meanings():
+    prompts = [caption(Meaning(3, "vertical"), TRAIN_TEMPLATES[0]), caption(Meaning(3, "vertical"), TRAIN_TEMPLATES[1]),
+               caption(Meaning(3, "horizontal"), TRAIN_TEMPLATES[0]), "a zigzag", "a zigzag"]
+    assert meaning_groups(prompts).tolist() == [0, 0, 1, 2, 2]
+
+
+def test_tiny_clip_checks_its_vocabulary():
+    with pytest.raises(ValueError, match="vocab_size=10 differs"):
+        TinyCLIP(TinyClipConfig.smoke(text=TextEncoderConfig.smoke(vocab_size=10)))
