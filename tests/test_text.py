@@ -1,4 +1,4 @@
-"""The caption grammar, the tokenizer, the text encoder and the tiny CLIP."""
+"""The caption grammar, the tokenizer, the text encoder, the tiny CLIP, and captions in the U-Net."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from vdiff_edu import captions
 from vdiff_edu.captions import (DIRECTIONS, HELD_OUT_TEMPLATES, MOTIONS, STYLES, TEMPLATES, TRAIN_TEMPLATES, WORDS,
                                 Meaning, caption, direction_of, motion_family, parse, parse_all, split_words,
                                 start_direction)
+from vdiff_edu.conditioning import CaptionTokens, Conditioning
 from vdiff_edu.text import (MAX_LOGIT_SCALE, TextEncoder, TextEncoderConfig, TinyCLIP, TinyClipConfig, Tokenizer,
                             clip_loss, meaning_groups, text_video_similarity, train_tiny_clip, zero_shot_accuracy)
+from vdiff_edu.unet import UNet3D, UNetConfig
 
 try:  # the generator's module: data.py today, moving_mnist.py once data.py is split
     from vdiff_edu.moving_mnist import MOTIONS as DATA_MOTIONS, DigitSet, MovingMNIST, make_caption, motion_of
@@ -328,3 +330,77 @@ def test_meaning_groups_match_paraphrases_not_other_meanings():
 def test_tiny_clip_checks_its_vocabulary():
     with pytest.raises(ValueError, match="vocab_size=10 differs"):
         TinyCLIP(TinyClipConfig.smoke(text=TextEncoderConfig.smoke(vocab_size=10)))
+
+
+# ---------------------------------------------------------------- captions in the U-Net ----
+
+
+def perturbed_unet(**overrides) -> UNet3D:
+    """A smoke U-Net whose zero-initialised layers get small random weights, so the context matters."""
+    torch.manual_seed(0)
+    unet = UNet3D(UNetConfig.smoke(**overrides))
+    with torch.no_grad():
+        for p in unet.parameters():
+            if p.abs().max() == 0:
+                p.normal_(0, 0.05)
+    return unet.eval()
+
+
+def caption_kind(max_len=16, train_encoder=False):
+    torch.manual_seed(1)
+    return CaptionTokens(Tokenizer(), TextEncoder(TextEncoderConfig.smoke()), max_len=max_len,
+                         train_encoder=train_encoder)
+
+
+def test_the_empty_prompt_gives_finite_unet_outputs():
+    kind = caption_kind()
+    unet = perturbed_unet(context_dim=32)
+    cond = kind.from_batch({"caption": ["", "a bold three bouncing vertically"]})
+    null = kind.null(cond)
+    assert null["context_mask"].tolist() == [[True, True] + [False] * 14] * 2
+    x, t = torch.randn(2, 4, 4, 8, 8), torch.tensor([10, 900])
+    with torch.no_grad():
+        out = unet(x, t, cond)
+        torch.testing.assert_close(unet(x, t, null)[0], out[0])  # "" in a batch is the null caption
+    assert torch.isfinite(out).all()
+
+
+def test_unet_output_depends_on_the_caption_not_on_the_padding():
+    unet = perturbed_unet(context_dim=32)
+    x, t = torch.randn(2, 4, 4, 8, 8), torch.tensor([10, 900])
+    prompts = {"caption": ["the digit 3, heading up", "a thick eight bouncing vertically"]}  # 8 and 7 tokens
+    with torch.no_grad():
+        short = unet(x, t, caption_kind(max_len=8).from_batch(prompts))
+        padded = unet(x, t, caption_kind(max_len=16).from_batch(prompts))
+        other = unet(x, t, caption_kind().from_batch({"caption": ["the digit 7 moves left and right"] * 2}))
+        none = unet(x, t, None)
+    torch.testing.assert_close(short, padded, atol=1e-5, rtol=1e-5)
+    assert (short - other).abs().amax(dim=(1, 2, 3, 4)).min() > 1e-4  # each clip changes with its caption
+    assert (short - none).abs().max() > 1e-4
+
+
+def test_caption_kind_reads_prompts_or_cached_ids():
+    kind = caption_kind()
+    prompts = ["the digit 3 moves up and down", "an eight"]
+    entries = kind.cache_entries({"caption": prompts})
+    assert set(entries) == {"caption_ids", "caption_mask"} and entries["caption_ids"].shape == (2, 16)
+    from_ids = kind.from_batch(entries)
+    from_text = kind.from_batch({"caption": prompts})
+    torch.testing.assert_close(from_ids["context"], from_text["context"])
+    assert from_ids["context"].shape == (2, 16, 32) and not from_ids["context"].requires_grad
+    with pytest.raises(KeyError, match="'caption' \\(a list of prompts\\) or 'caption_ids'"):
+        kind.from_batch({"labels": torch.zeros(2, 1)})
+    conditioning = Conditioning([kind])
+    dropped = conditioning.drop(from_text, {"caption": torch.tensor([True, False])})
+    torch.testing.assert_close(dropped["context"][0], kind.null(from_text)["context"][0])
+    torch.testing.assert_close(dropped["context"][1], from_text["context"][1])
+
+
+def test_a_caption_kind_trained_jointly_passes_gradients_to_the_encoder():
+    for train_encoder in (False, True):
+        kind = caption_kind(train_encoder=train_encoder)
+        cond = kind.from_batch({"caption": ["a bold three"]})
+        assert cond["context"].requires_grad == train_encoder
+        if train_encoder:
+            cond["context"].sum().backward()
+            assert kind.text_encoder.token_embed.weight.grad.abs().sum() > 0
