@@ -188,3 +188,35 @@ def test_a_new_kind_trains_and_samples_without_editing_the_trainer_or_samplers()
     # what the latent cache would store for these clips
     entries = conditioning.cache_entries({"labels": data["labels"][:2], "latents": data["latents"][:2]})
     assert set(entries) == {"labels", "frames"} and entries["frames"].shape == (2, 5, 4, 8, 8)
+
+
+# ---------------------------------------------------------------- captions through the text encoder ----
+
+
+def test_captions_train_from_cached_ids_and_guide_sampling():
+    from vdiff_edu.conditioning import CaptionTokens
+    from vdiff_edu.text import TextEncoder, TextEncoderConfig, Tokenizer
+
+    torch.manual_seed(0)
+    tokenizer, encoder = Tokenizer(), TextEncoder(TextEncoderConfig.smoke())
+    captions = CaptionTokens(tokenizer, encoder, drop_prob=0.5)
+    conditioning = Conditioning([DigitLabels(drop_prob=0.2), captions])
+    prompts = ["the digit 3 moves up and down", "a bold seven", "", "an eight bouncing diagonally"] * 4
+    cached = captions.cache_entries({"caption": prompts})  # ids, not features: the encoder may go on training
+    data = {"latents": torch.randn(16, 4, 4, 8, 8), "labels": torch.randint(0, 10, (16, 1)), **cached}
+    unet = UNet3D(UNetConfig.smoke(context_dim=encoder.cfg.width))
+    seen = []
+    unet.register_forward_pre_hook(lambda module, args: seen.append(args[2]))
+    trainer = Trainer(unet, NoiseSchedule(), data, TrainConfig(steps=2, batch_size=8, warmup=1, progress="none",
+                                                                checkpoint_every=0, seed=1),
+                      device="cpu", conditioning=conditioning)
+    trainer.train()
+    assert trainer.step == 2 and all(torch.isfinite(torch.tensor(trainer.history["loss"])))
+    assert all(set(c) == {"labels", "context", "context_mask"} for c in seen)
+    null_rows = torch.cat([c["context_mask"].sum(1) == 2 for c in seen])  # <bos> <eos>: dropped, or the prompt ""
+    assert 0 < null_rows.sum() < len(null_rows) and all(c["context_mask"].any(1).all() for c in seen)
+    cond = conditioning.from_batch({"labels": torch.tensor([[3], [7]]), "caption": prompts[:2]})
+    clips = sample(trainer.ema.model, NoiseSchedule(), (2, 4, 4, 8, 8), cond, steps=2,
+                   guidance_scale={"labels": 2.0, "caption": 4.0}, conditioning=conditioning,
+                   generator=torch.Generator().manual_seed(0))
+    assert clips.shape == (2, 4, 4, 8, 8) and torch.isfinite(clips).all()

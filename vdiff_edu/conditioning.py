@@ -67,6 +67,11 @@ class ConditionKind:
     def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def cache_entries(self, batch: dict) -> dict[str, Tensor]:
+        """What the latent cache keeps of this condition for these clips, on the CPU: by default its U-Net entries;
+        a kind whose encoder goes on training keeps its inputs instead (``CaptionTokens`` keeps token ids)."""
+        return {key: value.cpu() for key, value in self.from_batch(batch).items()}
+
     def drop(self, entries: dict[str, Tensor], drop: Tensor) -> dict[str, Tensor]:
         null = self.null(entries)
         out = {}
@@ -156,8 +161,11 @@ class Conditioning:
         return cond
 
     def cache_entries(self, batch: dict) -> dict[str, Tensor]:
-        """What the latent cache stores beside the latents for these clips: each kind's entries, on the CPU."""
-        return {key: value.cpu() for key, value in (self.from_batch(batch) or {}).items()}
+        """What the latent cache stores beside the latents for these clips: what each kind keeps, on the CPU."""
+        entries: dict[str, Tensor] = {}
+        for k in self.kinds:
+            entries.update(k.cache_entries(batch))
+        return entries
 
     # ------------------------------------------------------------ dropout and the null condition
 
@@ -203,3 +211,82 @@ def cat_conditions(conds: Sequence[dict | None]) -> dict | None:
         if set(c) != keys:
             raise ValueError(f"condition dicts to stack must have the same keys; got {sorted(keys)} and {sorted(c)}")
     return {key: torch.cat([c[key] for c in conds]) for key in conds[0]}
+
+
+# ----------------------------------------------------------------------------- captions (text.py), for cross-attention
+
+
+class CaptionTokens(ConditionKind):
+    """A caption, read word by word by the U-Net's cross-attention: the text encoder's token features
+    ``context (b, L, width)`` and ``context_mask (b, L)`` (False = padding). ``UNetConfig.context_dim`` must
+    equal the encoder's ``width``.
+
+    ``from_batch`` takes either prompt strings, ``batch["caption"]`` (a list, as ``train.fetch_batch`` collates
+    a ``MovingMNIST``'s captions), or token ids, ``batch["caption_ids"]`` and ``batch["caption_mask"]`` (b, L)
+    (what a latent cache should store, see ``cache_entries``; the ids win when both are there). The null caption
+    is the empty prompt, ``<bos> <eos>``: features the encoder computes, never all padding (see ``text.Tokenizer``).
+
+    ``train_encoder`` chooses: False (frozen text encoder) computes the features under ``torch.no_grad()``;
+    True keeps the graph, so a loss on the U-Net also trains the encoder (give its parameters to the optimizer).
+    """
+
+    name = "caption"
+    route = "cross_attention"
+    unet_keys = ("context", "context_mask")
+
+    def __init__(self, tokenizer, text_encoder, max_len: int | None = None, train_encoder: bool = False,
+                 drop_prob: float = 0.1, on_unknown: str = "raise"):
+        super().__init__(drop_prob)
+        self.tokenizer, self.text_encoder = tokenizer, text_encoder
+        self.max_len = text_encoder.cfg.max_len if max_len is None else max_len
+        if self.max_len > text_encoder.cfg.max_len:
+            raise ValueError(f"max_len={self.max_len} is longer than the text encoder's "
+                             f"{text_encoder.cfg.max_len} positions; use max_len <= {text_encoder.cfg.max_len}")
+        self.train_encoder, self.on_unknown = train_encoder, on_unknown
+
+    def __repr__(self) -> str:
+        return (f"CaptionTokens(max_len={self.max_len}, train_encoder={self.train_encoder}, "
+                f"drop_prob={self.drop_prob:g})")
+
+    def token_ids(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """The batch's captions as ``ids (b, L)`` and ``mask (b, L)`` on the CPU."""
+        if "caption_ids" in batch:
+            if "caption_mask" not in batch:
+                raise KeyError("the batch has 'caption_ids' but no 'caption_mask'; store both (cache_entries does)")
+            return torch.as_tensor(batch["caption_ids"]).long(), torch.as_tensor(batch["caption_mask"]).bool()
+        if "caption" in batch:
+            prompts = batch["caption"]
+            prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+            return self.tokenizer.encode(prompts, self.max_len, on_unknown=self.on_unknown)
+        raise KeyError(f"a caption-conditioned model needs 'caption' (a list of prompts) or 'caption_ids' and "
+                       f"'caption_mask' in every batch; the batch has {sorted(batch)}")
+
+    def encode(self, ids: Tensor, mask: Tensor, device: torch.device | str | None = None) -> dict[str, Tensor]:
+        """Token ids → the U-Net's entries, on the text encoder's device (which must be ``device`` if given)."""
+        home = next(self.text_encoder.parameters()).device
+        if device is not None and torch.device(device) != home:
+            raise ValueError(f"the text encoder is on {home} but the batch goes to {torch.device(device)}; "
+                             f"move it first: text_encoder.to({str(torch.device(device))!r})")
+        ids, mask = ids.to(home), mask.to(home)
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            tokens, _ = self.text_encoder(ids, mask)  # (b, L, width)
+        return {"context": tokens, "context_mask": mask}
+
+    def from_batch(self, batch: dict, device: torch.device | str | None = None) -> dict[str, Tensor]:
+        return self.encode(*self.token_ids(batch), device)
+
+    def cache_entries(self, batch: dict) -> dict[str, Tensor]:
+        """What a latent cache should store for these clips: the token ids and mask (b, L), not the features, so
+        that the text encoder can go on training. (``Conditioning.cache_entries`` still stores ``from_batch``'s
+        features: ``Conditioning.cache_entries`` calls this, and ``from_batch`` reads the ids back.)"""
+        ids, mask = self.token_ids(batch)
+        return {"caption_ids": ids.cpu(), "caption_mask": mask.cpu()}
+
+    def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The empty prompt ``<bos> <eos>``, padded to the batch's L and repeated for each row."""
+        b, L = entries["context_mask"].shape
+        ids, mask = self.tokenizer.encode([""], L)  # (1, L) each: <bos> <eos> <pad> …
+        null = self.encode(ids, mask)
+        device = entries["context"].device
+        return {"context": null["context"].to(device).expand(b, -1, -1),  # (b, L, width)
+                "context_mask": null["context_mask"].to(device).expand(b, -1)}  # (b, L)
