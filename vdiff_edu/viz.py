@@ -315,8 +315,9 @@ def plot_schedules(schedules: Mapping[str, Any] | Sequence[Any] | Any):
         t = np.arange(len(ab))
         with np.errstate(divide="ignore"):
             log_snr = np.log(ab) - np.log1p(-ab)  # log SNR = log ᾱ − log(1 − ᾱ); −∞ where ᾱ = 0 (not drawn)
-        # each schedule its own line style, later ones thinner: curves that coincide stay visible one on the other
-        style = dict(label=label, linestyle=_LINE_STYLES[k % len(_LINE_STYLES)], linewidth=max(1.2, 3.0 - 0.6 * k))
+        # each schedule its own line style and markers, the markers staggered: curves that coincide stay visible
+        style = dict(label=label, linestyle=_LINE_STYLES[k % len(_LINE_STYLES)], linewidth=1.6,
+                     marker=_MARKERS[k % len(_MARKERS)], markersize=5, markevery=(k * len(t) // 40, len(t) // 10))
         ax_ab.plot(t, ab, **style)
         ax_snr.plot(t, np.where(np.isfinite(log_snr), log_snr, np.nan), **style)
     ax_ab.set(xlabel="diffusion step t", ylabel="ᾱ_t  (signal kept: √ᾱ_t)", title="ᾱ_t", ylim=(-0.02, 1.02))
@@ -328,6 +329,7 @@ def plot_schedules(schedules: Mapping[str, Any] | Sequence[Any] | Any):
 
 
 _LINE_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v")
 
 
 def _schedule_label(s: Any) -> str:
