@@ -230,9 +230,12 @@ def test_widgets_keep_a_static_picture(monkeypatch):
     assert isinstance(shown.static, Figure)
     assert [ax.get_title() for ax in shown.static.axes] == ["t=0", "t=10", "t=20"]
     shown_order = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown_order.append(obj))
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown_order.append(obj))
     shown._ipython_display_()
-    assert shown_order == [shown.static, shown.widget]  # the picture first, then the live widget
+    picture, widget = shown_order  # the picture first, then the live widget ...
+    assert picture is shown.static
+    assert widget["application/vnd.jupyter.widget-view+json"]["model_id"] == shown.widget.model_id
+    assert widget["text/plain"] == viz.WIDGET_PLACEHOLDER  # ... which says what it is where it cannot be drawn
 
 
 def test_scrubber_falls_back_without_ipywidgets(monkeypatch):

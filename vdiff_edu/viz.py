@@ -412,6 +412,7 @@ def _curves_from_history(history: Any) -> dict[str, tuple[np.ndarray, np.ndarray
 # Widgets that leave a picture behind, and a slider over diffusion step × frame (ipywidgets)
 
 SCRUBBER_MAX_PX = 400  # the scrubber's picture is shown at most this wide and high: slider and picture fit on screen
+WIDGET_PLACEHOLDER = "(a widget: run the cell in Jupyter to use it; the picture above is its static copy)"
 
 
 class WidgetWithStatic:
@@ -429,7 +430,12 @@ class WidgetWithStatic:
         from IPython.display import display
 
         display(self.static)
-        display(self.widget)
+        bundle = getattr(self.widget, "_repr_mimebundle_", lambda: None)()
+        if not bundle:  # not an ipywidget: let IPython show it as it would
+            display(self.widget)
+            return
+        # where the widget cannot be drawn (an HTML export, a plain-text viewer) say so, instead of its long repr
+        display({**bundle, "text/plain": WIDGET_PLACEHOLDER}, raw=True)
 
 
 def _trajectory_clips(xs: Any) -> np.ndarray:
