@@ -161,6 +161,7 @@ def test_plot_schedules_and_loss():
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
     assert len({line.get_linestyle() for line in fig.axes[0].lines}) == 2  # coinciding curves stay visible
+    viz.plot_schedules([NoiseSchedule("cosine", 5)]).savefig(io.BytesIO())  # markers on a very short schedule too
     fig = viz.plot_schedules([NoiseSchedule("cosine", 100, zero_terminal_snr=True)])  # −∞ log-SNR is skipped
     assert "zero terminal SNR" in fig.axes[0].get_legend().get_texts()[0].get_text()
     histories = (

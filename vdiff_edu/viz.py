@@ -317,7 +317,8 @@ def plot_schedules(schedules: Mapping[str, Any] | Sequence[Any] | Any):
             log_snr = np.log(ab) - np.log1p(-ab)  # log SNR = log ᾱ − log(1 − ᾱ); −∞ where ᾱ = 0 (not drawn)
         # each schedule its own line style and markers, the markers staggered: curves that coincide stay visible
         style = dict(label=label, linestyle=_LINE_STYLES[k % len(_LINE_STYLES)], linewidth=1.6,
-                     marker=_MARKERS[k % len(_MARKERS)], markersize=5, markevery=(k * len(t) // 40, len(t) // 10))
+                     marker=_MARKERS[k % len(_MARKERS)], markersize=5,
+                     markevery=(k * len(t) // 40, max(1, len(t) // 10)))  # (first marker, then every T/10 steps)
         ax_ab.plot(t, ab, **style)
         ax_snr.plot(t, np.where(np.isfinite(log_snr), log_snr, np.nan), **style)
     ax_ab.set(xlabel="diffusion step t", ylabel="ᾱ_t  (signal kept: √ᾱ_t)", title="ᾱ_t", ylim=(-0.02, 1.02))
