@@ -214,5 +214,5 @@ def test_exercise_checks_04_accept_solutions_and_reject_mistakes(capsys):
     assert "does not move axes" in out and "j - i" in out and "tril" in out
     for check in (checks.check_temporal_tokens, checks.check_relative_bias, checks.check_causal_mask,
                   checks.check_rotary):
-        assert check(None) is False and check(_not_yet) is False
+        assert not check(None) and not check(_not_yet)
     assert "not attempted yet" in capsys.readouterr().out

@@ -279,5 +279,5 @@ def test_exercise_checks_reject_wrong_answers_and_wait_for_unattempted_ones(chec
     out = capsys.readouterr().out
     assert out.count("❌") == 4 and out.count("Hint") == 4
     for check in (checks.check_psnr, checks.check_latent_shape, checks.check_kl, checks.check_scale_factor):
-        assert check(not_yet) is False and check(None) is False
+        assert not check(not_yet) and not check(None)
     assert "not attempted yet" in capsys.readouterr().out

@@ -294,24 +294,24 @@ def test_exercise_checks_accept_solutions_and_reject_wrong_answers(capsys):
         from exercises import solutions_01 as solutions
     finally:
         sys.path.remove(str(NOTEBOOKS))
-    assert checks.check_stochastic_step(solutions.stochastic_step) is True
+    assert checks.check_stochastic_step(solutions.stochastic_step)
 
     def reflect(pos, vel, canvas, speed, rng):  # the deterministic rule: right physics, wrong rule set
         pos = pos + vel
         low, high = pos < 0, pos > canvas
         return np.clip(pos, 0, canvas), np.where(low, abs(vel), np.where(high, -abs(vel), vel))
 
-    assert checks.check_stochastic_step(reflect) is False
-    assert checks.check_stochastic_step(lambda pos, vel, canvas, speed, rng: (pos + vel, vel)) is False  # no walls
-    assert checks.check_motion_word(solutions.motion_word) is True
-    assert checks.check_motion_word(lambda v: "horizontal") is False
-    assert checks.check_bounces_from_positions(solutions.bounces_from_positions) is True
-    assert checks.check_bounces_from_positions(lambda p, canvas: (p == 0).any(axis=1)) is False  # forgets far walls
+    assert not checks.check_stochastic_step(reflect)
+    assert not checks.check_stochastic_step(lambda pos, vel, canvas, speed, rng: (pos + vel, vel))  # no walls
+    assert checks.check_motion_word(solutions.motion_word)
+    assert not checks.check_motion_word(lambda v: "horizontal")
+    assert checks.check_bounces_from_positions(solutions.bounces_from_positions)
+    assert not checks.check_bounces_from_positions(lambda p, canvas: (p == 0).any(axis=1))  # forgets far walls
 
     def not_yet(*args):
         raise NotImplementedError
 
     for check in (checks.check_stochastic_step, checks.check_motion_word, checks.check_bounces_from_positions):
-        assert check(not_yet) is False  # a friendly message, no exception
+        assert not check(not_yet)  # a friendly message, no exception
     out = capsys.readouterr().out
     assert "Hint" in out and "not attempted" in out.lower()

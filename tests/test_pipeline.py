@@ -296,8 +296,8 @@ def test_checks_are_friendly_before_an_attempt(exercises, capsys):
 
     for check in (checks_00.check_labels_for, checks_00.check_to_file_format, checks_08.check_compression,
                   checks_08.check_guided, checks_08.check_generate):
-        assert check(not_yet) is False
-        assert check(None) is False
+        assert not check(not_yet)
+        assert not check(None)
     assert "not attempted yet" in capsys.readouterr().out
 
 

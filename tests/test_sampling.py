@@ -262,5 +262,5 @@ def test_notebook_07_checks_accept_solutions_and_reject_wrong_answers(capsys):
         raise NotImplementedError
 
     for check in (checks.check_ddim_eps_step, checks.check_guidance, checks.check_posterior_variance):
-        assert check(not_yet) is False and check(None) is False
+        assert not check(not_yet) and not check(None)
     assert "not attempted yet" in capsys.readouterr().out

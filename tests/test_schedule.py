@@ -289,13 +289,13 @@ def test_exercise_checks(capsys):
          [lambda b: b, lambda b: torch.cat([b[:-1], torch.ones(1, dtype=b.dtype)]) * 0.5]),
     ]
     for check, solution, wrongs in pairs:
-        assert check(solution) is True, check.__name__
+        assert check(solution), check.__name__
         assert "✅" in capsys.readouterr().out
         for wrong in wrongs:
-            assert check(wrong) is False, (check.__name__, wrong)
+            assert not check(wrong), (check.__name__, wrong)
             assert "Hint" in capsys.readouterr().out
         for untried in (None, _not_yet):
-            assert check(untried) is False
+            assert not check(untried)
             assert "not attempted" in capsys.readouterr().out
-        assert check(lambda *a: 1 / 0) is False  # a crash in the learner's code is reported, not raised
+        assert not check(lambda *a: 1 / 0)  # a crash in the learner's code is reported, not raised
         assert "ZeroDivisionError" in capsys.readouterr().out

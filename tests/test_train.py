@@ -458,7 +458,7 @@ def test_notebook_06_checks_accept_solutions_and_reject_wrong_answers(capsys):
         raise NotImplementedError
 
     for check in (checks.check_eps_loss, checks.check_min_snr_eps, checks.check_ema_update):
-        assert check(not_yet) is False and check(None) is False  # a friendly reminder, never an exception
+        assert not check(not_yet) and not check(None)  # a friendly reminder, never an exception
     assert "not attempted yet" in capsys.readouterr().out
 
 

@@ -256,7 +256,7 @@ def test_exercise_checks_03_accept_solutions_and_reject_mistakes(capsys):
     assert "halves are swapped" in out and "(1 + scale)" in out and "one bias per output channel" in out
     for check in (checks.check_timestep_embedding, checks.check_film, checks.check_frames_seen,
                   checks.check_factorized_params):
-        assert check(None) is False and check(_not_yet) is False
+        assert not check(None) and not check(_not_yet)
     assert "not attempted yet" in capsys.readouterr().out
 
 

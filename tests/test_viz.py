@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import re
 
 import matplotlib
@@ -139,8 +140,12 @@ def test_filmstrip_layout():
     assert len(fig.axes) == 3 * 10  # 3 clips × at most 10 frames by default
     fig = viz.filmstrip(_moving_square(b=2, f=12), frames=[0, 5, -1])
     assert len(fig.axes) == 2 * 3 and fig.axes[2].get_title() == "frame 11"
+    fig = viz.filmstrip(_moving_square(b=1, f=3), column_labels=["s=1", "s=3", "s=5"])  # columns that are not frames
+    assert [ax.get_title() for ax in fig.axes] == ["s=1", "s=3", "s=5"]
     with pytest.raises(ValueError, match="labels"):
         viz.filmstrip(_moving_square(b=2), labels=["only one"])
+    with pytest.raises(ValueError, match="column_labels"):
+        viz.filmstrip(_moving_square(b=1, f=3), column_labels=["a"])
     with pytest.raises(ValueError, match=r"\[0, 5\)"):
         viz.filmstrip(_moving_square(b=1, f=5), frames=[7])
 
@@ -150,6 +155,8 @@ def test_plot_schedules_and_loss():
     fig = viz.plot_schedules(schedules)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]
+    assert len({line.get_linestyle() for line in fig.axes[0].lines}) == 2  # coinciding curves stay visible
+    viz.plot_schedules([NoiseSchedule("cosine", 5)]).savefig(io.BytesIO())  # markers on a very short schedule too
     fig = viz.plot_schedules([NoiseSchedule("cosine", 100, zero_terminal_snr=True)])  # −∞ log-SNR is skipped
     assert "zero terminal SNR" in fig.axes[0].get_legend().get_texts()[0].get_text()
     histories = (
@@ -160,6 +167,9 @@ def test_plot_schedules_and_loss():
     for history in histories:
         fig = viz.plot_loss(history)
         assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2 * (2 if isinstance(history, dict) else 1)
+    stages = {"A": {"step": [1, 2, 3], "loss": [1.0, 0.8, 0.7]}, "B": {"step": [4, 5], "loss": [0.9, 0.6]}}
+    fig = viz.plot_loss(stages, smooth=0)  # each curve on its own steps: B continues after A
+    assert [line.get_xdata().tolist() for line in fig.axes[0].lines] == [[1, 2, 3], [4, 5]]
     with pytest.raises(TypeError, match="history"):
         viz.plot_loss(["a", "b"])
 
@@ -179,15 +189,49 @@ def test_scrubber_static_fallback():
 def test_scrubber_widget_path(monkeypatch):
     widgets = pytest.importorskip("ipywidgets")
     monkeypatch.setattr(viz, "_in_notebook", lambda: True)
-    xs = torch.stack([_moving_square(b=2, f=4) * s for s in (1.0, 0.5, 0.0)])  # (3 steps, 2, 1, 4, 16, 16)
-    box = viz.diffusion_scrubber(xs, ts=[0, 500, 999])
+    xs = torch.stack([_moving_square(b=2, f=4) * s for s in (0.0, 0.5, 1.0)])  # (3 steps, 2, 1, 4, 16, 16)
+    shown = viz.diffusion_scrubber(xs, ts=[999, 500, 0])  # a sampler's order: noise first
+    assert isinstance(shown, viz.WidgetWithStatic)
+    box = shown.widget
     assert isinstance(box, widgets.VBox)
     step, frame = box.children[0].children
     label, image = box.children[1], box.children[2]
-    assert (step.max, frame.max) == (2, 3)
+    assert step.options == (0, 500, 999) and step.value == 0  # the slider's value is t; it starts at the clean clip
+    assert frame.max == 3
+    np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(image.value)))[::8, ::8],  # the t = 0 entry, ×8
+                                  viz.video_grid(xs[2])[0, ..., 0])
     first = image.value
-    step.value, frame.value = 2, 3
+    step.value, frame.value = 999, 3
     assert label.value == "t = 999, frame 3" and image.value != first
+    with pytest.raises(ValueError, match="once"):
+        viz.diffusion_scrubber(xs, ts=[0, 0, 1])
+
+
+@pytest.mark.parametrize("side,scale,width", [(16, None, 128), (64, None, 384), (64, 8, 400), (300, None, 300)])
+def test_scrubber_picture_fits_next_to_its_slider(monkeypatch, side, scale, width):
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setattr(viz, "_in_notebook", lambda: True)
+    xs = [torch.zeros(1, 2, side, side), torch.ones(1, 2, side, side)]  # 2 steps of a (1, 2, side, side) clip
+    image = viz.diffusion_scrubber(xs, scale=scale).widget.children[2]
+    assert image.layout.width == f"{width}px" and image.layout.height == f"{width}px"  # never wider than 400 px
+    assert Image.open(io.BytesIO(image.value)).size[0] == side * (scale or width // side)  # crisp: whole pixels
+
+
+def test_widgets_keep_a_static_picture(monkeypatch):
+    """What stays in a saved notebook: the scrubber's strip of frame 0 by t, shown before the widget."""
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setattr(viz, "_in_notebook", lambda: True)
+    xs = [_moving_square(f=3)[0] * k for k in (1.0, 0.5, 0.0)]
+    shown = viz.diffusion_scrubber(xs, ts=[0, 10, 20])
+    assert isinstance(shown.static, Figure)
+    assert [ax.get_title() for ax in shown.static.axes] == ["t=0", "t=10", "t=20"]
+    shown_order = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown_order.append(obj))
+    shown._ipython_display_()
+    picture, widget = shown_order  # the picture first, then the live widget ...
+    assert picture is shown.static
+    assert widget["application/vnd.jupyter.widget-view+json"]["model_id"] == shown.widget.model_id
+    assert widget["text/plain"] == viz.WIDGET_PLACEHOLDER  # ... which says what it is where it cannot be drawn
 
 
 def test_scrubber_falls_back_without_ipywidgets(monkeypatch):

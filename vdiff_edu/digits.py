@@ -244,6 +244,7 @@ MIRRORS = (
 )
 DOWNLOAD_TIMEOUT_S = 5.0  # per network operation: offline, the download fails in seconds, not minutes
 _DOWNLOAD_FAILED: dict[str, str] = {}  # cache dir -> the failure, so one process tries the network only once
+_TOLD_SYNTHETIC: set[str] = set()  # cache dirs whose fallback to synthetic digits was explained (once per process)
 
 
 def mnist_cache_dir() -> Path:
@@ -260,10 +261,9 @@ def _fetch(url: str, timeout: float) -> bytes:
 
 
 def offline_help(dest: Path) -> str:
-    return ("To use real MNIST digits, either set VDIFF_MNIST_DIR to a folder holding the MNIST idx files "
-            "(.gz or raw; torchvision's MNIST/raw layout works, the test split alone is enough), or copy the "
-            f"four files into {dest}. Without them the toolkit uses SYNTHETIC font-rendered digits "
-            "(load_digits(..., allow_synthetic=True), the default); set VDIFF_OFFLINE=1 to skip the download.")
+    """What to do without MNIST, in one line (printed once with the fallback, and ending every download error)."""
+    return (f"For real MNIST set VDIFF_MNIST_DIR to a folder of its idx files (the test split is enough) or copy "
+            f"them into {dest}; VDIFF_OFFLINE=1 skips the download.")
 
 
 def download_mnist(dest: str | os.PathLike | None = None, mirrors: Sequence[str] = MIRRORS,
@@ -451,16 +451,16 @@ def load_digits(split: str = "train", root: str | os.PathLike | None = None, dow
     problem = None
     if len(files) < 2:
         if offline:
-            problem = (f"MNIST is not in the cache {dest} and downloading is off "
-                       f"({'download=False' if not download else 'VDIFF_OFFLINE=1'}).\n{offline_help(dest)}")
+            problem = (f"MNIST is not in the cache and downloading is off "
+                       f"({'download=False' if not download else 'VDIFF_OFFLINE=1'})")
         elif str(dest) in _DOWNLOAD_FAILED:  # tried and failed earlier in this process: don't wait again
-            problem = f"the MNIST download already failed in this process.\n{offline_help(dest)}"
+            problem = _DOWNLOAD_FAILED[str(dest)]
         else:
             try:
                 download_mnist(dest, verbose=verbose)
                 files = find_mnist_files(dest)
-            except DownloadError as e:
-                problem = _DOWNLOAD_FAILED.setdefault(str(dest), str(e))
+            except DownloadError as e:  # remember its first line only: "could not download ... from any mirror"
+                problem = _DOWNLOAD_FAILED.setdefault(str(dest), str(e).splitlines()[0].rstrip(":"))
     if files:
         digits = _digits_from_files(files, split, "cache", verify)
         _say(verbose, f"{split} digits: {digits.source}")
@@ -468,8 +468,10 @@ def load_digits(split: str = "train", root: str | os.PathLike | None = None, dow
 
     # 3. the synthetic fallback
     if not allow_synthetic:
-        raise DownloadError(f"no MNIST digits found. {problem}")
-    _say(verbose, f"{problem}\nUsing the SYNTHETIC fallback.")
+        raise DownloadError(f"no MNIST digits found: {problem}. {offline_help(dest)}")
+    if verbose and str(dest) not in _TOLD_SYNTHETIC:  # why, and what to do: once per process, in two lines
+        _TOLD_SYNTHETIC.add(str(dest))
+        _say(verbose, f"{problem}: using SYNTHETIC digits.\n{offline_help(dest)}")
     digits = synthetic_digits(split)
     _say(verbose, f"{split} digits: {digits.source}")
     return digits

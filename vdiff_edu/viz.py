@@ -1,5 +1,5 @@
 """Showing videos: inline animation (no ffmpeg), GIF files, grids, filmstrips, schedule and loss plots, and a
-slider over diffusion step × frame.
+slider over diffusion step × frame that leaves a static picture in the saved notebook.
 
 Pixel values live in [-1, 1] inside the toolkit; here they become bytes with ``utils.to_uint8``:
 
@@ -243,11 +243,14 @@ def filmstrip(
     title: str | None = None,
     frames: Sequence[int] | int | None = None,
     frame_size: float = 1.1,
+    column_labels: Sequence[str] | None = None,
 ):
     """A matplotlib figure with one row per clip and one column per frame; return the Figure.
 
     ``frames``: ``None`` shows up to 10 evenly spaced frames, an int shows that many, a list shows those indices.
     ``labels``: one string per row (drawn at the left). ``frame_size``: inches per frame.
+    ``column_labels``: one string per column shown, instead of "frame i" (for a strip whose columns are not
+    frames, e.g. one frame at several diffusion steps or guidance scales).
     """
     clips = _as_clips(videos)  # (n, f, h, w, C)
     n, f = clips.shape[:2]
@@ -256,6 +259,9 @@ def filmstrip(
             f"labels needs one string per row: {n} rows (clips × channels), got {len(labels)} labels"
         )
     cols = _pick_frames(f, frames)
+    if column_labels is not None and len(column_labels) != len(cols):
+        raise ValueError(f"column_labels needs one string per column shown: {len(cols)} columns, "
+                         f"got {len(column_labels)} labels")
     width = frame_size * len(cols) + (0.6 if labels else 0)  # inches; room for the row labels
     height = frame_size * n + (0.4 if title else 0.2)
     fig, axes = _new_figure(n, len(cols), figsize=(width, height))
@@ -270,7 +276,7 @@ def filmstrip(
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(f"frame {i}", fontsize=8)
+                ax.set_title(f"frame {i}" if column_labels is None else str(column_labels[q]), fontsize=8)
             if q == 0 and labels is not None:
                 ax.set_ylabel(str(labels[r]), fontsize=8, rotation=0, ha="right", va="center")
     if title:
@@ -293,21 +299,29 @@ def plot_schedules(schedules: Mapping[str, Any] | Sequence[Any] | Any):
         raise ValueError("plot_schedules needs at least one schedule, e.g. plot_schedules([NoiseSchedule('cosine')])")
     fig, axes = _new_figure(1, 2, figsize=(10, 3.4))
     ax_ab, ax_snr = axes[0]
-    for label, s in items:
+    for k, (label, s) in enumerate(items):
         if not hasattr(s, "alpha_bar"):
             raise TypeError(f"{label!r}: expected a schedule with an `alpha_bar` tensor; got {type(s).__name__}")
         ab = torch.as_tensor(s.alpha_bar).detach().cpu().double().numpy()  # (T,)
         t = np.arange(len(ab))
         with np.errstate(divide="ignore"):
             log_snr = np.log(ab) - np.log1p(-ab)  # log SNR = log ᾱ − log(1 − ᾱ); −∞ where ᾱ = 0 (not drawn)
-        ax_ab.plot(t, ab, label=label)
-        ax_snr.plot(t, np.where(np.isfinite(log_snr), log_snr, np.nan), label=label)
+        # each schedule its own line style and markers, the markers staggered: curves that coincide stay visible
+        style = dict(label=label, linestyle=_LINE_STYLES[k % len(_LINE_STYLES)], linewidth=1.6,
+                     marker=_MARKERS[k % len(_MARKERS)], markersize=5,
+                     markevery=(k * len(t) // 40, max(1, len(t) // 10)))  # (first marker, then every T/10 steps)
+        ax_ab.plot(t, ab, **style)
+        ax_snr.plot(t, np.where(np.isfinite(log_snr), log_snr, np.nan), **style)
     ax_ab.set(xlabel="diffusion step t", ylabel="ᾱ_t  (signal kept: √ᾱ_t)", title="ᾱ_t", ylim=(-0.02, 1.02))
     ax_snr.set(xlabel="diffusion step t", ylabel="log SNR_t", title="log-SNR  = log ᾱ/(1−ᾱ)")
     for ax in (ax_ab, ax_snr):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _finish(fig)
+
+
+_LINE_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v")
 
 
 def _schedule_label(s: Any) -> str:
@@ -321,18 +335,19 @@ def plot_loss(history: Any, smooth: float = 0.9, log_y: bool | None = None, titl
     """Plot training curves; return the Figure.
 
     ``history`` may be a list of numbers (one per step), a dict ``{name: list of numbers}``, a dict with a
-    ``"step"`` list next to the curves, or a list of dicts such as ``[{"step": 0, "loss": 1.2}, ...]``.
+    ``"step"`` list next to the curves, a list of dicts such as ``[{"step": 0, "loss": 1.2}, ...]``, or a dict
+    ``{name: {"step": [...], "loss": [...]}}`` whose curves each have their own steps (e.g. two training stages,
+    the second continuing where the first stopped).
     Each curve is drawn faintly with an exponential moving average (``smooth`` in [0, 1); 0 = none) on top.
     ``log_y=None`` uses a log axis when every value is positive.
     """
     if not 0 <= smooth < 1:
         raise ValueError(f"smooth is the EMA factor and must lie in [0, 1); got {smooth!r}")
-    steps, curves = _curves_from_history(history)
+    curves = _curves_from_history(history)  # {name: (steps, values)}
     fig, axes = _new_figure(1, 1, figsize=(6, 3.4))
     ax = axes[0, 0]
-    all_values = np.concatenate([v for v in curves.values()]) if curves else np.zeros(0)
-    for name, values in curves.items():
-        x = steps if steps is not None and len(steps) == len(values) else np.arange(len(values))
+    all_values = np.concatenate([v for _, v in curves.values()]) if curves else np.zeros(0)
+    for name, (x, values) in curves.items():
         (line,) = ax.plot(x, values, alpha=0.3 if smooth > 0 else 1.0, label=None if smooth > 0 else name)
         if smooth > 0:
             ema, out = values[0], []
@@ -351,26 +366,68 @@ def plot_loss(history: Any, smooth: float = 0.9, log_y: bool | None = None, titl
     return _finish(fig)
 
 
-def _curves_from_history(history: Any) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
-    """Normalise the accepted ``history`` layouts to (steps or None, {name: values})."""
-    hint = "pass a list of numbers, a dict {name: list}, or a list of dicts like {'step': 0, 'loss': 1.2}"
+def _curves_from_history(history: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Normalise the accepted ``history`` layouts to ``{name: (steps, values)}`` (steps 0, 1, ... if not given)."""
+    hint = ("pass a list of numbers, a dict {name: list}, a list of dicts like {'step': 0, 'loss': 1.2}, "
+            "or a dict {name: {'step': [...], 'loss': [...]}}")
+
+    def with_steps(steps, values):
+        values = np.asarray(values, dtype=float)
+        steps = np.asarray(steps, dtype=float) if steps is not None else None
+        return (steps if steps is not None and len(steps) == len(values) else np.arange(len(values))), values
+
     if isinstance(history, Mapping):
-        steps = np.asarray(history["step"], dtype=float) if "step" in history else None
-        curves = {k: np.asarray(v, dtype=float) for k, v in history.items() if k != "step"}
-        return steps, curves
+        steps = history.get("step")
+        curves = {}
+        for k, v in history.items():
+            if k == "step":
+                continue
+            if isinstance(v, Mapping):  # a curve with its own steps, e.g. one training stage
+                if "loss" not in v:
+                    raise TypeError(f"plot_loss: the curve {k!r} is a dict without a 'loss' list; {hint}")
+                curves[k] = with_steps(v.get("step"), v["loss"])
+            else:
+                curves[k] = with_steps(steps, v)
+        return curves
     history = list(history)
     if history and isinstance(history[0], Mapping):
         keys = [k for k in history[0] if k != "step" and isinstance(history[0][k], (int, float, np.floating))]
-        steps = np.asarray([h.get("step", i) for i, h in enumerate(history)], dtype=float)
-        return steps, {k: np.asarray([h.get(k, np.nan) for h in history], dtype=float) for k in keys}
+        steps = [h.get("step", i) for i, h in enumerate(history)]
+        return {k: with_steps(steps, [h.get(k, np.nan) for h in history]) for k in keys}
     try:
-        return None, {"loss": np.asarray([float(v) for v in history], dtype=float)}
+        return {"loss": with_steps(None, [float(v) for v in history])}
     except (TypeError, ValueError) as err:
         raise TypeError(f"plot_loss could not read the history ({err}); {hint}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# A slider over diffusion step × frame (ipywidgets), with a static fallback
+# Widgets that leave a picture behind, and a slider over diffusion step × frame (ipywidgets)
+
+SCRUBBER_MAX_PX = 400  # the scrubber's picture is shown at most this wide and high: slider and picture fit on screen
+WIDGET_PLACEHOLDER = "(a widget: run the cell in Jupyter to use it; the picture above is its static copy)"
+
+
+class WidgetWithStatic:
+    """A live widget and a static picture of the same thing; Jupyter shows both, the picture first.
+
+    A widget lives in the kernel: once the notebook is saved and reopened, or exported to HTML, its output shows
+    nothing (or "model not found"). The picture is an ordinary image output, so it stays in the saved notebook.
+    ``.widget`` and ``.static`` are the two parts: ``display(w.widget)`` shows the widget alone.
+    """
+
+    def __init__(self, widget: Any, static: Any):
+        self.widget, self.static = widget, static
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.static)
+        bundle = getattr(self.widget, "_repr_mimebundle_", lambda: None)()
+        if not bundle:  # not an ipywidget: let IPython show it as it would
+            display(self.widget)
+            return
+        # where the widget cannot be drawn (an HTML export, a plain-text viewer) say so, instead of its long repr
+        display({**bundle, "text/plain": WIDGET_PLACEHOLDER}, raw=True)
 
 
 def _trajectory_clips(xs: Any) -> np.ndarray:
@@ -424,19 +481,25 @@ def diffusion_scrubber(
     max_rows: int = 8,
     frames: Sequence[int] | int | None = None,
 ):
-    """Two sliders, diffusion step and frame, over a trajectory of clips; return the widget.
+    """Two sliders, diffusion step t and frame, over a trajectory of clips; return the widget (with a picture).
 
-    ``xs``: one clip (or batch) per diffusion step (see ``_trajectory_clips``); ``ts``: the diffusion step of each
-    entry, for the labels (default 0, 1, 2, ...). Without ipywidgets, outside a notebook, or with ``static=True``
-    it returns a filmstrip Figure instead: up to ``max_rows`` steps (rows) × ``frames`` (columns).
+    ``xs``: one clip (or batch) per diffusion step (see ``_trajectory_clips``); ``ts``: the distinct diffusion step
+    of each entry (default 0, 1, 2, ...). The t slider shows t itself, runs from the smallest t (the cleanest clip,
+    where it starts) to the largest, and the picture is at most ``SCRUBBER_MAX_PX`` = 400 px on its longer side.
+
+    In a notebook with ipywidgets it returns a ``WidgetWithStatic``: a strip of frame 0 at up to ``max_rows`` steps
+    (which stays in the saved notebook), then the sliders. Without ipywidgets, outside a notebook, or with
+    ``static=True`` it returns a filmstrip Figure instead: up to ``max_rows`` steps (rows) × ``frames`` (columns).
     """
     clips = _trajectory_clips(xs)  # (s, f, H, W, C)
-    s, f = clips.shape[:2]
+    s, f, H, W = clips.shape[:4]
     if ts is None:
         ts = list(range(s))
     ts = [int(v) for v in (ts.tolist() if isinstance(ts, torch.Tensor) else ts)]
     if len(ts) != s:
         raise ValueError(f"ts needs one diffusion step per trajectory entry: {s} entries, got {len(ts)} values")
+    if len(set(ts)) != s:
+        raise ValueError(f"ts must name each diffusion step once (the slider selects by t); got {ts}")
 
     widgets = None
     if not static and _in_notebook():
@@ -454,16 +517,30 @@ def diffusion_scrubber(
             frames=frames,
         )
 
-    scale = _check_scale(scale, *clips.shape[2:4])
-    image = widgets.Image(value=_png(clips[0, 0], scale), format="png")
-    step = widgets.IntSlider(value=0, min=0, max=s - 1, description="step", continuous_update=True)
+    order = sorted(range(s), key=lambda i: ts[i])  # entry indices by t: the cleanest clip first
+    picked = [order[k] for k in _pick_frames(s, min(s, max_rows))]  # up to max_rows steps for the picture
+    picture = filmstrip(
+        rearrange(clips[picked, 0], "s h w c -> 1 c s h w"),  # frame 0 at each picked step, as one row
+        column_labels=[f"t={ts[i]}" for i in picked],
+        title="frame 0 at a few diffusion steps (drag the sliders below to see every step and frame)",
+    )
+
+    if scale is None:  # the largest crisp (integer) enlargement that fits the bound
+        scale = _auto_scale(H, W, target=SCRUBBER_MAX_PX, max_scale=8)
+    scale = _check_scale(scale, H, W)
+    shrink = min(1.0, SCRUBBER_MAX_PX / (max(H, W) * scale))  # an explicit large scale is shown smaller
+    size = widgets.Layout(width=f"{round(W * scale * shrink)}px", height=f"{round(H * scale * shrink)}px")
+    first = order[0]
+    image = widgets.Image(value=_png(clips[first, 0], scale), format="png", layout=size)
+    step = widgets.SelectionSlider(options=[ts[i] for i in order], value=ts[first], description="t",
+                                   continuous_update=True)
     frame = widgets.IntSlider(value=0, min=0, max=f - 1, description="frame", continuous_update=True)
-    label = widgets.Label(value=f"t = {ts[0]}, frame 0")
+    label = widgets.Label(value=f"t = {ts[first]}, frame 0")
 
     def update(_change=None):
-        image.value = _png(clips[step.value, frame.value], scale)
-        label.value = f"t = {ts[step.value]}, frame {frame.value}"
+        image.value = _png(clips[ts.index(step.value), frame.value], scale)
+        label.value = f"t = {step.value}, frame {frame.value}"
 
     step.observe(update, names="value")
     frame.observe(update, names="value")
-    return widgets.VBox([widgets.HBox([step, frame]), label, image])
+    return WidgetWithStatic(widgets.VBox([widgets.HBox([step, frame]), label, image]), picture)

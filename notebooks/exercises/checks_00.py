@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 00 (quickstart).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -15,8 +16,10 @@ from vdiff_edu.utils import to_uint8
 from ._checking import call as _call
 from ._checking import fail as _fail
 from ._checking import ok as _ok
+from ._checking import verdict
 
 
+@verdict
 def check_labels_for(labels_for) -> bool:
     """``labels_for(number)`` → the list of the number's decimal digits, most significant first."""
     cases = {2024: [2, 0, 2, 4], 7: [7], 0: [0], 1000: [1, 0, 0, 0], 31415: [3, 1, 4, 1, 5]}
@@ -38,6 +41,7 @@ def check_labels_for(labels_for) -> bool:
     return _ok("labels_for works: try pipe(labels=labels_for(your_birthday))")
 
 
+@verdict
 def check_to_file_format(to_file_format) -> bool:
     """``to_file_format(video (n, 1, f, h, w) in [-1, 1])`` → uint8 ``(n, f, h, w)``, -1 → 0, +1 → 255."""
     g = torch.Generator().manual_seed(0)

@@ -1,17 +1,19 @@
 """Checks for the exercises of notebook 01 (Moving MNIST).
 
 Each ``check_*`` takes your function, tries it on a few cases, prints what is right or wrong with a hint, and
-returns True or False. It never raises, so the notebook runs top to bottom even before you try the exercise.
+returns a verdict (true or false in code, invisible in a notebook). It never raises, so the notebook runs top
+to bottom even before you try the exercise.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._checking import call, fail, ok
+from ._checking import call, fail, ok, verdict
 
 
 
+@verdict
 def check_stochastic_step(stochastic_step) -> bool:
     """Exercise 1: ``stochastic_step(pos, vel, canvas, speed, rng) -> (pos, vel)``, the stochastic rule."""
     canvas, speed = 36.0, 3.6  # 64×64 frames, 28-px digits: inward speeds in [1, 4], cross speeds in [-4, 4]
@@ -61,6 +63,7 @@ def check_stochastic_step(stochastic_step) -> bool:
     return ok("Correct: your digit stops at walls and leaves them with new random speeds, as in SVG.")
 
 
+@verdict
 def check_motion_word(motion_word) -> bool:
     """Exercise 2: ``motion_word(velocities (f, 2)) -> 'horizontal' | 'vertical' | 'diagonal'``."""
     cases = [
@@ -83,6 +86,7 @@ def check_motion_word(motion_word) -> bool:
     return ok("Correct: your motion words match the captions' vocabulary.")
 
 
+@verdict
 def check_bounces_from_positions(bounces_from_positions) -> bool:
     """Exercise 3: ``bounces_from_positions(positions (f, 2), canvas) -> bool (f,)``."""
     from vdiff_edu.moving_mnist import simulate_trajectory

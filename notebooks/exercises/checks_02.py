@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 02 (the forward process).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -13,7 +14,7 @@ import torch
 
 from vdiff_edu.schedule import NoiseSchedule
 
-from ._checking import call, close, fail, ok
+from ._checking import call, close, fail, ok, verdict
 
 _close = partial(close, atol=1e-6)  # the forward process is exact arithmetic: a tighter tolerance
 
@@ -32,6 +33,7 @@ def _video_case(seed: int = 0):
 # Exercise 1: q_sample that works on video
 
 
+@verdict
 def check_q_sample(fn) -> bool:
     """``fn(x0, t, eps, alpha_bar)`` must return x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε for video (b, c, f, h, w), t (b,)."""
     name = "Exercise 1 (q_sample on video)"
@@ -70,6 +72,7 @@ def check_q_sample(fn) -> bool:
 # Exercise 2: where half the signal is gone
 
 
+@verdict
 def check_half_signal_step(fn) -> bool:
     """``fn(schedule)`` must return the first step t (an int, counting from 0) where ᾱ_t < 0.5."""
     name = "Exercise 2 (half-signal step)"
@@ -103,6 +106,7 @@ def check_half_signal_step(fn) -> bool:
 # Exercise 3: from v back to x₀
 
 
+@verdict
 def check_v_to_x0(fn) -> bool:
     """``fn(x_t, t, v, alpha_bar)`` must return x₀ = √ᾱ_t·x_t − √(1−ᾱ_t)·v for video and per-sample t."""
     name = "Exercise 3 (v → x₀)"
@@ -132,6 +136,7 @@ def check_v_to_x0(fn) -> bool:
 # Exercise 4: zero terminal SNR
 
 
+@verdict
 def check_zero_terminal_snr(fn) -> bool:
     """``fn(betas)`` must return rescaled β with ᾱ_{T−1} = 0 and ᾱ_0 unchanged (Lin et al. 2024, Algorithm 1)."""
     name = "Exercise 4 (zero terminal SNR)"

@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 03 (the 3-D U-Net).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -14,13 +15,14 @@ import torch
 from vdiff_edu.blocks import FactorizedConv, ResBlock3d
 from vdiff_edu.embeddings import timestep_embedding
 
-from ._checking import call, close, fail, ok
+from ._checking import call, close, fail, ok, verdict
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Exercise 1: the sinusoidal timestep embedding
 
 
+@verdict
 def check_timestep_embedding(fn) -> bool:
     """``fn(t, dim)`` must return the (b, dim) sinusoidal embedding of ``vdiff_edu.embeddings.timestep_embedding``."""
     name = "Exercise 1 (timestep embedding)"
@@ -54,6 +56,7 @@ def check_timestep_embedding(fn) -> bool:
 # Exercise 2: FiLM on video
 
 
+@verdict
 def check_film(fn) -> bool:
     """``fn(h, scale, shift)``: h (b, c, f, h, w), scale and shift (b, c) -> h · (1 + scale) + shift."""
     name = "Exercise 2 (FiLM)"
@@ -111,6 +114,7 @@ def _measured_frames_seen(num_blocks: int, time_mixing: str, num_frames: int = 1
     return seen
 
 
+@verdict
 def check_frames_seen(fn) -> bool:
     """``fn(num_blocks, time_mixing)``: how many input frames can change one output frame (away from the clip's ends)."""
     name = "Exercise 3 (frames seen)"
@@ -137,6 +141,7 @@ def check_frames_seen(fn) -> bool:
 # Exercise 4: parameters of a (2+1)D convolution
 
 
+@verdict
 def check_factorized_params(fn) -> bool:
     """``fn(c_in, c_out)``: the number of parameters (weights and biases) of ``FactorizedConv(c_in, c_out)``."""
     name = "Exercise 4 ((2+1)D parameters)"

@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 04 (temporal attention).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -12,7 +13,7 @@ from einops import rearrange
 
 from vdiff_edu.attention import RelativePositionBias
 
-from ._checking import call, fail, ok
+from ._checking import call, fail, ok, verdict
 
 
 def _shape(x) -> str:
@@ -23,6 +24,7 @@ def _shape(x) -> str:
 # Exercise 1: a pixel's timeline as a sequence
 
 
+@verdict
 def check_temporal_tokens(fn) -> bool:
     """``fn(x)``: (b, c, f, h, w) -> (b·h·w, f, c), one sequence of f frames per pixel."""
     name = "Exercise 1 (temporal tokens)"
@@ -49,6 +51,7 @@ def check_temporal_tokens(fn) -> bool:
 # Exercise 2: the relative position bias
 
 
+@verdict
 def check_relative_bias(fn) -> bool:
     """``fn(table, num_frames)``: table (heads, 2·max_frames - 1) -> bias (heads, f, f), bias[h, i, j] by offset j - i."""
     name = "Exercise 2 (relative bias)"
@@ -76,6 +79,7 @@ def check_relative_bias(fn) -> bool:
 # Exercise 3: a causal mask
 
 
+@verdict
 def check_causal_mask(fn) -> bool:
     """``fn(num_frames)``: bool (f, f), True where query frame i may see key frame j, i.e. j <= i."""
     name = "Exercise 3 (causal mask)"
@@ -102,6 +106,7 @@ def check_causal_mask(fn) -> bool:
 # Exercise 4: rotary position embeddings
 
 
+@verdict
 def check_rotary(fn) -> bool:
     """``fn(x, positions)``: x (..., f, d), positions (f,) -> rotated x of the same shape (RoPE)."""
     name = "Exercise 4 (rotary)"

@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 05 (the autoencoder of the latent space).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -13,7 +14,7 @@ import torch
 
 from vdiff_edu.similarity import psnr
 
-from ._checking import call, fail, ok
+from ._checking import call, fail, ok, verdict
 
 
 def _as_float_tensor(out):
@@ -28,6 +29,7 @@ def _as_float_tensor(out):
 # Exercise 1: PSNR
 
 
+@verdict
 def check_psnr(fn) -> bool:
     """``fn(x, y, data_range=2.0)`` must return the PSNR of each image of x (..., h, w), in dB."""
     name = "Exercise 1 (PSNR)"
@@ -63,6 +65,7 @@ def check_psnr(fn) -> bool:
 # Exercise 2: the latent shape
 
 
+@verdict
 def check_latent_shape(fn) -> bool:
     """``fn(video_shape, latent_channels, channel_mults)`` must return the latent shape as a tuple."""
     name = "Exercise 2 (latent shape)"
@@ -96,6 +99,7 @@ def check_latent_shape(fn) -> bool:
 # Exercise 3: the KL term
 
 
+@verdict
 def check_kl(fn) -> bool:
     """``fn(mean, logvar)`` must return KL(N(mean, exp(logvar)) ‖ N(0, 1)) element by element."""
     name = "Exercise 3 (KL to the standard normal)"
@@ -126,6 +130,7 @@ def check_kl(fn) -> bool:
 # Exercise 4: the scale factor
 
 
+@verdict
 def check_scale_factor(fn) -> bool:
     """``fn(latents)`` must return the number that makes ``latents * it`` have unit standard deviation."""
     name = "Exercise 4 (scale factor)"

@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 06 (training the denoiser).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -13,7 +14,7 @@ from torch import nn
 from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.train import diffusion_loss, min_snr_weight
 
-from ._checking import call, close, fail, ok
+from ._checking import call, close, fail, ok, verdict
 
 
 class _Conv(nn.Module):
@@ -32,6 +33,7 @@ class _Conv(nn.Module):
 # Exercise 1: the ε-prediction loss
 
 
+@verdict
 def check_eps_loss(fn) -> bool:
     """``fn(model, x0, t, noise, alpha_bar)`` must return the scalar DDPM loss ‖ε − ε_θ(x_t, t)‖² (mean)."""
     name = "Exercise 1 (ε-prediction loss)"
@@ -67,6 +69,7 @@ def check_eps_loss(fn) -> bool:
 # Exercise 2: min-SNR-γ weights for ε-prediction
 
 
+@verdict
 def check_min_snr_eps(fn) -> bool:
     """``fn(snr, gamma)`` must return min(SNR, γ)/SNR, and 1 where SNR = 0 (zero terminal SNR)."""
     name = "Exercise 2 (min-SNR-γ for ε)"
@@ -95,6 +98,7 @@ def check_min_snr_eps(fn) -> bool:
 # Exercise 3: one EMA update
 
 
+@verdict
 def check_ema_update(fn) -> bool:
     """``fn(ema_params, params, decay)`` must update ema_params in place: θ_ema ← d·θ_ema + (1−d)·θ."""
     name = "Exercise 3 (EMA update)"

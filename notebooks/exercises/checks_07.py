@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 07 (sampling).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -12,13 +13,14 @@ import torch
 from vdiff_edu.sampling import ddim_step
 from vdiff_edu.schedule import NoiseSchedule
 
-from ._checking import call, close, fail, ok
+from ._checking import call, close, fail, ok, verdict
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Exercise 1: a DDIM step for ε-prediction
 
 
+@verdict
 def check_ddim_eps_step(fn) -> bool:
     """``fn(x_t, eps_hat, alpha_bar_t, alpha_bar_prev)`` must return DDIM's deterministic (η = 0) x_{t_prev}."""
     name = "Exercise 1 (DDIM step)"
@@ -49,6 +51,7 @@ def check_ddim_eps_step(fn) -> bool:
 # Exercise 2: classifier-free guidance
 
 
+@verdict
 def check_guidance(fn) -> bool:
     """``fn(out_cond, out_uncond, scale)`` must return out_uncond + scale·(out_cond − out_uncond)."""
     name = "Exercise 2 (classifier-free guidance)"
@@ -77,6 +80,7 @@ def check_guidance(fn) -> bool:
 # Exercise 3: the DDPM posterior variance for a strided step
 
 
+@verdict
 def check_posterior_variance(fn) -> bool:
     """``fn(alpha_bar_t, alpha_bar_prev)`` must return β̃ = (1−ᾱ_prev)/(1−ᾱ_t)·(1 − ᾱ_t/ᾱ_prev)."""
     name = "Exercise 3 (posterior variance)"

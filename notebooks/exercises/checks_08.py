@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 08 (latent video diffusion).
 
-Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your answer, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -12,6 +13,7 @@ import torch
 from ._checking import call as _call
 from ._checking import fail as _fail
 from ._checking import ok as _ok
+from ._checking import verdict
 
 
 def _tiny_pipeline():
@@ -31,6 +33,7 @@ def _tiny_pipeline():
     return LatentVideoPipeline(ae, unet, NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps), cfg, device="cpu")
 
 
+@verdict
 def check_compression(compression) -> bool:
     """``compression(image_size, num_frames, downsample, latent_channels)`` → pixels per latent number."""
     cases = [((32, 8, 4, 4), 4.0), ((64, 16, 4, 4), 4.0), ((32, 8, 4, 8), 2.0), ((64, 20, 8, 4), 16.0)]
@@ -52,6 +55,7 @@ def check_compression(compression) -> bool:
     return _ok("right: 4 pixels per latent number for the cpu preset, but 16× fewer positions for the U-Net")
 
 
+@verdict
 def check_generate(generate) -> bool:
     """``generate(pipe, labels, seed, steps)`` must equal ``pipe(labels=labels, seed=seed, steps=steps)``."""
     pipe = _tiny_pipeline()
@@ -76,6 +80,7 @@ def check_generate(generate) -> bool:
                  "and pass steps=steps to denoise")
 
 
+@verdict
 def check_guided(guided) -> bool:
     """``guided(out_cond, out_uncond, scale)`` = out_uncond + scale · (out_cond − out_uncond)."""
     g = torch.Generator().manual_seed(0)

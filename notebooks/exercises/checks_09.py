@@ -1,6 +1,7 @@
 """Checks for the exercises of notebook 09 (evaluation).
 
-Each ``check_*`` takes your function, prints what is right or wrong with a hint, and returns True or False.
+Each ``check_*`` takes your function, prints what is right or wrong with a hint, and returns a verdict: true
+or false in code, invisible in a notebook (a cell ending with a check shows only its message).
 It never raises: an exercise you have not tried yet (``None``, or a function that still raises
 ``NotImplementedError``) just gets a friendly reminder, so the notebook runs top to bottom.
 """
@@ -17,6 +18,7 @@ from vdiff_edu.eval.metrics import frechet_distance, polynomial_kernel
 from ._checking import call as _call
 from ._checking import fail as _fail
 from ._checking import ok as _ok
+from ._checking import verdict
 
 
 def _number(value) -> float | None:
@@ -29,6 +31,7 @@ def _number(value) -> float | None:
 # ---------------------------------------------------------------- Exercise 1: Fréchet distance in 1-D ----
 
 
+@verdict
 def check_frechet_distance_1d(fn) -> bool:
     """``fn(x (n,), y (m,))`` must return FD = (μ_x − μ_y)² + (σ_x − σ_y)², the package's value for d = 1."""
     name = "Exercise 1 (Fréchet distance in 1-D)"
@@ -59,6 +62,7 @@ def check_frechet_distance_1d(fn) -> bool:
 # ---------------------------------------------------------------- Exercise 2: unbiased MMD² ----
 
 
+@verdict
 def check_mmd2_unbiased(fn) -> bool:
     """``fn(k_xx, k_yy, k_xy)`` (kernel matrices of two sets of m samples) must return the unbiased MMD²."""
     name = "Exercise 2 (unbiased MMD²)"
@@ -89,6 +93,7 @@ def check_mmd2_unbiased(fn) -> bool:
 # ---------------------------------------------------------------- Exercise 3: naive flicker ----
 
 
+@verdict
 def check_naive_flicker(fn) -> bool:
     """``fn(clips uint8 (n, f, h, w))`` must return the mean |frame[t+1] − frame[t]| in [0, 1] units."""
     name = "Exercise 3 (naive flicker)"
