@@ -32,9 +32,6 @@ def block_digits(n: int = 40, seed: int = 0) -> DigitSet:
     return DigitSet(images, (np.arange(n) % 10).astype(np.int64), "synthetic: test blocks")
 
 
-    return DigitSet(images, labels.astype(np.int64), "synthetic: test blocks")
-
-
 TRAIN_DIGITS, TEST_DIGITS = block_digits(60, seed=1), block_digits(30, seed=2)
 
 

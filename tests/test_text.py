@@ -18,7 +18,6 @@ from vdiff_edu.captions import (DIRECTIONS, HELD_OUT_TEMPLATES, MOTIONS, STYLES,
 from vdiff_edu.conditioning import CaptionTokens, Conditioning
 from vdiff_edu.text import (MAX_LOGIT_SCALE, TextEncoder, TextEncoderConfig, TinyCLIP, TinyClipConfig, Tokenizer,
                             clip_loss, meaning_groups, text_video_similarity, train_tiny_clip, zero_shot_accuracy)
-from vdiff_edu.unet import UNet3D, UNetConfig
 
 from vdiff_edu.digits import DigitSet
 from vdiff_edu.moving_mnist import MOTIONS as DATA_MOTIONS, MovingMNIST, make_caption, motion_of, simulate_trajectory
@@ -331,15 +330,7 @@ def test_tiny_clip_checks_its_vocabulary():
 # ---------------------------------------------------------------- captions in the U-Net ----
 
 
-def perturbed_unet(**overrides) -> UNet3D:
-    """A smoke U-Net whose zero-initialised layers get small random weights, so the context matters."""
-    torch.manual_seed(0)
-    unet = UNet3D(UNetConfig.smoke(**overrides))
-    with torch.no_grad():
-        for p in unet.parameters():
-            if p.abs().max() == 0:
-                p.normal_(0, 0.05)
-    return unet.eval()
+from test_conditioning import perturbed_unet  # noqa: E402  (a smoke U-Net in which every input matters)
 
 
 def caption_kind(max_len=16, train_encoder=False):

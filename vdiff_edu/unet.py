@@ -18,7 +18,7 @@ Notebooks 03 and 04 assemble it piece by piece; ``print(unet.shape_table(f, h, w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -60,7 +60,7 @@ def format_table(result: dict) -> str:
 def format_report(result: dict) -> str:
     """The full Markdown report: setup, the metric table, the prediction table (if any), what each metric means."""
     s = result["setup"]
-    out = [f"# Evaluation\n",
+    out = ["# Evaluation\n",
            f"{s['n']} clips of {s['num_frames']} frames × {s['image_size']}×{s['image_size']} px, {s['num_digits']} "
            f"digit(s) of {s['digit_size']} px, rule `{s['rule']}`; distances to {s['n_ref']} real clips of the "
            f"fixed evaluation split (seed {s['seed']}, digits: {s['digit_source']}). Baselines: *real vs real* is a "
