@@ -17,8 +17,9 @@ experiment composes them with the data geometry, the noise schedule and the samp
 Three presets:
 
 * ``smoke``: tiny everything; the whole pipeline runs in seconds (tests, CI, ``VDIFF_SMOKE=1``).
-* ``cpu``: a classroom laptop. From nothing, the autoencoder and the denoiser train together in under 10 minutes
-  on 2 CPU cores, and the clips show readable digits that keep their identity as they move. The choices
+* ``cpu``: a classroom laptop. From nothing, the autoencoder and the denoiser train together within a 10-minute budget
+  on 2 CPU cores (at the step counts below, measured on a quiet 2-core CPU, the clips show readable digits that
+  keep their identity as they move; a slower machine fits fewer steps into the budget). The choices
   (measured, see ``docs/benchmarks.md``): 32×32 frames and 8 frames per clip, one digit of 20 px (a smaller digit
   leaves room to move), latents 4×8×8 per frame, a small factorized (2+1)-D U-Net with attention at 4×4.
 * ``gpu``: the full mode of the notebooks: 64×64, 16 frames, two digits, a U-Net of tens of millions of
