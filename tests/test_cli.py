@@ -125,8 +125,3 @@ def test_demo_trains_the_smoke_preset(runs, quick_smoke, capsys):
     assert (run / "samples" / "samples.gif").is_file() and (run / "loss.png").is_file()
     assert "demo done" in capsys.readouterr().out
 
-
-def test_the_parser_offers_exactly_the_samplers_there_are():
-    from vdiff_edu.sampling import SAMPLERS
-
-    assert cli.SAMPLER_CHOICES == SAMPLERS  # the parser keeps its own copy only so that it needs no torch

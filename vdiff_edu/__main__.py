@@ -28,7 +28,6 @@ from .config import PRESETS, WEIGHTS_DIR, default_preset, is_smoke, runs_dir
 # Each command imports what it needs inside its own function, on purpose: a command loads only the modules it
 # uses (`info` never builds a U-Net, `sample` never loads the training recipe).
 
-SAMPLER_CHOICES = ("ddpm", "ddim", "dpmpp")  # = sampling.SAMPLERS (a test checks), kept here for the parser
 MAX_SEED = 2**63 - 1
 
 
@@ -475,6 +474,8 @@ def _close(fig) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .sampling import SAMPLERS
+
     parser = Parser(prog="python -m vdiff_edu", description=__doc__.split("\n\n")[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="{info,train,sample,evaluate,demo}", parser_class=Parser)
@@ -510,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None,
                    help="sampler steps (default: the model's; 50 for the shipped cpu model)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-    p.add_argument("--sampler", choices=SAMPLER_CHOICES, default=None,
+    p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="default: the model's (ddpm for the shipped cpu model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default: a new runs/samples/<weights>[-N])")
