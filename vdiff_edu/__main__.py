@@ -245,6 +245,9 @@ def cmd_train(args) -> int:
     if rank == 0:  # under torchrun, the first process speaks (and writes) for all
         if cfg is not None:
             print(cfg.summary())
+            if args.minutes is not None:
+                print(f"  --minutes {args.minutes:g}: " + ("the recipe's step counts as written" if args.minutes == 0
+                                                         else f"a {args.minutes:g}-minute budget for this run"))
         print(f"run folder: {run_dir}/  (torch threads: {torch.get_num_threads()}"
               + (f"; {world_size} processes" if world_size > 1 else "") + ")", flush=True)
     start = time.perf_counter()

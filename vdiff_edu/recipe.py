@@ -551,11 +551,12 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
     schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
     ae = FrameAutoencoder(cfg.autoencoder)
     few = clips[: max(1, min(len(clips), cfg.autoencoder.batch_size))]
-    t_short = _seconds_per_call(lambda: train_autoencoder(ae, few, steps=2, device=device, progress=False,
-                                                          log_every=10**9), warmup=0, repeats=1)
-    t_long = _seconds_per_call(lambda: train_autoencoder(ae, few, steps=6, device=device, progress=False,
-                                                         log_every=10**9), warmup=0, repeats=1)
-    rates = {"autoencoder": max(t_long - t_short, 1e-6) / 4}
+    # one short call first (kernels, threads and caches warm up), then a timed one; its fixed cost is counted in,
+    # which errs on the safe side
+    train_autoencoder(ae, few, steps=1, device=device, progress=False, log_every=10**9)
+    rates = {}
+    rates["autoencoder"] = _seconds_per_call(lambda: train_autoencoder(ae, few, steps=6, device=device, progress=False,
+                                                                       log_every=10**9), warmup=0, repeats=1) / 6
     batch = clips[:16].to(device)
     with torch.no_grad():
         rates["encode_clip"] = _seconds_per_call(lambda: ae.encode(batch), repeats=2) / len(batch)
@@ -634,6 +635,7 @@ class _Budget:
         stages = tuple(k for k in stages if k in self.recipe)
         if took is not None and self.plan.get(finished):
             drift = took / (self.plan[finished] * self.rates[finished])  # > 1: this machine is slower than measured
+            drift = min(4.0, max(0.25, drift))  # one odd measurement must not throw the plan far
             for k in stages:
                 self.rates[k] *= drift
         left = self.end - time.perf_counter() - self.after - self.margin
