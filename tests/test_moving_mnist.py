@@ -312,3 +312,73 @@ def test_exercise_checks_accept_solutions_and_reject_wrong_answers(capsys):
         assert not check(not_yet)  # a friendly message, no exception
     out = capsys.readouterr().out
     assert "Hint" in out and "not attempted" in out.lower()
+
+
+# ------------------------------------------------------------------------ styles, directions (issue 10) ----
+
+# Pinned before styles existed: the default styles=("regular",) must leave every clip and caption bit-identical.
+PINNED = [
+    ("train", "deterministic", 0, -13148.58021080494,
+     "the digit 1 moves left and right and the digit 3 moves up and down"),
+    ("train", "stochastic", 5, -13264.933222651482, "the digit 1 moves left and right and the digit 1 moves diagonally"),
+    ("test", "deterministic", 5, -14147.866509914398, "the digit 4 moves diagonally and the digit 3 moves up and down"),
+    ("test", "stochastic", 0, -13263.10574132204, "the digit 5 moves diagonally and the digit 6 moves diagonally"),
+]
+
+
+@pytest.mark.parametrize("split, rule, index, total, text", PINNED)
+def test_default_styles_leave_clips_and_captions_unchanged(split, rule, index, total, text):
+    item = small_ds(split=split, rule=rule)[index]
+    assert float(item["video"].double().sum()) == total and item["caption"] == text
+    assert item["styles"].tolist() == [1, 1]  # STYLES.index("regular")
+
+
+def test_styles_change_stroke_width_thin_regular_bold():
+    from vdiff_edu.captions import STYLES
+    from vdiff_edu.moving_mnist import resize_digit, stroke_style
+
+    digit = resize_digit(TRAIN_DIGITS.images[0], 16)
+    mass = [stroke_style(digit, s).sum() for s in STYLES]  # thin, regular, bold
+    assert mass[0] < mass[1] < mass[2]
+    ds = small_ds(styles=STYLES, length=30)
+    seen = {int(s) for i in range(len(ds)) for s in ds[i]["styles"]}
+    assert seen == {0, 1, 2}
+    bold = next(ds[i] for i in range(len(ds)) if ds[i]["styles"][0] == 2)
+    assert bold["caption"].startswith(f"the bold digit {int(bold['labels'][0])} ")
+
+
+def test_directions_match_captions_start_direction_and_meanings():
+    from vdiff_edu import captions
+
+    ds = small_ds(styles=captions.STYLES, length=20)
+    for i in range(len(ds)):
+        item = ds[i]
+        for k in range(ds.num_digits):
+            assert captions.DIRECTIONS[int(item["directions"][k])] == captions.start_direction(item["velocities"][:, k])
+        meanings = captions.meanings_of_item(item)
+        assert [m.style for m in meanings] == [captions.STYLES[int(s)] for s in item["styles"]]
+        assert all(captions.motion_family(m.direction) == m.motion for m in meanings)  # deterministic rule
+
+
+def test_digit_style_holdout_never_in_train_and_alone_in_holdout():
+    from vdiff_edu.captions import STYLES
+
+    held = {(3, "vertical"), (7, "bold"), (1, "bold"), (2, "thin")}
+    train = small_ds(holdout=held, styles=STYLES, length=80)
+    for i in range(len(train)):
+        item = train[i]
+        for d, m, s in zip(item["labels"].tolist(), item["motions"].tolist(), item["styles"].tolist()):
+            assert (d, MOTIONS[m]) not in held and (d, STYLES[s]) not in held
+    alone = small_ds(split="holdout", holdout=held, styles=STYLES, length=30)
+    seen = set()
+    for i in range(len(alone)):
+        item = alone[i]
+        for d, m, s in zip(item["labels"].tolist(), item["motions"].tolist(), item["styles"].tolist()):
+            pair = {(d, MOTIONS[m]), (d, STYLES[s])} & held
+            assert pair
+            seen |= pair
+    assert {(7, "bold"), (3, "vertical")} <= seen
+    with pytest.raises(ValueError, match="styles this dataset never draws"):
+        small_ds(split="holdout", holdout={(7, "bold")})
+    with pytest.raises(ValueError, match="holdout motion or style"):
+        small_ds(holdout={(7, "heavy")})

@@ -262,6 +262,14 @@ def workshop(tmp_path_factory):
     (mixed / "unet.safetensors").write_bytes((runs / "tiny" / "weights" / "unet.safetensors").read_bytes())
     (mixed / "autoencoder.safetensors").write_bytes((here / "other" / "weights" / "autoencoder.safetensors").read_bytes())
     (here / "a_file").write_text("x")
+    # a text model (issue 10): smoke-text, seconds-long, for the --prompt / --labels mistakes
+    text = ExperimentConfig.preset("smoke-text")
+    train_pipeline(replace(text, num_clips=16, autoencoder=replace(text.autoencoder, train_steps=2, batch_size=8),
+                           image_train=None, train=replace(text.train, steps=2, batch_size=2, warmup=1,
+                                                           checkpoint_every=0, progress="none")),
+                   here / "text_run", log=quiet, minutes=0)
+    (here / "blank_prompts.txt").write_text("\n  \n\n")
+    (here / "three_prompts.txt").write_text("a 1\na 2\na 3\n")
     taken = here / "taken"
     taken.mkdir()
     (taken / "samples.npy").write_bytes(b"earlier work")
@@ -362,6 +370,17 @@ BAD_INPUTS = [
     (["evaluate", "{dir}/ok", "--n-ref", "0"], {}, "--n-ref"),
     (["evaluate", "{dir}/ok", "--device", "banana"], {}, "--device"),
     (["evaluate", "{dir}/ok", "--mnist-dir", "/nowhere/mnist"], {}, "--mnist-dir"),
+    # prompts (issue 10): a label model takes --labels, a text model --prompt / --prompts
+    (["sample", "--weights", "{run}", "--prompt", "a bold 7"], {}, "--labels"),
+    (["sample", "--weights", "{dir}/text_run", "--labels", "3"], {}, "--prompt"),
+    (["sample", "--weights", "{dir}/text_run"], {}, "--prompt"),
+    (["sample", "--weights", "{dir}/text_run", "--prompt", "a bolt 7"], {}, "'bolt' (closest: 'bold'"),
+    (["sample", "--weights", "{dir}/text_run", "--prompts", "{dir}/nowhere.txt"], {}, "nowhere.txt"),
+    (["sample", "--weights", "{dir}/text_run", "--prompts", "{dir}/blank_prompts.txt"], {}, "blank_prompts.txt"),
+    (["sample", "--weights", "{dir}/text_run", "--prompts", "{dir}/three_prompts.txt", "--n", "2"], {}, "--prompts"),
+    (["sample", "--weights", "{dir}/text_run", "--prompt", "a 3", "--prompts", "{dir}/three_prompts.txt"], {},
+     "--prompts"),
+    (["sample", "--weights", "{dir}/text_run", "--prompt", "3 and 7"], {}, "names 2 digits"),
 ]
 if NO_CUDA:
     BAD_INPUTS += [(["train", "--device", "cuda"], {}, "--device"),

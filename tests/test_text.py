@@ -137,7 +137,8 @@ def test_meanings_of_a_moving_mnist_item():
     meanings = captions.meanings_of_item(item)
     assert [m.digit for m in meanings] == item["labels"].tolist()
     assert [m.motion for m in meanings] == [MOTIONS[i] for i in item["motions"]]
-    assert parse_all(item["caption"]) == tuple(dataclasses.replace(m, direction=None) for m in meanings)
+    assert [m.style for m in meanings] == ["regular", "regular"]  # the default style, which the caption leaves out
+    assert parse_all(item["caption"]) == tuple(dataclasses.replace(m, direction=None, style=None) for m in meanings)
 
 
 # ---------------------------------------------------------------- the tokenizer ----

@@ -211,10 +211,62 @@ def sample_and_write(pipe, out_dir: Path, title: str) -> tuple[dict, float]:
     from .outputs import write_samples
 
     t0 = time.perf_counter()
-    n = 20 if pipe.unet.cfg.num_label_slots <= 1 else 10
+    n = 20 if pipe.config.num_digits <= 1 else 10
+    if pipe.reads_prompts:  # a text model: "the digit 0 moves left and right", "the digit 1 moves up and down", ...
+        prompts = default_prompts(n, pipe.config.num_digits)
+        video = pipe(prompts=prompts, seed=0)
+        return (write_samples(video, prompt_labels(prompts, pipe.config.num_digits), out_dir, title=title,
+                              prompts=prompts), time.perf_counter() - t0)
     video = pipe(num_videos=n, seed=0)
     labels = pipe.encode_condition(None, n)["labels"].cpu()
     return write_samples(video, labels, out_dir, title=title), time.perf_counter() - t0
+
+
+def default_prompts(n: int, num_digits: int = 1) -> list[str]:
+    """``n`` prompts in today's caption wording: digits 0, 1, 2, ... in turn, each motion in turn."""
+    from .captions import MOTIONS, TRAIN_TEMPLATES, Meaning, caption
+
+    return [caption([Meaning((num_digits * i + k) % 10, MOTIONS[(num_digits * i + k) % len(MOTIONS)])
+                     for k in range(num_digits)], TRAIN_TEMPLATES[0]) for i in range(n)]
+
+
+def prompt_labels(prompts: list[str], num_digits: int = 1):
+    """The digits each prompt names (``captions.parse_all``), ``(n, num_digits)`` int64; -1 where a prompt names no
+    digit (the null prompt "", or "a bold one"'s missing second digit): what labels.npy holds for a text model."""
+    import torch
+
+    from .captions import parse_all
+
+    labels = torch.full((len(prompts), num_digits), -1, dtype=torch.int64)
+    for i, prompt in enumerate(prompts):
+        try:
+            digits = [m.digit for m in parse_all(prompt) if m.digit is not None]
+        except ValueError as e:
+            raise UsageError(f"prompt {i + 1} ({prompt!r}) cannot be read back into digits: {e}") from None
+        if len(digits) > num_digits:
+            raise UsageError(f"prompt {i + 1} ({prompt!r}) names {len(digits)} digits, but this model draws "
+                             f"{num_digits} per clip; name at most {num_digits}")
+        labels[i, :len(digits)] = torch.tensor(digits, dtype=torch.int64)
+    return labels
+
+
+def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str] | None:
+    """``--prompt TEXT`` or ``--prompts FILE`` (one prompt a line, blank lines skipped) → the prompts, or None."""
+    if prompt is not None and prompts_file is not None:
+        raise UsageError("give --prompt or --prompts FILE, not both")
+    if prompt is not None:
+        return [prompt.strip()]
+    if prompts_file is None:
+        return None
+    path = Path(prompts_file)
+    if not path.is_file():
+        raise UsageError(f"--prompts {prompts_file}: no such file; give a text file with one prompt a line")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise UsageError(f"--prompts {prompts_file} holds no prompt (only blank lines); write one prompt a line, "
+                         f"e.g. 'a bold 7 moves left and right'")
+    return lines
 
 
 def cmd_train(args) -> int:
@@ -309,6 +361,12 @@ def cmd_sample(args) -> int:
         raise UsageError(f"--weights {args.weights}: {e}") from None
     if steps is not None and steps > pipe.schedule.num_steps:
         raise UsageError(f"--steps must be between 1 and the model's {pipe.schedule.num_steps} noise levels; got {steps}")
+    prompts = read_prompts(args.prompt, args.prompts)
+    if pipe.reads_prompts:
+        return _sample_prompts(pipe, args, prompts, n, steps, out)
+    if prompts is not None:
+        raise UsageError(f"--weights {args.weights} is a label model: it takes --labels (e.g. --labels 3,7), not "
+                         f"--prompt/--prompts; for prompts load a text run (train one with --preset cpu-text)")
     slots = max(1, pipe.unet.cfg.num_label_slots)
     labels = parse_labels(args.labels, slots)
     if labels is not None and n is not None and len(labels) > n:
@@ -334,6 +392,40 @@ def cmd_sample(args) -> int:
     for key, path in paths.items():
         print(f"  {key:<6} {path}")
     print("samples.npy: uint8 (n, f, h, w), 0 = background, 255 = digit; labels.npy: int64 (n, digits)")
+    return 0
+
+
+def _sample_prompts(pipe, args, prompts: list[str] | None, n: int | None, steps: int | None, out: Path) -> int:
+    """``sample`` for a text model: prompts in (repeated to fill --n), clips, prompts.txt and labels.npy out."""
+    from .outputs import write_samples
+
+    if args.labels is not None:
+        raise UsageError(f"--weights {args.weights} is a text model: it takes --prompt TEXT or --prompts FILE "
+                         f"(e.g. --prompt \"a bold 7 moves left and right\"), not --labels")
+    if prompts is None:
+        raise UsageError(f"--weights {args.weights} is a text model: give --prompt \"a bold 7 moves left and right\" "
+                         f"or --prompts FILE (one prompt a line)")
+    if n is not None and len(prompts) > n:
+        raise UsageError(f"--prompts gives {len(prompts)} prompts but --n {n} clips hold only {n}; drop --n or give "
+                         f"at most {n} prompts")
+    n = n if n is not None else len(prompts)
+    prompts = [prompts[i % len(prompts)] for i in range(n)]  # repeat the prompts to fill n clips, in order
+    try:
+        pipe.encode_condition(prompts=prompts)  # unknown words: the tokenizer names them and the closest words
+    except ValueError as e:
+        raise UsageError(f"--prompt: {e}") from None
+    labels = prompt_labels(prompts, pipe.config.num_digits)  # (n, digits), -1 = not named
+    print(pipe)
+    t0 = time.perf_counter()
+    video = pipe(prompts=prompts, sampler=args.sampler, steps=steps, guidance_scale=args.guidance, seed=args.seed)
+    seconds = time.perf_counter() - t0
+    paths = write_samples(video, labels, out, title=f"{args.weights}: {args.sampler or pipe.config.sampler}",
+                          prompts=prompts)
+    print(f"{n} clips in {_seconds(seconds)} ({seconds / n:.2f} s per clip); wrote")
+    for key, path in paths.items():
+        print(f"  {key:<7} {path}")
+    print("samples.npy: uint8 (n, f, h, w); prompts.txt: one prompt per clip, in clip order; labels.npy: int64 "
+          "(n, digits), the digit(s) each prompt names (captions.parse), -1 where it names none")
     return 0
 
 
@@ -507,10 +599,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sample", help="sample clips; writes samples.gif, samples.npy (uint8) and labels.npy")
+    p = sub.add_parser("sample", help="sample clips; writes samples.gif, samples.npy (uint8), labels.npy "
+                                      "(and prompts.txt for a text model)")
     p.add_argument("--weights", default="cpu", help="'cpu' (the shipped weights) or a run folder such as runs/my_run")
     p.add_argument("--n", type=int, default=None, help="number of clips (default: one per label, or 16)")
     p.add_argument("--labels", default=None, help="digits, comma-separated, e.g. 3,7,1 (default: 0,1,2,... in turn)")
+    p.add_argument("--prompt", default=None,
+                   help='a text model\'s prompt, e.g. "a bold 7 moves left and right" ("" = the null prompt)')
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="a text model's prompts: a file with one prompt a line (blank lines skipped)")
     p.add_argument("--steps", type=int, default=None,
                    help="sampler steps (default: the model's; 50 for the shipped cpu model)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")

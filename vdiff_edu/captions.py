@@ -113,13 +113,19 @@ def motion_family(direction: str) -> str:
 
 
 def meanings_of_item(item: dict) -> tuple[Meaning, ...]:
-    """The Meaning of every digit of a ``MovingMNIST`` item: its label, its motion and its start direction
-    (style None: today's clips have one stroke style)."""
+    """The Meaning of every digit of a ``MovingMNIST`` item: its label, its motion, its start direction (the item's
+    ``directions``, else read from its velocities) and its style (the item's ``styles``; None when it has none).
+    A text recipe paraphrases these: ``caption(meanings_of_item(item), rng=rng)`` draws a training template."""
     labels = np.asarray(item["labels"]).reshape(-1)  # (num_digits,)
     motions = np.asarray(item["motions"]).reshape(-1)  # (num_digits,) index into MOTIONS
-    velocities = np.asarray(item["velocities"])  # (f, num_digits, 2)
-    return tuple(Meaning(int(d), MOTIONS[int(m)], start_direction(velocities[:, k]))
-                 for k, (d, m) in enumerate(zip(labels, motions)))
+    if "directions" in item:
+        directions = [DIRECTIONS[int(r)] for r in np.asarray(item["directions"]).reshape(-1)]  # (num_digits,)
+    else:
+        velocities = np.asarray(item["velocities"])  # (f, num_digits, 2)
+        directions = [start_direction(velocities[:, k]) for k in range(len(labels))]
+    styles = ([STYLES[int(s)] for s in np.asarray(item["styles"]).reshape(-1)] if "styles" in item
+              else [None] * len(labels))  # (num_digits,)
+    return tuple(Meaning(int(d), MOTIONS[int(m)], r, s) for d, m, r, s in zip(labels, motions, directions, styles))
 
 
 # ----------------------------------------------------------------------------- 3. words: splitting and joining

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .embeddings import check_labels
 
@@ -290,3 +290,99 @@ class CaptionTokens(ConditionKind):
         device = entries["context"].device
         return {"context": null["context"].to(device).expand(b, -1, -1),  # (b, L, width)
                 "context_mask": null["context_mask"].to(device).expand(b, -1)}  # (b, L)
+
+
+# ----------------------------------------------------------------------------- a text encoder trained with the U-Net
+
+
+class CaptionIds(CaptionTokens):
+    """A caption whose text encoder trains *with* the U-Net, inside the model (``TextConditionedDenoiser``): this kind
+    hands the model token ids ``caption_ids (b, L)`` and ``caption_mask (b, L)``, and the model encodes them.
+
+    Why not ``CaptionTokens(train_encoder=True)``: there the encoder lives outside the model, so the Trainer's
+    optimizer, its EMA copy, its checkpoints and DDP would all miss it, and sampling from ``trainer.ema.model`` would
+    read the captions with the raw, not the averaged, encoder. Inside the model it is one set of weights with the
+    U-Net. Dropout and the null caption work on ids: a dropped row becomes the empty prompt ``<bos> <eos>``.
+    """
+
+    unet_keys = ("caption_ids", "caption_mask")
+
+    def __init__(self, tokenizer, max_len: int, drop_prob: float = 0.1, on_unknown: str = "raise"):
+        ConditionKind.__init__(self, drop_prob)
+        self.tokenizer, self.text_encoder, self.max_len = tokenizer, None, max_len
+        self.train_encoder, self.on_unknown = True, on_unknown
+
+    def __repr__(self) -> str:
+        return f"CaptionIds(max_len={self.max_len}, drop_prob={self.drop_prob:g})"
+
+    def from_batch(self, batch: dict, device: torch.device | str | None = None) -> dict[str, Tensor]:
+        ids, mask = self.token_ids(batch)  # (b, L) each
+        return {"caption_ids": ids.to(device), "caption_mask": mask.to(device)}
+
+    def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The empty prompt ``<bos> <eos>``, padded to the batch's L and repeated for each row."""
+        b, L = entries["caption_mask"].shape
+        ids, mask = self.tokenizer.encode([""], L)  # (1, L) each
+        device = entries["caption_ids"].device
+        return {"caption_ids": ids.to(device).expand(b, -1), "caption_mask": mask.to(device).expand(b, -1)}
+
+
+class TextConditionedDenoiser(nn.Module):
+    """A U-Net and the text encoder it reads, as one model: ``forward(x, t, cond)`` with ``cond["caption_ids"]`` and
+    ``cond["caption_mask"]`` (b, L) encodes the caption into ``context (b, L, width)`` and calls the U-Net with it
+    (the other entries, e.g. labels, pass through). One module, so the Trainer's optimizer, EMA, checkpoints and
+    DDP cover both networks, and the saved pipeline keeps them together (``pipeline.py``).
+
+    ``cfg`` is the U-Net's config (what the Trainer, samplers and pipeline read)."""
+
+    def __init__(self, unet: nn.Module, text_encoder: nn.Module):
+        super().__init__()
+        if unet.cfg.context_dim != text_encoder.cfg.width:
+            raise ValueError(f"the U-Net's context_dim={unet.cfg.context_dim} must equal the text encoder's "
+                             f"width={text_encoder.cfg.width}: cross-attention reads its token features; build the "
+                             f"U-Net with UNetConfig(context_dim={text_encoder.cfg.width})")
+        self.unet, self.text_encoder = unet, text_encoder
+
+    @property
+    def cfg(self):
+        return self.unet.cfg
+
+    @property
+    def label_embed(self):
+        return self.unet.label_embed
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: Tensor, t, cond: dict | None = None) -> Tensor:
+        cond = dict(cond or {})
+        if "caption_ids" in cond:
+            ids, mask = cond.pop("caption_ids"), cond.pop("caption_mask")  # (b, L) each
+            tokens, _ = self.text_encoder(ids.long(), mask.bool())  # (b, L, width)
+            cond.update(context=tokens, context_mask=mask.bool())
+        return self.unet(x, t, cond or None)  # (b, c_out, f, h, w)
+
+
+def conditioning_for(cfg, drop_prob: float | None = None) -> Conditioning:
+    """The run's conditions, from its ``ExperimentConfig``: ``DigitLabels`` when the U-Net has label slots (dropped
+    with ``drop_prob``, default ``cfg.train.cond_drop_prob``), ``CaptionIds`` when ``cfg.text`` is set (dropped with
+    ``cfg.caption_drop_prob``; its encoder is in the model, see ``denoiser_for``)."""
+    from .text import Tokenizer  # networks sit above conditioning in the data flow
+
+    drop_prob = cfg.train.cond_drop_prob if drop_prob is None else drop_prob
+    conditioning = Conditioning.for_unet(cfg.unet, drop_prob)
+    text = getattr(cfg, "text", None)
+    if text is not None:
+        conditioning = Conditioning(conditioning.kinds + [CaptionIds(Tokenizer(), text.max_len, cfg.caption_drop_prob)])
+    return conditioning
+
+
+def denoiser_for(cfg) -> nn.Module:
+    """The run's denoiser, from its ``ExperimentConfig``: a ``UNet3D``, wrapped with a fresh ``TextEncoder`` in a
+    ``TextConditionedDenoiser`` when ``cfg.text`` is set."""
+    from .text import TextEncoder
+    from .unet import UNet3D
+
+    unet = UNet3D(cfg.unet)
+    text = getattr(cfg, "text", None)
+    return unet if text is None else TextConditionedDenoiser(unet, TextEncoder(text))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PRESETS = ("smoke", "cpu", "gpu")
+PRESETS = ("smoke", "cpu", "gpu", "smoke-text", "cpu-text", "gpu-text")  # the *-text ones: prompts, not labels
 
 # The repository root (for a checkout) and the folder of weights shipped inside the package.
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -5,7 +5,8 @@ The module reads bottom-up:
 1. **motion** — one digit's path under the two published rule sets: *deterministic* (Srivastava et al. 2015:
    reflect at the walls) and *stochastic* (Denton & Fergus 2018: a new random speed at each bounce).
 2. **captions** — the motion word of a path (horizontal, vertical, diagonal) and a plain-word caption.
-3. **rendering** — digits pasted into frames (``max`` or sum-then-clip where they overlap).
+3. **rendering** — stroke styles (thin, regular, bold: grey-scale erosion or dilation of the digit), and digits
+   pasted into frames (``max`` or sum-then-clip where they overlap).
 4. **MovingMNIST** — a map-style dataset: clip ``i`` depends only on ``(seed, split, i)``; ``make_clips``.
 
 The digits themselves come from ``digits.py`` (MNIST, its download cache, or the synthetic fallback).
@@ -25,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
+from .captions import DIRECTIONS, STYLES, TRAIN_TEMPLATES, Meaning, caption as render_caption, start_direction
 from .digits import DigitSet, load_digits
 from .utils import check_choice, check_int
 
@@ -112,6 +114,28 @@ def make_caption(labels: Iterable[int], motions: Iterable[str]) -> str:
 # ----------------------------------------------------------------------------------- 3. rendering ----
 
 
+def _filter3x3(image: np.ndarray, op) -> np.ndarray:
+    """``op`` (np.min or np.max) over every pixel's 3×3 neighbourhood; outside the image counts as background (0)."""
+    padded = np.pad(image, 1, constant_values=0.0)  # (d+2, d+2)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))  # (d, d, 3, 3)
+    return op(windows, axis=(-2, -1)).astype(np.float32)  # (d, d)
+
+
+def stroke_style(digit: np.ndarray, style: str) -> np.ndarray:
+    """A digit ``(d, d)`` in [0, 1] drawn ``thin``, ``regular`` or ``bold`` (``captions.STYLES``), by grey-scale
+    morphology with a 3×3 square, once (Gonzalez & Woods, *Digital Image Processing*, ch. 9.6):
+
+        thin    = erosion   (f ⊖ b)(y, x) = min_{|i|,|j| ≤ 1} f(y+i, x+j)   every stroke loses about a pixel a side
+        regular = f                                                           the digit as MNIST drew it
+        bold    = dilation  (f ⊕ b)(y, x) = max_{|i|,|j| ≤ 1} f(y+i, x+j)   every stroke gains about a pixel a side
+
+    Applied after resizing, so "a pixel" is one pixel of the frame whatever ``digit_size`` is."""
+    check_choice("style", style, STYLES)
+    if style == "regular":
+        return digit
+    return _filter3x3(digit, np.min if style == "thin" else np.max)
+
+
 def resize_digit(image: np.ndarray, size: int) -> np.ndarray:
     """A uint8 digit ``(28, 28)`` → float32 ``(size, size)`` in [0, 1], antialiased (Pillow's bilinear filter
     widens its support when shrinking)."""
@@ -155,7 +179,10 @@ class MovingMNIST(Dataset):
         video       float32 (1, f, h, w) in [-1, 1]   -1 = background
         labels      int64 (num_digits,)              the digits, 0..9
         motions     int64 (num_digits,)              index into MOTIONS (horizontal, vertical, diagonal)
+        styles      int64 (num_digits,)              index into captions.STYLES (thin, regular, bold)
+        directions  int64 (num_digits,)              index into captions.DIRECTIONS: travel at the first frame
         caption     str                              "the digit 3 moves left and right and the digit 7 ..."
+                                                     (with styles on: "the bold digit 3 moves left and right")
         positions   float32 (f, num_digits, 2)       top-left corner (y, x) in px; rendered at its rounding
         velocities  float32 (f, num_digits, 2)       px/frame after any bounce at that frame
         bounces     bool (f, num_digits)             the digit hit a wall arriving at that frame
@@ -164,15 +191,19 @@ class MovingMNIST(Dataset):
 
     Splits: ``train`` draws from MNIST's train digits; ``test``, ``eval`` (the fixed evaluation set, see
     ``eval_set``) and ``holdout`` from its test digits, so train never shares a digit image with them.
-    ``holdout`` is a set of ``(digit, motion)`` pairs, e.g. ``{(3, "vertical")}``: no train clip holds such a
-    digit, and ``split="holdout"`` gives clips made only of them.
+    ``holdout`` is a set of ``(digit, motion)`` and ``(digit, style)`` pairs, e.g. ``{(3, "vertical"), (7, "bold")}``:
+    no train clip holds such a digit, and ``split="holdout"`` gives clips made only of them.
+
+    ``styles``: the stroke styles each digit draws from, uniformly (``captions.STYLES``). The default
+    ``("regular",)`` draws no random number for it, so the clips are exactly those made before styles existed;
+    the text presets use ``("thin", "regular", "bold")``. A style is drawn after the digit's path.
     """
 
     def __init__(self, split: str = "train", num_frames: int = 20, image_size: int = 64, num_digits: int = 2,
                  rule: str = "deterministic", seed: int = 0, length: int = 10_000, digit_size: int = 28,
                  speed: float | None = None, mnist_dir: str | os.PathLike | None = None,
                  holdout: Iterable[tuple[int, str]] | None = None, download: bool = True,
-                 digits: DigitSet | None = None, verbose: bool = True):
+                 digits: DigitSet | None = None, verbose: bool = True, styles: Sequence[str] = ("regular",)):
         # 1. check every parameter, naming it, its value and the valid range
         check_choice("split", split, SPLITS)
         check_choice("rule", rule, RULES)
@@ -191,10 +222,20 @@ class MovingMNIST(Dataset):
         if not isinstance(speed, (int, float)) or isinstance(speed, bool) or not 0 < speed <= image_size:
             raise ValueError(f"speed must be a number in (0, image_size={image_size}] px/frame; got {speed!r}. "
                              f"None picks {default_speed(image_size):.2f} (3.6 px/frame at 64×64, scaled).")
+        if isinstance(styles, str) or not styles or len(set(styles)) != len(tuple(styles)):
+            raise ValueError(f"styles must be a non-empty tuple of distinct names among {STYLES}, e.g. "
+                             f"styles=('thin', 'regular', 'bold'); got {styles!r}.")
+        for name in styles:
+            check_choice("style", name, STYLES)
+        self.styles = tuple(styles)
         self.holdout = self._check_holdout(holdout)
+        unreachable = sorted((d, v) for d, v in self.holdout if v in STYLES and v not in self.styles)
+        if split == "holdout" and unreachable:
+            raise ValueError(f"holdout pairs {unreachable} name styles this dataset never draws (styles="
+                             f"{self.styles}); add them to styles=..., e.g. styles=('thin', 'regular', 'bold').")
         if split == "holdout" and not self.holdout:
-            raise ValueError("split='holdout' needs holdout=...: a non-empty set of (digit, motion) pairs, "
-                             "e.g. holdout={(3, 'vertical')}.")
+            raise ValueError("split='holdout' needs holdout=...: a non-empty set of (digit, motion) or (digit, style) "
+                             "pairs, e.g. holdout={(3, 'vertical'), (7, 'bold')}.")
 
         self.split, self.num_frames, self.image_size, self.num_digits = split, num_frames, image_size, num_digits
         self.rule, self.seed, self.length, self.digit_size = rule, seed, length, digit_size
@@ -221,12 +262,12 @@ class MovingMNIST(Dataset):
             try:
                 digit, motion = item
             except (TypeError, ValueError):
-                raise ValueError(f"holdout must hold (digit, motion) pairs such as (3, 'vertical'); "
-                                 f"got {item!r}.") from None
+                raise ValueError(f"holdout must hold (digit, motion) or (digit, style) pairs such as (3, 'vertical') "
+                                 f"or (7, 'bold'); got {item!r}.") from None
             check_int("holdout digit", digit, 0, 9)
-            check_choice("holdout motion", motion, MOTIONS)
+            check_choice("holdout motion or style", motion, MOTIONS + STYLES)
             pairs |= {(int(digit), motion)}
-        if len(pairs) == 10 * len(MOTIONS):
+        if len({p for p in pairs if p[1] in MOTIONS}) == 10 * len(MOTIONS):
             raise ValueError("holdout holds all 30 (digit, motion) pairs: nothing would be left to train on.")
         return pairs
 
@@ -244,8 +285,9 @@ class MovingMNIST(Dataset):
                 f"{self.digit_size} px at {self.speed:.2f} px/frame, seed={self.seed}"
                 + (f", holdout={sorted(self.holdout)}" if self.holdout else "") + f"; digits: {self.source})")
 
-    def _sample_digit(self, rng: np.random.Generator) -> tuple[int, str, np.ndarray, np.ndarray, np.ndarray]:
-        """Draw one digit image and its path, rejecting (digit, motion) pairs the split must not hold."""
+    def _sample_digit(self, rng: np.random.Generator) -> tuple[int, str, str, np.ndarray, np.ndarray, np.ndarray]:
+        """Draw one digit image, its path and its style, rejecting (digit, motion) and (digit, style) pairs the split
+        must not hold. Draws in this order: the image, the path, the style (only when there are several)."""
         for _ in range(1000):
             if self.split == "holdout":
                 label, want = self._targets[int(rng.integers(len(self._targets)))]
@@ -255,12 +297,15 @@ class MovingMNIST(Dataset):
                 k, want = int(rng.integers(len(self.digits))), None
             pos, vel, bounces = simulate_trajectory(rng, self.num_frames, self.canvas, self.speed, self.rule)
             motion = motion_of(vel)
+            style = self.styles[int(rng.integers(len(self.styles)))] if len(self.styles) > 1 else self.styles[0]
+            if want in STYLES:
+                style = want  # a held-out (digit, style) pair: the style is the point
             label = int(self.digits.labels[k])
-            if want is not None and motion != want:
+            if want in MOTIONS and motion != want:
                 continue
-            if self.split == "train" and (label, motion) in self.holdout:
+            if self.split == "train" and ((label, motion) in self.holdout or (label, style) in self.holdout):
                 continue
-            return k, motion, pos, vel, bounces
+            return k, motion, style, pos, vel, bounces
         raise RuntimeError(f"could not draw a digit allowed in split {self.split!r} after 1000 tries "
                            f"(holdout={sorted(self.holdout)}); hold out fewer pairs.")
 
@@ -277,17 +322,24 @@ class MovingMNIST(Dataset):
         ids = [k for k, *_ in draws]
         labels = [int(self.digits.labels[k]) for k in ids]
         motions = [m for _, m, *_ in draws]
+        styles = [s for _, _, s, *_ in draws]
+        directions = [start_direction(v) for *_, v, _ in draws]  # captions.start_direction: from the first frame
         positions = np.stack([p for *_, p, _, _ in draws], axis=1)  # (f, num_digits, 2)
         velocities = np.stack([v for *_, v, _ in draws], axis=1)  # (f, num_digits, 2)
         bounces = np.stack([b for *_, b in draws], axis=1)  # (f, num_digits)
-        pixels = [resize_digit(self.digits.images[k], self.digit_size) for k in ids]  # num_digits × (d, d)
+        pixels = [stroke_style(resize_digit(self.digits.images[k], self.digit_size), s)  # num_digits × (d, d)
+                  for k, s in zip(ids, styles)]
         frames = render_clip(pixels, positions, self.image_size, self.rule)  # (f, h, w) in [0, 1]
         video = torch.from_numpy(frames * 2 - 1).unsqueeze(0)  # (1, f, h, w) in [-1, 1]
         return {
             "video": video,
             "labels": torch.tensor(labels, dtype=torch.int64),
             "motions": torch.tensor([MOTIONS.index(m) for m in motions], dtype=torch.int64),
-            "caption": make_caption(labels, motions),
+            "styles": torch.tensor([STYLES.index(s) for s in styles], dtype=torch.int64),
+            "directions": torch.tensor([DIRECTIONS.index(r) for r in directions], dtype=torch.int64),
+            "caption": (make_caption(labels, motions) if self.styles == ("regular",) else  # today's wording
+                        render_caption([Meaning(d, m, style=s) for d, m, s in zip(labels, motions, styles)],
+                                       TRAIN_TEMPLATES[0])),  # "the bold digit 3 moves left and right"
             "positions": torch.from_numpy(positions.astype(np.float32)),
             "velocities": torch.from_numpy(velocities.astype(np.float32)),
             "bounces": torch.from_numpy(bounces),

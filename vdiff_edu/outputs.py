@@ -20,11 +20,12 @@ from .viz import filmstrip, save_gif
 
 
 def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str | os.PathLike,
-                  fps: float = 4, title: str | None = None) -> dict[str, Path]:
+                  fps: float = 4, title: str | None = None, prompts: list[str] | None = None) -> dict[str, Path]:
     """Write clips ``(n, 1, f, h, w)`` in [-1, 1] for any outside tool to judge:
 
         samples.npy   uint8 (n, f, h, w), 0 = black background, 255 = digit
-        labels.npy    int64 (n, slots), the digits asked for
+        labels.npy    int64 (n, slots), the digits asked for (from prompts: the digits they name, -1 = none)
+        prompts.txt   (a text model) one prompt per clip, in clip order; "" = the null prompt, an empty line
         samples.gif   the clips tiled in a grid, looping
         samples.png   a filmstrip: one row per clip, one column per frame
     """
@@ -38,8 +39,16 @@ def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str
         paths["labels"] = out_dir / "labels.npy"
         with atomic_path(paths["labels"]) as tmp, open(tmp, "wb") as f:
             np.save(f, np.asarray(labels.cpu(), dtype=np.int64))
+    if prompts is not None:
+        if len(prompts) != len(video):
+            raise ValueError(f"got {len(prompts)} prompts for {len(video)} clips; give one prompt per clip")
+        paths["prompts"] = out_dir / "prompts.txt"
+        with atomic_path(paths["prompts"]) as tmp:
+            Path(tmp).write_text("".join(p + "\n" for p in prompts), encoding="utf-8")
     save_gif(video, paths["gif"], fps=fps, scale=2, nrow=min(8, len(video)))
     rows = None if labels is None else [",".join(str(int(d)) for d in row) for row in labels.reshape(len(video), -1)]
+    if prompts is not None:
+        rows = [p or "(null prompt)" for p in prompts]
     fig = filmstrip(video[:16], labels=None if rows is None else rows[:16], title=title)
     with atomic_path(paths["png"]) as tmp:
         fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight")

@@ -10,6 +10,9 @@ models sketches, and of the diffusers pipelines):
     pipe = LatentVideoPipeline.from_pretrained("cpu")          # the weights shipped in vdiff_edu/weights/
     video = pipe(labels=[3, 7], seed=0)                        # (2, 1, 8, 32, 32) in [-1, 1]
 
+    pipe = LatentVideoPipeline.from_pretrained("runs/my_text_run")       # a text preset (cpu-text): prompts
+    video = pipe(prompts=["a bold 7 moves left and right", ""], seed=0)  # "" = the null prompt (unconditional)
+
     cond = pipe.encode_condition([3, 7])                       # the same, one step at a time
     z_T = pipe.initial_noise(2, generator=torch.Generator().manual_seed(0))
     z_0 = pipe.denoise(z_T, cond, steps=50, guidance_scale=3.0)
@@ -32,7 +35,7 @@ import torch
 
 from .autoencoder import FrameAutoencoder
 from .checkpoint import load_weights, read_weights_metadata, save_weights, weights_fingerprint
-from .conditioning import Conditioning
+from .conditioning import Conditioning, TextConditionedDenoiser, conditioning_for
 from .config import PRESETS, WEIGHTS_DIR
 from .presets import ExperimentConfig
 from .sampling import sample
@@ -42,6 +45,7 @@ from .utils import get_device
 
 AUTOENCODER_FILE = "autoencoder.safetensors"  # in a saved pipeline's folder (shipped: "<preset>_autoencoder...")
 UNET_FILE = "unet.safetensors"
+TEXT_ENCODER_FILE = "text_encoder.safetensors"  # a text model's encoder, beside its U-Net (same prefix)
 
 
 # ---------------------------------------------------------------- the pipeline ----
@@ -75,8 +79,15 @@ class LatentVideoPipeline:
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS} (what the U-Net was trained to output); "
                              f"got {self.prediction!r}")
-        self.conditioning = (conditioning if conditioning is not None else
-                             Conditioning.for_unet(unet.cfg, self.config.train.cond_drop_prob))
+        if isinstance(unet, TextConditionedDenoiser) and self.config.text is None:
+            raise ValueError("the U-Net reads captions (a TextConditionedDenoiser) but its config has text=None; pass "
+                             "the ExperimentConfig it was trained with (a text preset such as cpu-text)")
+        self.conditioning = (conditioning if conditioning is not None else conditioning_for(self.config))
+
+    @property
+    def reads_prompts(self) -> bool:
+        """True for a text model (its U-Net reads captions through a jointly trained text encoder)."""
+        return isinstance(self.unet, TextConditionedDenoiser)
 
     def __repr__(self) -> str:
         c = self.config
@@ -88,13 +99,36 @@ class LatentVideoPipeline:
 
     # ------------------------------------------------------------ 1. the condition
 
-    def encode_condition(self, labels: Any, num_videos: int | None = None) -> dict | None:
-        """Digit labels → the U-Net's condition ``{"labels": long (n, num_label_slots)}``.
+    def encode_condition(self, labels: Any = None, num_videos: int | None = None,
+                         prompts: str | list[str] | None = None) -> dict | None:
+        """Digit labels (a label model) or prompts (a text model) → the U-Net's condition.
+
+        A text model: ``prompts`` (a string or a list, one per clip; ``""`` is the null prompt, the unconditional
+        model) → ``{"caption_ids", "caption_mask": (n, L)}``, which the model's own text encoder reads. A word the
+        tokenizer does not know is an error naming it and the closest vocabulary words.
+
+        A label model: ``{"labels": long (n, num_label_slots)}``.
 
         ``labels``: an int, a list of ints (one digit per clip), a list of tuples (one per clip, one digit per
         slot), or a tensor ``(n,)`` / ``(n, slots)``. ``None``: digits 0, 1, 2, ... in turn for ``num_videos``
         clips. The value ``num_classes`` (10) is the null token: "any digit" (the unconditional model).
         """
+        if self.reads_prompts:
+            if labels is not None:
+                raise ValueError("this model reads prompts, not labels (it was trained on captions); call it with "
+                                 "prompts=['a bold 7 moves left and right', ...]")
+            if prompts is None:
+                raise ValueError("this model reads prompts: give prompts=[...] (one per clip; '' = the null prompt)")
+            prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+            if not prompts or not all(isinstance(p, str) for p in prompts):
+                raise ValueError(f"prompts must be a non-empty list of strings, one per clip; got {prompts!r}")
+            if num_videos is not None and len(prompts) != num_videos:
+                raise ValueError(f"got {len(prompts)} prompts for num_videos={num_videos}; give one prompt per video "
+                                 f"(or leave num_videos out)")
+            return self.conditioning.from_batch({"caption": prompts}, self.device)  # ids and mask (n, L)
+        if prompts is not None:
+            raise ValueError("this model reads digit labels, not prompts (it was trained without captions); call it "
+                             "with labels=[3, 7], or load a text model (a run of --preset cpu-text)")
         cfg = self.unet.cfg
         if cfg.num_label_slots == 0:
             if labels is not None:
@@ -163,19 +197,19 @@ class LatentVideoPipeline:
     def __call__(self, labels: Any = None, num_videos: int | None = None, sampler: str | None = None,
                  steps: int | None = None, guidance_scale: float | dict[str, float] | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None, progress: bool = False,
-                 batch_size: int = 64) -> torch.Tensor:
+                 batch_size: int = 64, prompts: str | list[str] | None = None) -> torch.Tensor:
         """Labels → videos ``(n, 1, f, h, w)`` in [-1, 1] (CPU). ``labels=None`` gives digits 0, 1, 2, ... for
         ``num_videos`` clips (default 10 for one digit per clip). ``seed`` (or a ``generator``) fixes the result.
         Clips are made ``batch_size`` at a time (one generator throughout), so any number fits in memory and the
         first ``batch_size`` clips are the same whatever ``n`` is."""
-        if labels is None and num_videos is None:
+        if labels is None and num_videos is None and prompts is None:
             num_videos = self.unet.cfg.num_classes
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
-        cond = self.encode_condition(labels, num_videos)  # 1. {"labels": (n, slots)}
-        n = cond["labels"].shape[0] if cond is not None else num_videos
+        cond = self.encode_condition(labels, num_videos, prompts)  # 1. {"labels": (n, slots)} or caption ids (n, L)
+        n = next(iter(cond.values())).shape[0] if cond is not None else num_videos
         videos = []
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
@@ -197,8 +231,15 @@ class LatentVideoPipeline:
         ae_path = self.autoencoder.save(directory / f"{prefix}{AUTOENCODER_FILE}", extra_metadata=extra)
         unet_meta = {"model": "UNet3D", "config": asdict(self.unet.cfg), "prediction": self.prediction,
                      "autoencoder_fingerprint": weights_fingerprint(self.autoencoder), **extra}
-        unet_path = save_weights(directory / f"{prefix}{UNET_FILE}", self.unet, unet_meta)
-        return [Path(ae_path), Path(unet_path)]
+        unet, written = self.unet, []
+        if self.reads_prompts:  # a text model: the U-Net and its text encoder, each in its own file
+            unet, encoder = self.unet.unet, self.unet.text_encoder
+            text_path = save_weights(directory / f"{prefix}{TEXT_ENCODER_FILE}", encoder,
+                                     {"model": "TextEncoder", "config": asdict(encoder.cfg), **extra})
+            unet_meta["text_encoder"] = {"config": asdict(encoder.cfg), "fingerprint": weights_fingerprint(encoder)}
+            written.append(Path(text_path))
+        unet_path = save_weights(directory / f"{prefix}{UNET_FILE}", unet, unet_meta)
+        return [Path(ae_path), Path(unet_path)] + written
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "cpu",
@@ -214,6 +255,8 @@ class LatentVideoPipeline:
         _check_parts_belong_together(unet_path, meta, ae_path, read_weights_metadata(ae_path))
         unet = UNet3D(_unet_config(meta["config"]))
         load_weights(unet_path, unet, device="cpu")
+        if "text_encoder" in meta:  # a text model: its encoder is saved beside the U-Net
+            unet = TextConditionedDenoiser(unet, _load_text_encoder(unet_path, meta["text_encoder"]))
         autoencoder = FrameAutoencoder.load(ae_path)
         config = ExperimentConfig.from_dict(meta["experiment"]) if "experiment" in meta else None
         if config is not None and (config.image_size != autoencoder.cfg.image_size
@@ -264,6 +307,24 @@ def find_weights(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
                   f"--name {folder.name} --stage denoiser`." if (folder / "weights" / AUTOENCODER_FILE).is_file() else
                   f" Train one with `python -m vdiff_edu train --preset cpu --name {folder.name}`.")
     raise FileNotFoundError(f"no {UNET_FILE} and {AUTOENCODER_FILE} in {folder} or {folder / 'weights'}." + stage_hint)
+
+
+def _load_text_encoder(unet_path: Path, saved: dict):
+    """The text encoder saved beside ``unet_path`` (``TEXT_ENCODER_FILE``, same prefix), checked against the
+    fingerprint the U-Net recorded: the two were trained together."""
+    from .text import TextEncoder, TextEncoderConfig
+
+    path = unet_path.with_name(unet_path.name.replace(UNET_FILE, TEXT_ENCODER_FILE))
+    if not path.is_file():
+        raise FileNotFoundError(f"{unet_path} reads captions, but its text encoder {path.name} is missing from "
+                                f"{path.parent}; keep a text model's three weight files together")
+    names = {f.name for f in fields(TextEncoderConfig)}
+    encoder = TextEncoder(TextEncoderConfig(**{k: v for k, v in saved["config"].items() if k in names}))
+    load_weights(path, encoder, device="cpu")
+    if saved.get("fingerprint") and weights_fingerprint(encoder) != saved["fingerprint"]:
+        raise ValueError(f"{path} is not the text encoder {unet_path} was trained with (fingerprints differ); "
+                         f"keep a run's weight files together")
+    return encoder
 
 
 def _unet_config(d: dict) -> UNetConfig:

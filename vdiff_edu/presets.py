@@ -24,6 +24,11 @@ Three presets:
   leaves room to move), latents 4×8×8 per frame, a small factorized (2+1)-D U-Net with attention at 4×4.
 * ``gpu``: the full mode of the notebooks: 64×64, 16 frames, two digits, a U-Net of tens of millions of
   parameters that fits a 16 GB GPU.
+* ``smoke-text``, ``cpu-text``, ``gpu-text``: the same geometries conditioned on a caption instead of a label
+  (issue 10, notebook 10): stroke styles on, paraphrased captions from the training templates, a text encoder
+  trained jointly with the U-Net, cross-attention at the U-Net's lowest level, some (digit, motion) and
+  (digit, style) combinations held out of training. ``cpu-text``'s step counts are the ``cpu`` recipe's, not yet
+  measured on captions.
 
 Each recipe is named once, here: the module configs have only a ``smoke()`` test size, and everything that
 trains a real model (``train``, ``demo``, the notebooks, ``recipe.train_denoiser``) takes its networks and
@@ -33,11 +38,12 @@ recipe does not move when a module's defaults do.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .autoencoder import AutoencoderConfig
 from .config import check_preset
 from .sampling import SAMPLERS
+from .text import TextEncoderConfig
 from .train import TrainConfig
 from .unet import UNetConfig
 
@@ -55,9 +61,16 @@ class ExperimentConfig:
     num_clips: int = 4_000  # training clips, encoded once into cached latents
     reverse_augment: bool = True  # also train on every clip played backwards (still a valid bounce): 2× data
     seed: int = 0  # seeds the data, the autoencoder's training and the denoiser's
+    styles: tuple[str, ...] = ("regular",)  # stroke styles the digits draw from (captions.STYLES); ("regular",) =
+                                            # the clips made before styles existed
+    holdout: tuple[tuple[int, str], ...] = ()  # (digit, motion) and (digit, style) pairs kept out of training,
+                                               # e.g. ((3, "vertical"), (7, "bold")): measured as unseen combinations
     # --- the three networks' configs
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
+    text: TextEncoderConfig | None = None  # a caption-conditioned model: its text encoder (trained jointly with the
+                                           # U-Net, conditioning.TextConditionedDenoiser); None = a label model
+    caption_drop_prob: float = 0.1  # how often training replaces the caption by the empty prompt (for guidance)
     label_embedding_std: float | None = None  # re-initialise the U-Net's label embedding at this std (None: keep its
                                               # own init, std 0.02). At 0.02 the label is a whisper next to the
                                               # timestep embedding and a minutes-long run hardly learns it
@@ -95,6 +108,17 @@ class ExperimentConfig:
                              "need several frames; set image_train=None or temporal_downsample_levels=()")
         if self.time_budget_minutes is not None and not self.time_budget_minutes > 0:
             raise ValueError(f"ExperimentConfig.time_budget_minutes must be > 0 or None; got {self.time_budget_minutes}")
+        if self.text is not None:
+            if self.unet.context_dim != self.text.width:
+                raise ValueError(f"unet.context_dim={self.unet.context_dim} must equal text.width={self.text.width}: "
+                                 f"the U-Net's cross-attention reads the text encoder's token features; set "
+                                 f"UNetConfig(context_dim={self.text.width})")
+            if self.reverse_augment:
+                raise ValueError("reverse_augment=True with captions: a clip played backwards starts in another "
+                                 "direction, so its caption would lie; set reverse_augment=False for a text preset")
+            if not 0.0 <= self.caption_drop_prob < 1.0:
+                raise ValueError(f"caption_drop_prob must be in [0, 1) (0 = never dropped, no guidance); got "
+                                 f"{self.caption_drop_prob}")
         if self.num_clips < 1 or self.sample_steps < 1:
             raise ValueError(f"num_clips and sample_steps must be >= 1; got {self.num_clips}, {self.sample_steps}")
 
@@ -112,8 +136,13 @@ class ExperimentConfig:
 
     def dataset_kwargs(self) -> dict:
         """Keyword arguments for ``MovingMNIST`` that give this experiment's clips."""
-        return dict(num_frames=self.num_frames, image_size=self.image_size, num_digits=self.num_digits,
-                    digit_size=self.digit_size, rule=self.rule, speed=self.speed)
+        kwargs = dict(num_frames=self.num_frames, image_size=self.image_size, num_digits=self.num_digits,
+                      digit_size=self.digit_size, rule=self.rule, speed=self.speed)
+        if tuple(self.styles) != ("regular",):
+            kwargs["styles"] = tuple(self.styles)
+        if self.holdout:
+            kwargs["holdout"] = {(int(d), v) for d, v in self.holdout}
+        return kwargs
 
     # ------------------------------------------------------------ presets
 
@@ -186,10 +215,50 @@ class ExperimentConfig:
             sampler="dpmpp", sample_steps=25, guidance_scale=3.0,
         )
 
+    # ------------------------------------------------------------ text presets (issue 10): prompts instead of labels
+    # Decisions, for all three:
+    # * num_label_slots=0: a label beside the caption would let the U-Net read the digit from the label and ignore
+    #   the text, and at sampling a prompt has no label to give; the caption is the only condition.
+    # * the text encoder trains jointly with the U-Net (conditioning.TextConditionedDenoiser): one optimizer, one
+    #   EMA, no extra stage; pre-training it as a tiny CLIP first is the alternative issue 10 asks to measure.
+    # * cross-attention at the lowest level only (cross_attn_levels=(1,)): the cheapest place, where every position
+    #   sees the whole digit; the words say what and how it moves, not where each pixel goes.
+    # * reverse_augment=False: a clip played backwards starts in another direction than its caption says.
+
+    @classmethod
+    def smoke_text(cls) -> "ExperimentConfig":
+        """``smoke`` conditioned on captions: seconds on a CPU (tests, CI)."""
+        cfg = cls.smoke()
+        text = TextEncoderConfig.smoke()  # width 32, one layer, 20 positions (a one-digit caption is ≤ 16 words)
+        return replace(cfg, name="smoke-text", styles=("thin", "regular", "bold"), reverse_augment=False,
+                       holdout=((3, "vertical"), (7, "bold")), text=text, caption_drop_prob=0.1,
+                       unet=replace(cfg.unet, context_dim=text.width, cross_attn_levels=(1,), num_label_slots=0),
+                       label_embedding_std=None)
+
+    @classmethod
+    def cpu_text(cls) -> "ExperimentConfig":
+        """``cpu``'s geometry and budget (32×32, 8 frames, one digit, 10 minutes), conditioned on captions."""
+        cfg = cls.cpu()
+        text = TextEncoderConfig.cpu()  # width 64, two layers, 20 positions
+        return replace(cfg, name="cpu-text", styles=("thin", "regular", "bold"), reverse_augment=False,
+                       holdout=((3, "vertical"), (7, "bold")), text=text, caption_drop_prob=0.1,
+                       unet=replace(cfg.unet, context_dim=text.width, cross_attn_levels=(1,), num_label_slots=0),
+                       label_embedding_std=None)
+
+    @classmethod
+    def gpu_text(cls) -> "ExperimentConfig":
+        """``gpu``'s geometry (64×64, 16 frames, two digits), conditioned on captions (not yet run on a GPU)."""
+        cfg = cls.gpu()
+        text = TextEncoderConfig.gpu()  # width 128, four layers, 40 positions (a two-digit caption is ≤ 33 words)
+        return replace(cfg, name="gpu-text", styles=("thin", "regular", "bold"), reverse_augment=False,
+                       holdout=((3, "vertical"), (7, "bold")), text=text, caption_drop_prob=0.1,
+                       unet=replace(cfg.unet, context_dim=text.width, cross_attn_levels=(2,), num_label_slots=0),
+                       label_embedding_std=None)
+
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":
-        """``ExperimentConfig.preset("cpu")``; an unknown name says which exist."""
-        return getattr(cls, check_preset(name))()
+        """``ExperimentConfig.preset("cpu")`` or ``("cpu-text")``; an unknown name says which exist."""
+        return getattr(cls, check_preset(name).replace("-", "_"))()
 
     # ------------------------------------------------------------ to and from JSON (weights' metadata)
 
@@ -209,6 +278,13 @@ class ExperimentConfig:
         for key in ("train", "image_train"):
             if isinstance(d.get(key), dict):
                 d[key] = TrainConfig.from_dict(d[key])
+        if isinstance(d.get("text"), dict):
+            names = {f.name for f in fields(TextEncoderConfig)}
+            d["text"] = TextEncoderConfig(**{k: v for k, v in d["text"].items() if k in names})
+        if "styles" in d:
+            d["styles"] = tuple(d["styles"])
+        if "holdout" in d:
+            d["holdout"] = tuple((int(a), b) for a, b in d["holdout"])  # JSON lists back to pairs
         return cls(**d)
 
     def summary(self) -> str:
@@ -227,5 +303,8 @@ class ExperimentConfig:
             f"{t.steps} steps × {t.batch_size} clips, lr {t.lr:g}",
             f"  schedule     {self.schedule_kind}, T={self.schedule_steps}; sampler {self.sampler}, "
             f"{self.sample_steps} steps, guidance {self.guidance_scale:g}",
-        ] + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
+        ] + ([f"  text         TextEncoder width {self.text.width} × {self.text.num_layers} layers, trained with the "
+              f"U-Net; cross-attention at levels {self.unet.attn_cross_levels}; captions dropped "
+              f"{self.caption_drop_prob:g}; styles {', '.join(self.styles)}; held out {list(self.holdout)}"]
+             if self.text is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
               f"(--minutes 0: exactly these)"] if self.time_budget_minutes else []))

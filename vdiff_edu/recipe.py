@@ -22,6 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from einops import rearrange
@@ -31,7 +32,8 @@ from .attention import TemporalAttention
 from .autoencoder import FrameAutoencoder, estimate_scale_factor, train_autoencoder
 from .blocks import Full3dConv, TemporalConv
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .conditioning import Conditioning
+from .captions import caption, meanings_of_item
+from .conditioning import Conditioning, conditioning_for, denoiser_for
 from .config import default_preset
 from .moving_mnist import MovingMNIST
 from .pipeline import AUTOENCODER_FILE, LatentVideoPipeline
@@ -49,10 +51,31 @@ from .utils import seed_everything
 MAX_BYTES_IN_MEMORY = 2**30  # pixel clips kept in memory for the autoencoder; more are generated when encoded
 
 
+class ParaphrasedCaptions(torch.utils.data.Dataset):
+    """A MovingMNIST whose captions are paraphrases: clip ``i``'s caption is ``captions.caption(meanings, rng=...)``
+    with one of the *training* templates (never a held-out one), drawn from ``default_rng([seed, 10, i])``, so the
+    caption depends only on the seed and the index. The meanings (digit, motion, start direction, style) come
+    from the item's metadata (``captions.meanings_of_item``)."""
+
+    def __init__(self, ds: MovingMNIST, seed: int = 0):
+        self.ds, self.seed, self.source = ds, seed, ds.source
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.ds[i])
+        rng = np.random.default_rng([self.seed, 10, int(i)])  # 10: issue 10's stream, apart from the clips' own
+        item["caption"] = caption(meanings_of_item(item), rng=rng)  # a TRAIN_TEMPLATES paraphrase
+        return item
+
+
 def training_dataset(cfg: ExperimentConfig, mnist_dir: str | os.PathLike | None = None, verbose: bool = False):
-    """The experiment's training clips: ``MovingMNIST("train", length=cfg.num_clips, ...)`` (generated on the fly)."""
-    return MovingMNIST("train", length=cfg.num_clips, seed=cfg.seed, mnist_dir=mnist_dir, verbose=verbose,
-                       **cfg.dataset_kwargs())
+    """The experiment's training clips: ``MovingMNIST("train", length=cfg.num_clips, ...)`` (generated on the fly);
+    for a text preset (``cfg.text``) with paraphrased captions (``ParaphrasedCaptions``)."""
+    ds = MovingMNIST("train", length=cfg.num_clips, seed=cfg.seed, mnist_dir=mnist_dir, verbose=verbose,
+                     **cfg.dataset_kwargs())
+    return ParaphrasedCaptions(ds, cfg.seed) if cfg.text is not None else ds
 
 
 def clips_of(ds, start: int, stop: int, conditioning: Conditioning) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -161,7 +184,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         cfg = replace(cfg, train=TrainConfig.from_dict(shared["train"]))
         run = RunFolder(run_dir)
         autoencoder = FrameAutoencoder.load(run_dir / "weights" / AUTOENCODER_FILE, device=device)
-        conditioning = Conditioning.for_unet(cfg.unet, cfg.train.cond_drop_prob)
+        conditioning = conditioning_for(cfg)
         data = _played_both_ways(cfg, read_latent_cache(run_dir / "latents.pt", _cache_key(cfg, autoencoder,
                                                                                              conditioning)))
         result = {"run_dir": run_dir, "config": cfg, "seconds": {}, "paths": {}, "interrupted": None,
@@ -171,11 +194,12 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
 
     # 4. the denoiser: (A) single frames, then (B) clips
     seed_everything(cfg.seed)
-    unet = UNet3D(cfg.unet)
+    unet = denoiser_for(cfg)  # a UNet3D, or a TextConditionedDenoiser (U-Net + text encoder) for a text preset
     if cfg.label_embedding_std is not None and unet.label_embed is not None:
         nn.init.normal_(unet.label_embed.table.weight, std=cfg.label_embedding_std)
     schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
-    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters")
+    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters"
+        + (" (with its text encoder, trained jointly)" if cfg.text is not None else ""))
     histories = {}
     clip_checkpoints = latest_checkpoint(run_dir, run.run_id) is not None
     if cfg.image_train is not None and not run.done("frames"):
@@ -192,7 +216,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         set_temporal_attention_trainable(unet, False)
         image_trainer = Trainer(unet, schedule, frame_data, cfg.image_train, device=device,
                                 run_dir=run_dir / "image_stage", callback=callback, run_id=run.run_id,
-                                conditioning=Conditioning.for_unet(cfg.unet, cfg.image_train.cond_drop_prob))
+                                conditioning=conditioning_for(cfg, cfg.image_train.cond_drop_prob))
         histories["image stage"] = image_trainer.train(resume="latest" if continuing else None)
         if image_trainer.step < cfg.image_train.steps:
             log(f"      A. interrupted at step {image_trainer.step}/{cfg.image_train.steps} (checkpoint saved)")
@@ -217,7 +241,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         if last_a is None:
             raise RunFolderError(f"{run_dir}'s run.json says the single-frame stage is done, but its checkpoints are "
                                  f"missing from {run_dir / 'image_stage' / 'checkpoints'}; start a new run")
-        unet.load_state_dict(load_checkpoint(last_a)["ema"]["model"])
+        unet.load_state_dict(load_checkpoint(last_a)["ema"]["model"])  # (a text model: U-Net and encoder)
         inflate_to_video(unet)
         log(f"      A. done earlier: starting the clip stage from {last_a}")
     result["config"] = cfg  # as it trains: the plan's step counts, the overrides
@@ -239,7 +263,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         return result
     run.mark("clips", done=True, steps=trainer.step)
     pipe = LatentVideoPipeline(autoencoder, trainer.ema.model, schedule, cfg, device=device,
-                               prediction=cfg.train.prediction)
+                               prediction=cfg.train.prediction, conditioning=conditioning)
     meta = {"digits": source, "train_steps": trainer.step, "run_id": run.run_id,
             "image_train_steps": cfg.image_train.steps if cfg.image_train is not None else 0,
             "train_seconds": {k: round(v, 1) for k, v in result["seconds"].items()}}
@@ -281,7 +305,7 @@ def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mn
         raise RunFolderError(f"{run_dir} trained on digits from {run.record['digits']!r}, but the digits now come from "
                              f"{source!r}; give it the same digits (VDIFF_MNIST_DIR or --mnist-dir as before), or start "
                              f"a new run with another --name")
-    conditioning = Conditioning.for_unet(cfg.unet, cfg.train.cond_drop_prob)  # what the clips are conditioned on
+    conditioning = conditioning_for(cfg)  # what the clips are conditioned on: labels, or caption ids
     bytes_per_clip = 4 * cfg.num_frames * cfg.image_size ** 2
     clips, entries = clips_of(ds, 0, min(len(ds), max(256, MAX_BYTES_IN_MEMORY // bytes_per_clip)), conditioning)
     result["seconds"]["data"] = time.perf_counter() - t0
@@ -560,7 +584,7 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
     batch = clips[:16].to(device)
     with torch.no_grad():
         rates["encode_clip"] = _seconds_per_call(lambda: ae.encode(batch), repeats=2) / len(batch)
-    unet = UNet3D(cfg.unet).to(device)
+    unet = denoiser_for(cfg).to(device)
     optimizer, ema = adamw_with_decay_groups(unet, 1e-4), EMA(unet)
     c, f, h, w = cfg.latent_shape
     stages = [("clips", cfg.train, f)] + ([("frames", cfg.image_train, 1)] if cfg.image_train is not None else [])
@@ -583,7 +607,9 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
 def _example_condition(conditioning: Conditioning, b: int, unet_cfg, device) -> dict | None:
     if not conditioning:
         return None
-    return conditioning.from_batch({"labels": torch.zeros(b, unet_cfg.num_label_slots, dtype=torch.long)}, device)
+    longest = "the bold digit 8 moves left and right, heading down and left"  # a long caption: a fair cost
+    return conditioning.from_batch({"labels": torch.zeros(b, unet_cfg.num_label_slots, dtype=torch.long),
+                                    "caption": [longest] * b}, device)
 
 
 def _rates_line(rates: dict[str, float], cfg: ExperimentConfig) -> str:
