@@ -34,11 +34,11 @@ def test_plan_keeps_the_proportions_and_fits_the_time():
 
 def test_a_budgeted_run_sizes_its_stages_and_a_resume_keeps_the_plan(tmp_path, monkeypatch):
     cfg = ExperimentConfig.smoke()
-    cfg = replace(cfg, num_clips=16, time_budget_minutes=20 / 60,
+    cfg = replace(cfg, num_clips=16, time_budget_minutes=10 / 60,
                   autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
                   image_train=replace(cfg.image_train, steps=4, batch_size=8, progress="none"),
                   train=replace(cfg.train, steps=6, batch_size=2, warmup=1, checkpoint_every=0, progress="none"))
-    fake = {"autoencoder": 0.5, "frames": 0.5, "clips": 0.5, "encode_clip": 0.0, "sample_clip": 0.0}
+    fake = {"autoencoder": 0.2, "frames": 0.2, "clips": 0.2, "encode_clip": 0.0, "sample_clip": 0.0}
     calls = []
     monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: calls.append(1) or dict(fake))
     monkeypatch.setattr(recipe, "MARGIN_SECONDS", 0.0)
@@ -51,7 +51,7 @@ def test_a_budgeted_run_sizes_its_stages_and_a_resume_keeps_the_plan(tmp_path, m
     assert "the recipe's 3 + 4 + 6 steps" in first  # it says what it measured and what it chose
     assert any("clip steps fit in the remaining" in m for m in messages)
     assert result["history"]["step"][-1] == plan["clips"] == result["config"].train.steps
-    # the stages not yet begun were re-sized from the time really left: the fake 0.5 s/step was far too slow
+    # the stages not yet begun were re-sized from the time really left: the fake 0.2 s/step was far too slow
     assert plan["clips"] > round(6 * plan["autoencoder"] / 3) and plan["frames"] > round(4 * plan["autoencoder"] / 3)
     # a resume continues the remembered plan, without measuring again
     again = train_pipeline(None, tmp_path, resume="latest", log=messages.append)
