@@ -58,7 +58,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 
 @pytest.mark.slow  # three command-line runs, two of them under torchrun (about a minute on 2 cores)
-def test_the_command_line_under_torchrun_matches_one_process_and_resumes_across_a_change_of_n(tmp_path):
+def test_the_command_line_under_torchrun_matches_one_process_and_resumes_across_a_change_of_n(tmp_path, monkeypatch):
     """`torchrun --nproc_per_node=2 -m vdiff_edu train`: rank 0 makes the autoencoder and the latents while the other
     waits, both train the denoiser under DDP with the global batch split, only rank 0 writes; and a run started
     with one process resumes with two."""
@@ -69,7 +69,6 @@ def test_the_command_line_under_torchrun_matches_one_process_and_resumes_across_
            "VDIFF_RUNS_DIR": str(tmp_path)}
     env.pop("WORLD_SIZE", None)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vdiff_edu"]
-    single = [sys.executable, "-m", "vdiff_edu"]
 
     def run(cmd, *args):
         out = subprocess.run(cmd + ["train", *args], env=env, capture_output=True, text=True, timeout=300)
@@ -78,7 +77,11 @@ def test_the_command_line_under_torchrun_matches_one_process_and_resumes_across_
 
     two = run(torchrun, "--preset", "smoke", "--name", "two")
     assert "2 processes" in two and two.count("run folder:") == 1  # one process speaks for both
-    run(single, "--preset", "smoke", "--name", "one")
+    from vdiff_edu import __main__ as cli  # one process: this one (one thread, as the two above)
+
+    monkeypatch.setenv("VDIFF_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("VDIFF_SMOKE", "1")
+    assert cli.main(["train", "--preset", "smoke", "--name", "one"]) == 0
     w2 = load_weights(tmp_path / "two" / "weights" / "unet.safetensors")[0]
     w1 = load_weights(tmp_path / "one" / "weights" / "unet.safetensors")[0]
     assert load_weights(tmp_path / "two" / "weights" / "autoencoder.safetensors")[0].keys() == \

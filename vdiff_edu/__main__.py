@@ -270,6 +270,16 @@ def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str] | No
 
 
 def cmd_train(args) -> int:
+    try:
+        return _train(args)
+    finally:  # under torchrun every process leaves the group together (the first one last writes the samples)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from .train import cleanup_distributed
+
+            cleanup_distributed()
+
+
+def _train(args) -> int:
     import torch
 
     from .presets import ExperimentConfig

@@ -388,8 +388,11 @@ def setup_distributed(device: torch.device | str | None = None) -> tuple[int, in
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group (call once at the end of a torchrun script)."""
+    """Leave the process group (call once at the end of a torchrun script, in every process). All processes meet
+    first: one that tore its group down while another was still talking to it would abort (gloo's "terminate
+    called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
