@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast test-notebooks lab clean
+.PHONY: setup demo test test-fast lab clean
 
 setup: $(STAMP)
 
@@ -22,13 +22,15 @@ DEMO_START := $(shell date +%s)
 demo: $(STAMP)
 	VDIFF_DEADLINE=$$(( $(DEMO_START) + 600 )) $(PY) -m vdiff_edu demo
 
-## test: unit tests, then every notebook top to bottom in smoke mode (nbval)
+## test: the unit tests and every notebook top to bottom in smoke mode (nbval), in one run spread over every core
+## (pytest-xdist; --dist loadscope keeps a notebook's cells, and a test module's tests, on one worker; one thread
+## per worker, so that the workers never fight over the cores)
+TEST_ENV := OMP_NUM_THREADS=1 VDIFF_SMOKE=1 VDIFF_OFFLINE=1 MPLBACKEND=Agg
 test: $(STAMP)
-	VDIFF_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -q tests
-	VDIFF_SMOKE=1 VDIFF_OFFLINE=1 $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider notebooks
+	$(TEST_ENV) $(PY) -m pytest -q -n auto --dist loadscope --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider tests notebooks
 
 test-fast: $(STAMP)
-	VDIFF_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -q tests -m "not slow"
+	$(TEST_ENV) $(PY) -m pytest -q -n auto --dist loadscope -p no:cacheprovider tests -m "not slow"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
