@@ -130,10 +130,16 @@ def test_context_and_frames_conditioning():
     torch.testing.assert_close(model(x, 5, {"context": ctx, "context_mask": mask}),
                                model(x, 5, {"context": ctx2, "context_mask": mask}))
 
-    # conditioning frames: missing = zeros; different frames change the output
-    zeros = torch.zeros(2, 3, 4, 8, 8)
+    # conditioning frames: missing = zeros; their input weights start at zero (silent until trained), and once
+    # they are not, different frames change the output
+    zeros, frames = torch.zeros(2, 3, 4, 8, 8), torch.randn(2, 3, 4, 8, 8)
     torch.testing.assert_close(model(x, 5, {"frames": zeros}), model(x, 5))
-    assert not torch.allclose(model(x, 5, {"frames": torch.randn(2, 3, 4, 8, 8)}), model(x, 5))
+    assert model.conv_in.conv.weight[:, 4:].abs().sum() == 0 and model.conv_in.conv.weight[:, :4].abs().sum() > 0
+    torch.testing.assert_close(model(x, 5, {"frames": frames}), model(x, 5))
+    with torch.no_grad():
+        model.conv_in.conv.weight[:, 4:].normal_()
+    torch.testing.assert_close(model(x, 5, {"frames": zeros}), model(x, 5))
+    assert not torch.allclose(model(x, 5, {"frames": frames}), model(x, 5))
 
 
 def test_shape_table_and_flops():

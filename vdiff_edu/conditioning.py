@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .embeddings import check_labels
+from .frames import FramesConfig, check_mask, draw_masks, frames_channels
 
 ROUTES = ("embedding", "cross_attention", "channels")
 
@@ -55,6 +56,13 @@ class ConditionKind:
         if self.route not in ROUTES:
             raise ValueError(f"{type(self).__name__}.route must be one of {ROUTES}; got {self.route!r}")
         self.drop_prob = drop_prob
+
+    def draw(self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+             shape: tuple[int, ...] | None = None):
+        """The random choice training makes for this kind, for a whole (global) batch: by default the dropout mask
+        ``(b,)``, True = replaced by the null value. (``ContextFrames`` draws which frames are given instead.)
+        ``shape`` is the batch's clean clips ``(b, c, f, h, w)``, for kinds whose draw depends on it."""
+        return torch.rand((batch_size,), generator=generator, device=device) < self.drop_prob  # (b,)
 
     @property
     def guidable(self) -> bool:
@@ -142,6 +150,10 @@ class Conditioning:
     def names(self) -> list[str]:
         return [k.name for k in self.kinds]
 
+    def without(self, *names: str) -> "Conditioning":
+        """The same kinds but ``names``: e.g. a frames model's label part, ``conditioning.without("frames")``."""
+        return Conditioning([k for k in self.kinds if k.name not in names])
+
     def kind(self, name: str) -> ConditionKind:
         for k in self.kinds:
             if k.name == name:
@@ -170,17 +182,20 @@ class Conditioning:
     # ------------------------------------------------------------ dropout and the null condition
 
     def draw_drops(self, batch_size: int, generator: torch.Generator | None = None,
-                   device: torch.device | str | None = None, rows: slice = slice(None)) -> dict[str, Tensor]:
-        """One dropout mask ``(b,)`` per kind, drawn for the whole (global) batch of ``batch_size`` in the kinds'
-        order, then cut to ``rows`` (this process's share): every process draws the same numbers."""
+                   device: torch.device | str | None = None, rows: slice = slice(None),
+                   shape: tuple[int, ...] | None = None) -> dict:
+        """Each kind's random choice (``ConditionKind.draw``: a dropout mask ``(b,)``, or for given frames which
+        ones), drawn for the whole (global) batch of ``batch_size`` in the kinds' order, then cut to ``rows`` (this
+        process's share): every process draws the same numbers. ``shape``: the global batch's clips."""
         drops = {}
         for k in self.kinds:
-            u = torch.rand((batch_size,), generator=generator, device=device)[rows]  # (b,)
-            drops[k.name] = u < k.drop_prob
+            drawn = k.draw(batch_size, generator, device, shape)
+            drops[k.name] = ({key: v[rows] for key, v in drawn.items()} if isinstance(drawn, dict) else drawn[rows])
         return drops
 
-    def drop(self, cond: dict | None, drops: dict[str, Tensor]) -> dict | None:
-        """Classifier-free dropout: each kind's rows where its mask is True take its null value."""
+    def drop(self, cond: dict | None, drops: dict) -> dict | None:
+        """Classifier-free dropout: each kind's rows where its mask is True take its null value (given frames: the
+        frames not drawn are hidden, ``ContextFrames.drop``)."""
         if cond is None:
             return None
         out = dict(cond)
@@ -211,6 +226,90 @@ def cat_conditions(conds: Sequence[dict | None]) -> dict | None:
         if set(c) != keys:
             raise ValueError(f"condition dicts to stack must have the same keys; got {sorted(keys)} and {sorted(c)}")
     return {key: torch.cat([c[key] for c in conds]) for key in conds[0]}
+
+
+# ----------------------------------------------------------------------------- given frames (frames.py), as channels
+
+
+class ContextFrames(ConditionKind):
+    """Given frames: the clean latents of some frames of the clip, and a mask saying which, concatenated to the noisy
+    latents as ``c_z + 1`` more input channels (``frames.frames_channels``; MCVD, Voleti et al. 2022). The U-Net
+    must be built with ``UNetConfig(cond_channels=c_z + 1)``.
+
+    Training: ``from_batch`` takes the clean clip itself (``batch[data_key]``, the latents being denoised) as if
+    every frame were given; ``draw`` picks, per clip, which frames stay given (``frames.draw_masks``: past, future,
+    both ends, or none — "none" is the unconditional model, so this kind is never dropped for guidance), and noise
+    for noise augmentation; ``drop`` hides the others. Sampling: ``given(latents, mask)``.
+    """
+
+    name = "frames"
+    route = "channels"
+    unet_keys = ("frames",)
+
+    def __init__(self, latent_channels: int, cfg: FramesConfig | None = None, data_key: str = "latents"):
+        super().__init__(drop_prob=0.0)  # not guided: "nothing given" is one of the training tasks
+        self.latent_channels, self.cfg, self.data_key = latent_channels, cfg or FramesConfig(), data_key
+
+    def __repr__(self) -> str:
+        return f"ContextFrames(task_probs={self.cfg.task_probs}, noise_aug={self.cfg.noise_aug:g})"
+
+    def given(self, latents: Tensor, mask, noise_level: float = 0.0,
+              generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """For sampling: ``latents (b, c_z, f, h, w)`` (only the frames where ``mask`` is True are read; the others may
+        be anything) and ``mask`` (``(f,)`` or ``(b, f)``, True = given) → ``{"frames": (b, c_z + 1, f, h, w)}``.
+        ``noise_level`` > 0 adds Gaussian noise of that std to the given latents (noise augmentation at sampling)."""
+        b, c, f = latents.shape[:3]
+        if c != self.latent_channels:
+            raise ValueError(f"given frames must be latents with {self.latent_channels} channels (b, c_z, f, h, w); "
+                             f"got shape {tuple(latents.shape)}: encode pixel frames with the autoencoder first")
+        mask = check_mask(mask, b, f).to(latents.device)  # (b, f)
+        if noise_level > 0:
+            latents = latents + noise_level * _randn(latents.shape, generator, latents)
+        return {"frames": frames_channels(latents, mask)}
+
+    def from_batch(self, batch: dict, device: torch.device | str | None = None) -> dict[str, Tensor]:
+        if self.data_key not in batch:
+            raise KeyError(f"a frames-conditioned model reads the clean clips in batch[{self.data_key!r}]; the batch "
+                           f"has {sorted(batch)}")
+        latents = torch.as_tensor(batch[self.data_key]).to(device, torch.float32)  # (b, c_z, f, h, w)
+        every = torch.ones(latents.shape[0], latents.shape[2], dtype=torch.bool, device=latents.device)  # (b, f)
+        return {"frames": frames_channels(latents, every)}  # every frame given, until ``drop`` hides some
+
+    def cache_entries(self, batch: dict) -> dict[str, Tensor]:
+        return {}  # the given frames are the cached latents themselves
+
+    def draw(self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+             shape: tuple[int, ...] | None = None) -> dict[str, Tensor]:
+        """Which frames each clip keeps, ``mask (b, f)``, and the noise augmentation: a std per clip ``level (b,)``
+        ~ U(0, noise_aug) and the noise ``(b, c_z, f, h, w)`` (drawn only when noise_aug > 0)."""
+        if shape is None:
+            raise ValueError("ContextFrames.draw needs the batch's shape (b, c, f, h, w): which frames to give "
+                             "depends on f")
+        mask = draw_masks(batch_size, shape[2], self.cfg, generator, device)  # (b, f)
+        drawn = {"mask": mask}
+        if self.cfg.noise_aug > 0:
+            drawn["level"] = self.cfg.noise_aug * torch.rand((batch_size,), generator=generator, device=device)  # (b,)
+            drawn["noise"] = torch.randn((batch_size, self.latent_channels, *shape[2:]), generator=generator,
+                                         device=device)  # (b, c_z, f, h, w)
+        return drawn
+
+    def drop(self, entries: dict[str, Tensor], drop: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Keep the frames ``drop["mask"]`` says (the others become zeros, their mask 0), noised if drawn so."""
+        latents = entries["frames"][:, : self.latent_channels]  # (b, c_z, f, h, w): every frame
+        if "noise" in drop:
+            level = drop["level"].to(latents.device).reshape(-1, 1, 1, 1, 1)  # (b, 1, 1, 1, 1)
+            latents = latents + level * drop["noise"].to(latents.device)
+        return {"frames": frames_channels(latents, drop["mask"])}
+
+    def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"frames": torch.zeros_like(entries["frames"])}  # nothing given
+
+
+def _randn(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Standard normal noise drawn from ``generator`` on its own device (the CPU's by default), then moved."""
+    if generator is None:
+        return torch.randn(shape, device=like.device, dtype=like.dtype)
+    return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
 
 
 # ----------------------------------------------------------------------------- captions (text.py), for cross-attention
@@ -363,18 +462,23 @@ class TextConditionedDenoiser(nn.Module):
         return self.unet(x, t, cond or None)  # (b, c_out, f, h, w)
 
 
-def conditioning_for(cfg, drop_prob: float | None = None) -> Conditioning:
+def conditioning_for(cfg, drop_prob: float | None = None, single_frames: bool = False) -> Conditioning:
     """The run's conditions, from its ``ExperimentConfig``: ``DigitLabels`` when the U-Net has label slots (dropped
     with ``drop_prob``, default ``cfg.train.cond_drop_prob``), ``CaptionIds`` when ``cfg.text`` is set (dropped with
-    ``cfg.caption_drop_prob``; its encoder is in the model, see ``denoiser_for``)."""
+    ``cfg.caption_drop_prob``; its encoder is in the model, see ``denoiser_for``), ``ContextFrames`` when
+    ``cfg.frames`` is set — except for ``single_frames`` (the single-frame stage: a one-frame clip has no other
+    frame to be given; the U-Net reads zeros, "nothing given")."""
     from .text import Tokenizer  # networks sit above conditioning in the data flow
 
     drop_prob = cfg.train.cond_drop_prob if drop_prob is None else drop_prob
-    conditioning = Conditioning.for_unet(cfg.unet, drop_prob)
+    kinds = list(Conditioning.for_unet(cfg.unet, drop_prob).kinds)
     text = getattr(cfg, "text", None)
     if text is not None:
-        conditioning = Conditioning(conditioning.kinds + [CaptionIds(Tokenizer(), text.max_len, cfg.caption_drop_prob)])
-    return conditioning
+        kinds.append(CaptionIds(Tokenizer(), text.max_len, cfg.caption_drop_prob))
+    frames = getattr(cfg, "frames", None)
+    if frames is not None and not single_frames:
+        kinds.append(ContextFrames(cfg.autoencoder.latent_channels, frames))
+    return Conditioning(kinds)
 
 
 def denoiser_for(cfg) -> nn.Module:

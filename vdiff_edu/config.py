@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PRESETS = ("smoke", "cpu", "gpu", "smoke-text", "cpu-text", "gpu-text")  # the *-text ones: prompts, not labels
+PRESETS = ("smoke", "cpu", "gpu", "smoke-text", "cpu-text", "gpu-text",  # the *-text ones: prompts, not labels
+           "smoke-frames", "cpu-frames", "gpu-frames")  # the *-frames ones: labels, and frames may be given
 
 # The repository root (for a checkout) and the folder of weights shipped inside the package.
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -37,7 +37,9 @@ from .autoencoder import FrameAutoencoder
 from .checkpoint import load_weights, read_weights_metadata, save_weights, weights_fingerprint
 from .conditioning import Conditioning, TextConditionedDenoiser, conditioning_for
 from .config import PRESETS, WEIGHTS_DIR
+from .frames import check_mask, paste_given
 from .presets import ExperimentConfig
+from .rollout import predict, rollout
 from .sampling import sample
 from .schedule import PREDICTIONS, NoiseSchedule
 from .unet import UNet3D, UNetConfig
@@ -125,7 +127,7 @@ class LatentVideoPipeline:
             if num_videos is not None and len(prompts) != num_videos:
                 raise ValueError(f"got {len(prompts)} prompts for num_videos={num_videos}; give one prompt per video "
                                  f"(or leave num_videos out)")
-            return self.conditioning.from_batch({"caption": prompts}, self.device)  # ids and mask (n, L)
+            return self.conditioning.without("frames").from_batch({"caption": prompts}, self.device)  # ids, mask (n, L)
         if prompts is not None:
             raise ValueError("this model reads digit labels, not prompts (it was trained without captions); call it "
                              "with labels=[3, 7], or load a text model (a run of --preset cpu-text)")
@@ -150,7 +152,7 @@ class LatentVideoPipeline:
         if num_videos is not None and len(labels) != num_videos:
             raise ValueError(f"got {len(labels)} labels for num_videos={num_videos}; give one label per video "
                              f"(or leave num_videos out)")
-        return self.conditioning.from_batch({"labels": labels}, self.device)  # {"labels": (n, slots)}, checked
+        return self.conditioning.without("frames").from_batch({"labels": labels}, self.device)  # {"labels": (n, slots)}
 
     # ------------------------------------------------------------ 2. the starting noise
 
@@ -172,13 +174,9 @@ class LatentVideoPipeline:
         at ``guidance_scale`` (one number, or one per kind of condition: ``{"labels": 3.0}``). With
         ``return_trajectory=True`` returns ``(z_0, trajectory)`` as ``sampling.sample`` does (every z_t and every
         predicted ẑ_0, in latent space: decode them to look)."""
-        c = self.config
-        return sample(self.unet, self.schedule, None, cond, sampler=sampler or c.sampler,
-                      steps=steps or c.sample_steps,
-                      guidance_scale=c.guidance_scale if guidance_scale is None else guidance_scale,
-                      prediction=self.prediction, generator=generator, device=self.device,
+        return sample(self.unet, self.schedule, None, cond, generator=generator, device=self.device,
                       return_trajectory=return_trajectory, progress=progress, x_T=latents,
-                      conditioning=self.conditioning)
+                      conditioning=self.conditioning, **self._sampling(sampler, steps, guidance_scale))
 
     # ------------------------------------------------------------ 4. back to pixels (and the way in)
 
@@ -204,20 +202,91 @@ class LatentVideoPipeline:
         first ``batch_size`` clips are the same whatever ``n`` is."""
         if labels is None and num_videos is None and prompts is None:
             num_videos = self.unet.cfg.num_classes
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if generator is None:
             generator = torch.Generator().manual_seed(0 if seed is None else seed)
         cond = self.encode_condition(labels, num_videos, prompts)  # 1. {"labels": (n, slots)} or caption ids (n, L)
         n = next(iter(cond.values())).shape[0] if cond is not None else num_videos
         videos = []
-        for start in range(0, n, batch_size):
-            rows = slice(start, min(start + batch_size, n))
-            part = None if cond is None else {k: v[rows] for k, v in cond.items()}
+        for rows in _batches(n, batch_size):
+            part = _rows(cond, rows)
             z_T = self.initial_noise(rows.stop - rows.start, generator)  # 2. (b, c_z, f, h/d, w/d)
             z_0 = self.denoise(z_T, part, sampler, steps, guidance_scale, generator, progress=progress)  # 3. same
             videos.append(self.decode(z_0))  # 4. (b, 1, f, h, w)
         return torch.cat(videos)
+
+    # ------------------------------------------------------------ given frames: predict, interpolate, roll out
+
+    def predict(self, frames: torch.Tensor, mask, labels: Any = None, prompts: str | list[str] | None = None,
+                method: str = "channels", noise_level: float = 0.0, sampler: str | None = None,
+                steps: int | None = None, guidance_scale: float | dict[str, float] | None = None, seed: int | None = 0,
+                generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Clips of which some frames are given → the whole clips ``(n, 1, f, h, w)`` in [-1, 1] (CPU), the given
+        frames returned exactly as they came.
+
+        ``frames (n, 1, f, h, w)`` in [-1, 1] (only the frames where ``mask`` is True are read); ``mask`` ``(f,)``
+        or ``(n, f)``, True = given: ``frames.past_mask(8, 2)`` predicts 6 frames from 2,
+        ``frames.interpolation_mask(8)`` fills in between the first and the last. ``labels`` default to the null
+        label, "any digit" (the frames show which); ``method`` and ``noise_level``: see ``rollout.py``."""
+        frames = self._check_pixels(frames, "frames")
+        n, f = frames.shape[0], frames.shape[2]
+        if f != self.config.num_frames:
+            raise ValueError(f"this model makes clips of {self.config.num_frames} frames; frames has {f} (shape "
+                             f"{tuple(frames.shape)}). For longer videos use rollout")
+        mask = check_mask(mask, n, f)  # (n, f)
+        cond = self._other_conditions(labels, prompts, n)
+        generator = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
+        out = []
+        for rows in _batches(n, batch_size):
+            z = self.encode(frames[rows])  # (b, c_z, f, h/d, w/d)
+            z = predict(self.unet, self.schedule, z, mask[rows], self.conditioning, _rows(cond, rows), method,
+                        noise_level, generator, **self._sampling(sampler, steps, guidance_scale))
+            out.append(paste_given(self.decode(z), frames[rows], mask[rows]))  # (b, 1, f, h, w), given frames exact
+        return torch.cat(out)
+
+    def rollout(self, first: torch.Tensor, length: int, context: int = 2, labels: Any = None,
+                prompts: str | list[str] | None = None, method: str = "channels", noise_level: float = 0.0,
+                sampler: str | None = None, steps: int | None = None,
+                guidance_scale: float | dict[str, float] | None = None, seed: int | None = 0,
+                generator: torch.Generator | None = None, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """A long video from its first frames: ``first (n, 1, k₀, h, w)`` in [-1, 1] → ``(n, 1, length, h, w)``, made
+        window by window, each given the last ``context`` frames (``rollout.rollout``); the first k₀ frames are
+        returned exactly as they came."""
+        first = self._check_pixels(first, "first")
+        n, k0 = first.shape[0], first.shape[2]
+        cond = self._other_conditions(labels, prompts, n)
+        generator = generator if generator is not None else torch.Generator().manual_seed(0 if seed is None else seed)
+        out = []
+        for rows in _batches(n, batch_size):
+            z = rollout(self.unet, self.schedule, self.encode(first[rows]), length, self.conditioning,
+                        _rows(cond, rows), self.config.num_frames, context, method, noise_level, generator, progress,
+                        **self._sampling(sampler, steps, guidance_scale))  # (b, c_z, length, h/d, w/d)
+            video = self.decode(z)  # (b, 1, length, h, w)
+            video[:, :, :k0] = first[rows]
+            out.append(video)
+        return torch.cat(out)
+
+    def _check_pixels(self, frames, what: str) -> torch.Tensor:
+        frames = torch.as_tensor(frames, dtype=torch.float32).cpu()
+        size = self.config.image_size
+        if frames.ndim != 5 or frames.shape[1] != 1 or frames.shape[3:] != (size, size):
+            raise ValueError(f"{what} must be clips (n, 1, f, {size}, {size}) in [-1, 1]; got shape "
+                             f"{tuple(frames.shape)}. From uint8 frames (n, f, h, w): utils.from_uint8(x)[:, None]")
+        return frames
+
+    def _other_conditions(self, labels, prompts, n: int) -> dict | None:
+        """The conditions beside the frames, for ``n`` clips: labels (default: the null label, "any digit"), or a
+        text model's prompts (default: the empty prompt)."""
+        if self.reads_prompts and prompts is None:
+            prompts = [""] * n
+        if not self.reads_prompts and labels is None and self.unet.cfg.num_label_slots:
+            labels = torch.full((n, self.unet.cfg.num_label_slots), self.unet.cfg.num_classes)
+        return self.encode_condition(labels, n, prompts)
+
+    def _sampling(self, sampler, steps, guidance_scale) -> dict:
+        c = self.config
+        return dict(sampler=sampler or c.sampler, steps=steps or c.sample_steps,
+                    guidance_scale=c.guidance_scale if guidance_scale is None else guidance_scale,
+                    prediction=self.prediction)
 
     # ------------------------------------------------------------ saving and loading
 
@@ -272,6 +341,16 @@ class LatentVideoPipeline:
         pipe = cls(autoencoder, unet, schedule, config, device=device, prediction=prediction)
         pipe.metadata = meta
         return pipe
+
+
+def _batches(n: int, batch_size: int) -> list[slice]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+def _rows(cond: dict | None, rows: slice) -> dict | None:
+    return None if cond is None else {k: v[rows] for k, v in cond.items()}
 
 
 def _check_parts_belong_together(unet_path: Path, unet_meta: dict, ae_path: Path, ae_meta: dict) -> None:

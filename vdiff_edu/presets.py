@@ -29,6 +29,8 @@ Three presets:
   trained jointly with the U-Net, cross-attention at the U-Net's lowest level, some (digit, motion) and
   (digit, style) combinations held out of training. ``cpu-text``'s step counts are the ``cpu`` recipe's, not yet
   measured on captions.
+* ``smoke-frames``, ``cpu-frames``, ``gpu-frames``: the label presets, able to be given frames too (issue 12,
+  notebook 11): one model predicts, interpolates, generates, and rolls out long videos.
 
 Each recipe is named once, here: the module configs have only a ``smoke()`` test size, and everything that
 trains a real model (``train``, ``demo``, the notebooks, ``recipe.train_denoiser``) takes its networks and
@@ -42,6 +44,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from .autoencoder import AutoencoderConfig
 from .config import check_preset
+from .frames import FramesConfig
 from .sampling import SAMPLERS
 from .text import TextEncoderConfig
 from .train import TrainConfig
@@ -71,6 +74,8 @@ class ExperimentConfig:
     text: TextEncoderConfig | None = None  # a caption-conditioned model: its text encoder (trained jointly with the
                                            # U-Net, conditioning.TextConditionedDenoiser); None = a label model
     caption_drop_prob: float = 0.1  # how often training replaces the caption by the empty prompt (for guidance)
+    frames: FramesConfig | None = None  # a model that can be given frames (prediction, interpolation, rollouts;
+                                        # conditioning.ContextFrames, notebook 11); None = it never is
     label_embedding_std: float | None = None  # re-initialise the U-Net's label embedding at this std (None: keep its
                                               # own init, std 0.02). At 0.02 the label is a whisper next to the
                                               # timestep embedding and a minutes-long run hardly learns it
@@ -119,6 +124,11 @@ class ExperimentConfig:
             if not 0.0 <= self.caption_drop_prob < 1.0:
                 raise ValueError(f"caption_drop_prob must be in [0, 1) (0 = never dropped, no guidance); got "
                                  f"{self.caption_drop_prob}")
+        if self.frames is not None and self.unet.cond_channels != self.autoencoder.latent_channels + 1:
+            raise ValueError(f"a frames model reads the given frames' latents and their mask as "
+                             f"{self.autoencoder.latent_channels + 1} extra input channels; set "
+                             f"UNetConfig(cond_channels={self.autoencoder.latent_channels + 1}) (it is "
+                             f"{self.unet.cond_channels})")
         if self.num_clips < 1 or self.sample_steps < 1:
             raise ValueError(f"num_clips and sample_steps must be >= 1; got {self.num_clips}, {self.sample_steps}")
 
@@ -255,6 +265,34 @@ class ExperimentConfig:
                        unet=replace(cfg.unet, context_dim=text.width, cross_attn_levels=(2,), num_label_slots=0),
                        label_embedding_std=None)
 
+    # ------------------------------------------------------------ frames presets (issue 12): given frames as well
+    # The label presets' recipes, plus ContextFrames: each training clip shows its model the first frames (40 %),
+    # the last (10 %), both ends (30 %) or none (20 %), as clean latents and a mask in 5 more input channels, and
+    # the given frames are noised by up to std 0.2 (noise augmentation) so that rollouts on the model's own frames
+    # do not compound its errors as fast. The labels stay: a rollout can still be asked for its digit.
+
+    @classmethod
+    def smoke_frames(cls) -> "ExperimentConfig":
+        """``smoke`` that can also be given frames: seconds on a CPU (tests, CI)."""
+        cfg = cls.smoke()
+        return replace(cfg, name="smoke-frames", frames=FramesConfig(noise_aug=0.2),
+                       unet=replace(cfg.unet, cond_channels=cfg.autoencoder.latent_channels + 1))
+
+    @classmethod
+    def cpu_frames(cls) -> "ExperimentConfig":
+        """``cpu``'s geometry, recipe and 10-minute budget, for a model that can also be given frames."""
+        cfg = cls.cpu()
+        return replace(cfg, name="cpu-frames", frames=FramesConfig(noise_aug=0.2),
+                       unet=replace(cfg.unet, cond_channels=cfg.autoencoder.latent_channels + 1))
+
+    @classmethod
+    def gpu_frames(cls) -> "ExperimentConfig":
+        """``gpu``'s geometry (64×64, 16 frames, two digits) that can be given frames: the Stochastic Moving MNIST
+        protocol (5 given → 10 predicted) fits in its 16 frames (not yet run on a GPU)."""
+        cfg = cls.gpu()
+        return replace(cfg, name="gpu-frames", frames=FramesConfig(noise_aug=0.2),
+                       unet=replace(cfg.unet, cond_channels=cfg.autoencoder.latent_channels + 1))
+
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":
         """``ExperimentConfig.preset("cpu")`` or ``("cpu-text")``; an unknown name says which exist."""
@@ -278,6 +316,9 @@ class ExperimentConfig:
         for key in ("train", "image_train"):
             if isinstance(d.get(key), dict):
                 d[key] = TrainConfig.from_dict(d[key])
+        if isinstance(d.get("frames"), dict):
+            names = {f.name for f in fields(FramesConfig)}
+            d["frames"] = FramesConfig(**{k: v for k, v in d["frames"].items() if k in names})
         if isinstance(d.get("text"), dict):
             names = {f.name for f in fields(TextEncoderConfig)}
             d["text"] = TextEncoderConfig(**{k: v for k, v in d["text"].items() if k in names})
@@ -306,5 +347,7 @@ class ExperimentConfig:
         ] + ([f"  text         TextEncoder width {self.text.width} × {self.text.num_layers} layers, trained with the "
               f"U-Net; cross-attention at levels {self.unet.attn_cross_levels}; captions dropped "
               f"{self.caption_drop_prob:g}; styles {', '.join(self.styles)}; held out {list(self.holdout)}"]
-             if self.text is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
+             if self.text is not None else []) + ([f"  frames       given frames as {self.unet.cond_channels} more input "
+              f"channels; tasks past/future/both/none drawn {self.frames.task_probs}; noise augmentation up to "
+              f"std {self.frames.noise_aug:g}"] if self.frames is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
               f"(--minutes 0: exactly these)"] if self.time_budget_minutes else []))

@@ -216,7 +216,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         set_temporal_attention_trainable(unet, False)
         image_trainer = Trainer(unet, schedule, frame_data, cfg.image_train, device=device,
                                 run_dir=run_dir / "image_stage", callback=callback, run_id=run.run_id,
-                                conditioning=conditioning_for(cfg, cfg.image_train.cond_drop_prob))
+                                conditioning=conditioning_for(cfg, cfg.image_train.cond_drop_prob, single_frames=True))
         histories["image stage"] = image_trainer.train(resume="latest" if continuing else None)
         if image_trainer.step < cfg.image_train.steps:
             log(f"      A. interrupted at step {image_trainer.step}/{cfg.image_train.steps} (checkpoint saved)")
@@ -590,7 +590,7 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
     stages = [("clips", cfg.train, f)] + ([("frames", cfg.image_train, 1)] if cfg.image_train is not None else [])
     for name, train_cfg, frames in stages:
         x0 = torch.randn(train_cfg.batch_size, c, frames, h, w, device=device)
-        batch_cond = _example_condition(conditioning, train_cfg.batch_size, cfg.unet, device)
+        batch_cond = _example_condition(conditioning, x0, cfg.unet, device)
         rates[name] = _seconds_per_call(lambda: training_step(unet, schedule, optimizer, ema, x0, batch_cond,
                                                               train_cfg.prediction, train_cfg.min_snr_gamma,
                                                               train_cfg.grad_clip, autocast=device.type == "cuda"))
@@ -598,18 +598,20 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
     x = torch.randn(2 * n, c, f, h, w, device=device)
     t = torch.full((2 * n,), schedule.num_steps - 1, device=device)
     with torch.no_grad():
-        rates["sample_clip"] = _seconds_per_call(lambda: unet(x, t, _example_condition(conditioning, 2 * n, cfg.unet,
+        rates["sample_clip"] = _seconds_per_call(lambda: unet(x, t, _example_condition(conditioning, x, cfg.unet,
                                                                                          device)), repeats=1)
     rates["sample_clip"] *= cfg.sample_steps / n
     return rates
 
 
-def _example_condition(conditioning: Conditioning, b: int, unet_cfg, device) -> dict | None:
+def _example_condition(conditioning: Conditioning, x0: torch.Tensor, unet_cfg, device) -> dict | None:
+    """A condition of every kind the model reads, for the clips ``x0 (b, c, f, h, w)``: what a step costs."""
     if not conditioning:
         return None
+    b = x0.shape[0]
     longest = "the bold digit 8 moves left and right, heading down and left"  # a long caption: a fair cost
     return conditioning.from_batch({"labels": torch.zeros(b, unet_cfg.num_label_slots, dtype=torch.long),
-                                    "caption": [longest] * b}, device)
+                                    "caption": [longest] * b, "latents": x0}, device)
 
 
 def _rates_line(rates: dict[str, float], cfg: ExperimentConfig) -> str:

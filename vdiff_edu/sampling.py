@@ -270,6 +270,27 @@ class DPMSolverPP:
         return x_prev.to(x_t.dtype)
 
 
+# ---------------------------------------------------------------- given frames through the noise ----
+
+
+def replace_known(schedule, x_t: Tensor, t: int, known: Tensor, mask: Tensor,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Condition on given frames through the noise instead of input channels: the "replacement" method (Ho et al.
+    2022, "Video Diffusion Models", section 3.1, after Song et al. 2021's inpainting). After every step the frames
+    where ``mask (b, f)`` is True are overwritten by the ground truth ``known (b, c, f, h, w)`` noised to level t:
+
+        x_t[given] = √ᾱ_t·known + σ_t·ε,   ε ~ N(0, I)      (t = -1: the clean frames themselves)
+
+    Any model can do it, even one never trained with given frames; its weakness (the paper's reason for
+    "reconstruction guidance") is that the generated frames see the given ones only through the noisy x_t, so they
+    may not follow them closely. ``conditioning.ContextFrames`` is the other way, which needs training.
+    """
+    alpha_bar = _alpha_bar(schedule, t, x_t)  # () or broadcastable, float64
+    noised = alpha_bar.sqrt() * known.double() + (1 - alpha_bar).sqrt() * _randn_like(known, generator).double()
+    m = mask.to(x_t.device).reshape(mask.shape[0], 1, mask.shape[1], 1, 1)  # (b, 1, f, 1, 1)
+    return torch.where(m, noised.to(x_t.dtype), x_t)  # (b, c, f, h, w)
+
+
 # ---------------------------------------------------------------- the sampling loop ----
 
 
@@ -287,13 +308,15 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
            steps: int = 50, guidance_scale: float = 1.0, eta: float = 0.0, prediction: str = "v",
            generator: torch.Generator | None = None, device: torch.device | str | None = None,
            return_trajectory: bool = False, progress: bool = False, clip_x0: float | None = None,
-           x_T: Tensor | None = None, null_cond: dict | None = None, conditioning: Conditioning | None = None):
+           x_T: Tensor | None = None, null_cond: dict | None = None, conditioning: Conditioning | None = None,
+           known: tuple[Tensor, Tensor] | None = None):
     """Draw clips shaped ``shape`` = (b, c, f, h, w) from noise with ``steps`` network calls.
 
     ``sampler`` is ``"ddim"`` (η = ``eta``), ``"ddpm"`` (ancestral) or ``"dpmpp"`` (DPM-Solver++ 2M);
     ``guidance_scale`` > 1 turns on classifier-free guidance (needs ``cond``; a dict gives one scale per kind of
     condition, see ``guided_prediction``, whose ``conditioning`` says which kinds there are); ``generator`` makes it repeatable;
-    ``x_T`` gives the starting noise yourself (then ``shape`` may be None).
+    ``x_T`` gives the starting noise yourself (then ``shape`` may be None). ``known = (latents, mask)`` gives
+    frames through the noise (``replace_known``): ``latents (b, c, f, h, w)``, ``mask (b, f)`` True = given.
 
     Returns the clips x₀, or with ``return_trajectory=True`` the pair ``(x0, trajectory)`` where
     ``trajectory = {"t": (steps,) long, "x_t": (steps + 1, b, c, f, h, w), "x0_hat": (steps, b, c, f, h, w)}``
@@ -308,6 +331,9 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     # 1. start from pure Gaussian noise x_T ~ N(0, I)
     x = x_T.to(device) if x_T is not None else _randn_like(torch.empty(shape, device=device), generator)
     solver = DPMSolverPP(schedule) if sampler == "dpmpp" else None
+    if known is not None:  # given frames through the noise: x_T's given frames noised from the truth, too
+        known = (known[0].to(device), known[1].to(device))
+        x = replace_known(schedule, x, pairs[0][0], *known, generator)
     xs, x0s = ([x.cpu()] if return_trajectory else []), []
     model.eval()
     for t, t_prev in _maybe_tqdm(pairs, progress, sampler):
@@ -323,6 +349,8 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
             x = ddim_step(schedule, out, t, t_prev, x, prediction, eta, generator, clip_x0)
         else:
             x = solver.step(out, t, t_prev, x, prediction, clip_x0)
+        if known is not None:
+            x = replace_known(schedule, x, t_prev, *known, generator)
         if return_trajectory:
             xs.append(x.cpu())
     model.train(was_training)

@@ -491,7 +491,7 @@ class Trainer:
         g = self.noise_generator
         t = torch.randint(0, self.schedule.num_steps, (B,), generator=g, device=self.device)[shard]  # (b,)
         noise = torch.randn((B, *x0.shape[1:]), generator=g, device=self.device)[shard]            # (b, c, f, h, w)
-        drops = self.conditioning.draw_drops(B, g, self.device, shard)  # {kind: (b,) bool}
+        drops = self.conditioning.draw_drops(B, g, self.device, shard, shape=(B, *x0.shape[1:]))  # {kind: (b,) bool, …}
         cond = self.conditioning.drop(self.conditioning.from_batch(batch, self.device), drops)
         return x0, cond, t, noise
 

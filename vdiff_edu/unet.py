@@ -172,6 +172,8 @@ class UNet3D(nn.Module):
 
         # 2. down path: num_res_blocks blocks per level, then a downsample; every output is kept for a skip
         self.conv_in = SpatialConv(cfg.in_channels + cfg.cond_channels, chans[0])
+        with torch.no_grad():  # condition channels start silent: the network first acts as if nothing were given
+            self.conv_in.conv.weight[:, cfg.in_channels:].zero_()  # (as InstructPix2Pix does, Brooks et al. 2023)
         self.down_blocks, self.downsamples = nn.ModuleList(), nn.ModuleList()
         skip_chans, ch = [chans[0]], chans[0]
         for level, level_ch in enumerate(chans):
