@@ -1,7 +1,7 @@
 """The evaluation's reports, in Markdown and JSON.
 
 1. **the evaluation report** — ``format_table`` (one row per metric, one column per set of clips),
-   ``format_report`` (the setup, the table, prediction metrics, what each metric means) and ``write_report``
+   ``format_report`` (the setup, the table, identity by frame index, prediction metrics, what each metric means) and ``write_report``
    (``evaluation.md`` and ``evaluation.json``, written atomically) for an ``evaluate_clips`` result;
 2. **the feature networks' card** — ``feature_net_card``, the Markdown shipped beside their weights
    (``vdiff_edu/weights/FEATURE_NETS.md``), generated from the training run's metadata.
@@ -58,7 +58,8 @@ def format_table(result: dict) -> str:
 
 
 def format_report(result: dict) -> str:
-    """The full Markdown report: setup, the metric table, the prediction table (if any), what each metric means."""
+    """The full Markdown report: setup, the metric table, identity by frame index, the prediction table (if any),
+    what each metric means."""
     s = result["setup"]
     out = ["# Evaluation\n",
            f"{s['n']} clips of {s['num_frames']} frames × {s['image_size']}×{s['image_size']} px, {s['num_digits']} "
@@ -66,6 +67,15 @@ def format_report(result: dict) -> str:
            f"fixed evaluation split (seed {s['seed']}, digits: {s['digit_source']}). Baselines: *real vs real* is a "
            f"second real set of the same size; the broken sets are that set with its frames shuffled, its first "
            f"frame frozen, or pure noise.\n", format_table(result), ""]
+    if result.get("identity_by_frame"):
+        curves = result["identity_by_frame"]
+        f = len(next(iter(curves.values())))
+        out += ["## Identity by frame index\n",
+                "Fraction of clips whose frame i shows the clip's digits (`identity_by_frame_index`): a dip names the "
+                "frame where digits turn into others.\n",
+                "| set | " + " | ".join(str(i) for i in range(f)) + " |", "|---|" + "---:|" * f]
+        out += [f"| {c} | " + " | ".join(f"{v:.2f}" for v in curve) + " |" for c, curve in curves.items()]
+        out.append("")
     if result.get("prediction"):
         pred = result["prediction"]
         cols = [c for c in pred if pred[c] is not None]
