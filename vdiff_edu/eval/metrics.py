@@ -9,7 +9,7 @@ metric                      what it measures                                    
 ``fvd_mm``                  Fréchet distance of the video encoder's features (FVD-MM)  lower
 ``kvd_mm``                  kernel (unbiased polynomial MMD²) version, ×1000           lower
 ``frame_fd``                Fréchet distance of the digit classifier's frame features  lower
-``identity_persistence``    clips in which every frame shows the clip's digits        higher
+``identity_persistence``    clips in which every frame shows the clip's digits         higher
 ``identity_frames``         frames that show their clip's digits                       higher
 ``condition_faithfulness``  clips whose detected digit set is the one asked for        higher
 ``flicker``                 frame-to-frame change that motion does not explain         lower
@@ -779,7 +779,8 @@ def evaluate_clips(generated=None, labels=None, rule: str = "deterministic", ref
 
     The real sets come from the fixed evaluation split (test digits): a reference set of ``n_ref`` clips, and a
     disjoint real set of the same size as the generated one; the broken baselines are that second set with its
-    frames shuffled, its first frame frozen, or replaced by pure noise. Returns the result dict (as in the JSON).
+    frames shuffled, its first frame frozen, or replaced by pure noise. Returns the result dict (as in the JSON); its
+    ``identity_by_frame`` holds, per set, the ``(f,)`` curve of ``identity_by_frame_index``.
     """
     # 1. the generated clips and the geometry of the real data
     folder, samples = None, None
