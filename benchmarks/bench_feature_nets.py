@@ -85,10 +85,13 @@ def main(argv=None) -> int:
                      f"`python -m vdiff_edu evaluate runs/<name>`.", "", table, ""]
         body += ["How to read these: a model is good on a metric when its value sits next to *real vs real* and far "
                  "from the broken columns. Each metric targets one failure and is blind to others: `frame_fd` cannot "
-                 "see shuffled frames (the same frames, in another order), `identity_persistence` cannot see noise "
-                 "or a frozen frame (their content never changes), `motion_plausibility` and `dynamic_degree` see "
-                 "exactly those. `kvd_mm` is unbiased, so real vs real may be negative. On two digits at 64×64 the "
-                 "classifier's confusions of overlapping digits cap `identity_persistence` below 1 for real clips.",
+                 "see shuffled frames (the same frames, in another order), `identity_persistence` and `identity_frames` "
+                 "cannot see a frozen frame (its digit never changes) nor noise the classifier reads the same way "
+                 "throughout, `motion_plausibility` and `dynamic_degree` see exactly those. `kvd_mm` is unbiased, so "
+                 "real vs real may be negative. On two digits at 64×64 the classifier's confusions of overlapping "
+                 "digits cap `identity_persistence` below 1 for real clips, although frames where the tracked digits "
+                 "overlap are not judged. What `identity_persistence` sees, frame by frame: the identity section "
+                 "below (`benchmarks/bench_identity.py`).",
                  "", END]
         text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
         block = "\n".join(body)
