@@ -24,7 +24,7 @@ def _not_yet(*args):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("nn", [f"{i:02d}" for i in range(10)])
+@pytest.mark.parametrize("nn", sorted(p.stem[-2:] for p in (NOTEBOOKS / "exercises").glob("checks_*.py")))
 def test_every_check_returns_a_verdict_that_jupyter_does_not_echo(exercises, nn, capsys):
     from IPython.core.formatters import DisplayFormatter
 
@@ -36,3 +36,25 @@ def test_every_check_returns_a_verdict_that_jupyter_does_not_echo(exercises, nn,
         assert not result and type(result).__name__ == "Verdict", check.__name__
         assert DisplayFormatter().format(result) == ({}, {})  # a cell ending with a check shows no True / False
     assert "not attempted yet" in capsys.readouterr().out  # the message is printed instead
+
+
+def test_checks_11_accept_solutions_and_reject_mistakes(exercises, capsys):
+    import torch
+
+    from exercises import checks_11 as checks
+    from exercises import solutions_11 as solutions
+
+    assert checks.check_ends_mask(solutions.ends_mask)
+    assert not checks.check_ends_mask(lambda f, a, b: torch.arange(f) < a)  # forgot the last frames
+    assert not checks.check_ends_mask(lambda f, a, b: (torch.arange(f) < a) | (torch.arange(f) >= f - b))  # no refusal
+    assert checks.check_first_lost_frame(solutions.first_lost_frame)
+    assert not checks.check_first_lost_frame(  # forgets patience: every slip counts
+        lambda p, y, patience=2: solutions.first_lost_frame(p, y, 1))
+    assert not checks.check_first_lost_frame(  # 0 instead of -1 when the digit is never lost
+        lambda p, y, patience=2: solutions.first_lost_frame(p, y, patience).clamp(min=0))
+    assert checks.check_window_guess("longer", {1: 0.6, 4: 0.9})
+    assert not checks.check_window_guess("shorter", {1: 0.6, 4: 0.9})
+    assert checks.check_window_guess("same", {1: 0.80, 2: 0.9, 4: 0.83})
+    assert not checks.check_window_guess("maybe", {1: 0.6, 4: 0.9})
+    out = capsys.readouterr().out
+    assert "matches" in out and "the measurement says" in out and "expected one of" in out

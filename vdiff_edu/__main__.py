@@ -372,6 +372,11 @@ def cmd_sample(args) -> int:
     if steps is not None and steps > pipe.schedule.num_steps:
         raise UsageError(f"--steps must be between 1 and the model's {pipe.schedule.num_steps} noise levels; got {steps}")
     prompts = read_prompts(args.prompt, args.prompts)
+    if args.context_frames is not None:
+        return _sample_frames(pipe, args, prompts, n, steps, out)
+    for flag, given in (("--interpolate", args.interpolate), ("--length", args.length is not None)):
+        if given:
+            raise UsageError(f"{flag} needs --context-frames FILE.npy (uint8 (n, k, h, w), the frames you give)")
     if pipe.reads_prompts:
         return _sample_prompts(pipe, args, prompts, n, steps, out)
     if prompts is not None:
@@ -437,6 +442,86 @@ def _sample_prompts(pipe, args, prompts: list[str] | None, n: int | None, steps:
     print("samples.npy: uint8 (n, f, h, w); prompts.txt: one prompt per clip, in clip order; labels.npy: int64 "
           "(n, digits), the digit(s) each prompt names (captions.parse), -1 where it names none")
     return 0
+
+
+def _sample_frames(pipe, args, prompts: list[str] | None, n: int | None, steps: int | None, out: Path) -> int:
+    """``sample --context-frames FILE.npy``: the given frames in, whole clips out (given frames in place, unchanged),
+    with context_mask.npy saying which frames were given."""
+    import numpy as np
+    import torch
+
+    from .eval.metrics import read_npy
+    from .frames import interpolation_mask, past_mask
+    from .outputs import write_array, write_samples
+    from .utils import from_uint8
+
+    try:
+        given = read_npy(args.context_frames, "--context-frames")
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    f, size = pipe.config.num_frames, pipe.config.image_size
+    if given.dtype != np.uint8 or given.ndim != 4 or given.shape[2:] != (size, size):
+        raise UsageError(f"--context-frames must be uint8 (n, k, {size}, {size}), each clip's first k frames (0 = "
+                         f"background, 255 = digit, as samples.npy); got {given.dtype} {given.shape}")
+    k, length = given.shape[1], args.length if args.length is not None else f
+    if args.interpolate and (k != 2 or length != f):
+        raise UsageError(f"--interpolate takes exactly 2 frames per clip (the first and the last of a {f}-frame clip) "
+                         f"and no --length; got {k} frames" + (f" and --length {length}" if length != f else ""))
+    if not 1 <= k < min(f, length):
+        raise UsageError(f"--context-frames gives {k} frames per clip, but the model makes clips of {f} frames and "
+                         f"needs at least one to make: give 1 to {min(f, length) - 1} frames")
+    if length < f:
+        raise UsageError(f"--length must be at least the model's clip length, {f}; got {length}")
+    if not 1 <= args.context < f:
+        raise UsageError(f"--context must be between 1 and {f - 1} (frames each window of {f} is given); got "
+                         f"{args.context}")
+    finite_number("--noise-level", args.noise_level, hint=" (0 = the given frames as they are; 0.1-0.2 typical)")
+    if args.noise_level < 0:
+        raise UsageError(f"--noise-level is a noise std, >= 0; got {args.noise_level}")
+    if n is not None and n != len(given):
+        raise UsageError(f"--n {n} but --context-frames holds {len(given)} clips; drop --n (one video per clip given)")
+    n = len(given)
+    slots = max(1, pipe.unet.cfg.num_label_slots)
+    labels = parse_labels(args.labels, slots) if not pipe.reads_prompts else None
+    if labels is not None:
+        if len(labels) not in (1, n):
+            raise UsageError(f"--labels gives {len(labels)} clips' digits for {n} given clips; give one label per clip, "
+                             f"or one for all")
+        labels = torch.as_tensor([labels[i % len(labels)] for i in range(n)]).reshape(n, slots)
+    if prompts is not None and not pipe.reads_prompts:
+        raise UsageError("--prompt/--prompts need a text model; this one takes --labels")
+    prompts = None if prompts is None else [prompts[i % len(prompts)] for i in range(n)]
+    frames = from_uint8(torch.from_numpy(given))[:, None]  # (n, 1, k, h, w) in [-1, 1]
+    kwargs = dict(labels=labels, prompts=prompts, method=args.method, noise_level=args.noise_level,
+                  sampler=args.sampler, steps=steps, guidance_scale=args.guidance, seed=args.seed)
+    print(pipe)
+    t0 = time.perf_counter()
+    try:
+        if length > f:
+            mask = past_mask(length, k)  # (length,): the first k given
+            video = pipe.rollout(frames, length, context=args.context, progress=True, **kwargs)
+        else:
+            mask = interpolation_mask(f) if args.interpolate else past_mask(f, k)  # (f,)
+            clips = torch.zeros(n, 1, f, size, size)
+            clips[:, :, mask] = frames
+            video = pipe.predict(clips, mask, **kwargs)
+    except ValueError as e:
+        raise UsageError(f"--weights {args.weights}: {e}") from None
+    seconds = time.perf_counter() - t0
+    paths = write_samples(video, labels, out, title=f"{args.weights}: given frames {_given_text(mask)}",
+                          prompts=prompts)
+    paths["mask"] = write_array(mask.numpy(), out / "context_mask.npy")
+    print(f"{n} videos of {length} frames in {_seconds(seconds)} ({seconds / n:.2f} s per video); wrote")
+    for key, path in paths.items():
+        print(f"  {key:<7} {path}")
+    print(f"samples.npy: uint8 (n, {length}, h, w), the given frames in place and unchanged; context_mask.npy: bool "
+          f"({length},), True where a frame was given")
+    return 0
+
+
+def _given_text(mask) -> str:
+    idx = [int(i) for i in mask.nonzero().flatten()]
+    return ", ".join(map(str, idx)) + f" of {len(mask)}"
 
 
 # ---------------------------------------------------------------- evaluate ----
@@ -624,6 +709,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="default: the model's (ddpm for the shipped cpu model)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--context-frames", default=None, metavar="FILE.npy",
+                   help="given frames: uint8 (n, k, h, w), each clip's first k frames; the model makes the rest "
+                        "(a frames model such as cpu-frames, or any model with --method replacement)")
+    p.add_argument("--interpolate", action="store_true",
+                   help="with --context-frames (n, 2, h, w): the first and the last frame are given, the model "
+                        "fills in between")
+    p.add_argument("--length", type=int, default=None,
+                   help="with --context-frames: frames per video; longer than the model's clips rolls out window "
+                        "by window (e.g. 128)")
+    p.add_argument("--context", type=int, default=2,
+                   help="with --length: frames each later window is given, the last ones made (default 2)")
+    p.add_argument("--method", choices=("channels", "replacement"), default="channels",
+                   help="how given frames reach the model: its input channels (trained for it; default) or the "
+                        "noise (replacement, Ho et al. 2022; any model)")
+    p.add_argument("--noise-level", type=float, default=0.0,
+                   help="noise std added to the given frames' latents before the model reads them (default 0)")
     p.add_argument("--out", default=None, help="output folder (default: a new runs/samples/<weights>[-N])")
     p.add_argument("--overwrite", action="store_true", help="replace the samples already in --out")
     p.add_argument("--device", default=None)

@@ -33,12 +33,9 @@ def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = np.asarray(to_uint8(video[:, 0]))  # (n, f, h, w) uint8
     paths = {"npy": out_dir / "samples.npy", "gif": out_dir / "samples.gif", "png": out_dir / "samples.png"}
-    with atomic_path(paths["npy"]) as tmp, open(tmp, "wb") as f:
-        np.save(f, frames)
+    write_array(frames, paths["npy"])
     if labels is not None:
-        paths["labels"] = out_dir / "labels.npy"
-        with atomic_path(paths["labels"]) as tmp, open(tmp, "wb") as f:
-            np.save(f, np.asarray(labels.cpu(), dtype=np.int64))
+        paths["labels"] = write_array(np.asarray(labels.cpu(), dtype=np.int64), out_dir / "labels.npy")
     if prompts is not None:
         if len(prompts) != len(video):
             raise ValueError(f"got {len(prompts)} prompts for {len(video)} clips; give one prompt per clip")
@@ -54,6 +51,14 @@ def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str
         fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight")
     _close(fig)
     return paths
+
+
+def write_array(array: np.ndarray, path: str | os.PathLike) -> Path:
+    """``np.save`` to ``path``, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+    return path
 
 
 def write_loss_curve(history: dict, path: str | os.PathLike, title: str | None = None) -> Path:

@@ -68,8 +68,8 @@ def _check_method(method: str, conditioning: Conditioning) -> ContextFrames | No
         kind = conditioning.kind("frames")
     except KeyError:
         raise ValueError("this model was not trained with given frames (its conditioning has no 'frames'), so "
-                         "method='channels' cannot give it any; use method='replacement' (works with any model), "
-                         "or a frames model such as the cpu-frames preset") from None
+                         "method='channels' cannot give it any; use method='replacement' (on the command line: "
+                         "--method replacement; any model), or a frames model such as the cpu-frames preset") from None
     return kind
 
 

@@ -567,6 +567,111 @@ def prediction_metrics(generated, target, context_frames: int = 0) -> dict[str, 
     return out
 
 
+def position_errors(generated, target, num_digits: int = 1) -> torch.Tensor:
+    """Distance in px between the tracked digit centres of ``generated`` and ``target`` clips, per frame: uint8
+    ``(n, f, h, w)``, or ``(n, N, f, h, w)`` with N samples per clip → ``(n, N, f)`` (mean over digits)."""
+    gen = torch.as_tensor(np.asarray(generated))
+    if gen.dim() == 4:
+        gen = gen[:, None]  # (n, 1, f, h, w)
+    n, samples, f = gen.shape[:3]
+    tracks = track_digits(gen.reshape(n * samples, *gen.shape[2:]).numpy(), num_digits)  # (n·N, f, k, 2)
+    truth = track_digits(target, num_digits)  # (n, f, k, 2)
+    error = (tracks.reshape(n, samples, f, num_digits, 2) - truth[:, None]).norm(dim=-1)  # (n, N, f, k)
+    return error.mean(-1)  # (n, N, f)
+
+
+def copy_last_frame(context, num_frames: int) -> np.ndarray:
+    """The simplest prediction baseline: the last given frame, held. uint8 ``(n, k, h, w)`` → ``(n, num_frames, h,
+    w)``, the k given frames first."""
+    context = _uint8_clips(context)
+    n, k = context.shape[:2]
+    held = np.repeat(context[:, -1:], num_frames - k, axis=1)  # (n, f − k, h, w)
+    return np.concatenate([context, held], axis=1)
+
+
+def constant_velocity(context, num_frames: int, num_digits: int = 1) -> np.ndarray:
+    """A prediction baseline that knows the deterministic rule: the last given frame slid along the digit's
+    velocity (its tracked centre's last step), bouncing off the frame's edges as Moving MNIST's digits do
+    (Srivastava et al. 2015). uint8 ``(n, k ≥ 2, h, w)`` → ``(n, num_frames, h, w)``. An oracle for one digit
+    moving at constant speed; it cannot know a bounce the context has not shown, and blurs nothing."""
+    context = _uint8_clips(context)
+    n, k, h, w = context.shape
+    if k < 2:
+        raise ValueError(f"constant_velocity needs at least 2 given frames to see the motion; got {k}")
+    tracks = track_digits(context, num_digits).mean(2)  # (n, k, 2) (y, x), the digits' mean centre
+    velocity = (tracks[:, -1] - tracks[:, -2]).numpy()  # (n, 2) px per frame
+    out = np.zeros((n, num_frames, h, w), np.uint8)
+    out[:, :k] = context
+    for i in range(n):
+        last = context[i, -1]
+        ys, xs = np.nonzero(last > 64)
+        if len(ys) == 0:
+            out[i, k:] = last
+            continue
+        box = np.array([[ys.min(), ys.max()], [xs.min(), xs.max()]], dtype=float)  # ink extent per axis
+        offset, v = np.zeros(2), velocity[i].copy()
+        for t in range(k, num_frames):
+            for axis, size in ((0, h), (1, w)):  # bounce: reverse an axis whose step would leave the frame
+                lo, hi = box[axis] + offset[axis] + v[axis]
+                if lo < 0 or hi > size - 1:
+                    v[axis] = -v[axis]
+            offset = offset + v
+            dy, dx = np.rint(offset).astype(int)
+            out[i, t] = _shifted(last, dy, dx)
+    return out
+
+
+def _shifted(frame: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``frame (h, w)`` moved by (dy, dx) pixels, zeros where nothing moved in."""
+    h, w = frame.shape
+    out = np.zeros_like(frame)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = frame[ys, xs]
+    return out
+
+
+def coherence_over_time(videos, labels, nets: FeatureNets, window: int = 8, reference=None,
+                        num_digits: int = 1) -> dict[str, np.ndarray]:
+    """How a long video holds up: the measures of each stretch of ``window`` frames, for uint8 ``videos (n, L, h,
+    w)`` and the ``labels (n, num_digits)`` asked for. Returns arrays of one value per window (L // window), and
+    ``start``, each window's first frame:
+
+        identity_persistence     clips whose every frame shows the clip's (the window's) digits
+        identity_frames          frames that show them
+        label_kept               clips whose window shows the digit asked for (condition faithfulness)
+        fvd_mm                   Fréchet distance of the windows' video features to ``reference`` clips
+                                 (uint8 (m, window, h, w); omitted when None)
+        ink                      mean ink per frame ([0, 1] units), relative to the first window's
+        speed                    the tracked digit's mean speed, px per frame
+
+    A model that falls apart shows it here: the identity measures and the kept label drop, FVD-MM grows, ink fades
+    or smears, the speed drifts to 0 (a frozen digit) or jumps (a digit that teleports)."""
+    videos = _uint8_clips(videos)
+    n, length = videos.shape[:2]
+    count = length // window
+    if count < 1:
+        raise ValueError(f"videos of {length} frames hold no window of {window}; make longer videos or a smaller window")
+    out = {key: [] for key in ("identity_persistence", "identity_frames", "label_kept", "ink", "speed")}
+    if reference is not None:
+        out["fvd_mm"] = []
+        ref_features = nets.video_features(_checked_clips(reference, "reference"))
+    for i in range(count):
+        part = videos[:, i * window:(i + 1) * window]  # (n, window, h, w)
+        probs = nets.frame_outputs(part)[0]  # (n, window, 10)
+        out["identity_persistence"].append(identity_persistence(probs, num_digits=num_digits))
+        out["identity_frames"].append(identity_frames(probs, num_digits=num_digits))
+        out["label_kept"].append(condition_faithfulness(probs, labels))
+        out["ink"].append(float(part.astype(np.float64).mean() / 255))
+        out["speed"].append(float(step_speeds(track_digits(part, num_digits)).mean()))
+        if reference is not None:
+            out["fvd_mm"].append(frechet_distance(nets.video_features(part), ref_features))
+    result = {key: np.asarray(v) for key, v in out.items()}
+    result["ink"] = result["ink"] / max(result["ink"][0], 1e-8)
+    result["start"] = np.arange(count) * window
+    return result
+
+
 # ---------------------------------------------------------------- 7. the suite ----
 
 # name → (better, one-line description); the order of the report
