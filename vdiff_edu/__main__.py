@@ -476,8 +476,6 @@ def _sample_frames(pipe, args, prompts: list[str] | None, n: int | None, steps: 
         raise UsageError(f"--context must be between 1 and {f - 1} (frames each window of {f} is given); got "
                          f"{args.context}")
     finite_number("--noise-level", args.noise_level, hint=" (0 = the given frames as they are; 0.1-0.2 typical)")
-    if args.noise_level < 0:
-        raise UsageError(f"--noise-level is a noise std, >= 0; got {args.noise_level}")
     if n is not None and n != len(given):
         raise UsageError(f"--n {n} but --context-frames holds {len(given)} clips; drop --n (one video per clip given)")
     n = len(given)
