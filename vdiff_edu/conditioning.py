@@ -233,8 +233,8 @@ def cat_conditions(conds: Sequence[dict | None]) -> dict | None:
 
 class ContextFrames(ConditionKind):
     """Given frames: the clean latents of some frames of the clip, and a mask saying which, concatenated to the noisy
-    latents as ``c_z + 1`` more input channels (``frames.frames_channels``; MCVD, Voleti et al. 2022). The U-Net
-    must be built with ``UNetConfig(cond_channels=c_z + 1)``.
+    latents as ``2·c_z + 1`` more input channels (``frames.frames_channels``; MCVD, Voleti et al. 2022). The U-Net
+    must be built with ``UNetConfig(cond_channels=frames.cond_channels_for(c_z))``.
 
     Training: ``from_batch`` takes the clean clip itself (``batch[data_key]``, the latents being denoised) as if
     every frame were given; ``draw`` picks, per clip, which frames stay given (``frames.draw_masks``: past, future,
@@ -256,7 +256,7 @@ class ContextFrames(ConditionKind):
     def given(self, latents: Tensor, mask, noise_level: float = 0.0,
               generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """For sampling: ``latents (b, c_z, f, h, w)`` (only the frames where ``mask`` is True are read; the others may
-        be anything) and ``mask`` (``(f,)`` or ``(b, f)``, True = given) → ``{"frames": (b, c_z + 1, f, h, w)}``.
+        be anything) and ``mask`` (``(f,)`` or ``(b, f)``, True = given) → ``{"frames": (b, 2·c_z + 1, f, h, w)}``.
         ``noise_level`` > 0 adds Gaussian noise of that std to the given latents (noise augmentation at sampling)."""
         b, c, f = latents.shape[:3]
         if c != self.latent_channels:

@@ -10,9 +10,10 @@ One model can predict the future (the first frames given), interpolate (the firs
                "future"  the last k frames                              → prediction backwards in time
                "both"    the first k₁ and the last k₂, k₁ + k₂ ≤ max_given → interpolation
                "none"    no frame                                       → unconditional generation
-    channels ``frames_channels``: the given frames' clean latents (zeros where not given) and the mask as one more
-             channel, ``(b, c_z + 1, f, h, w)``, concatenated to the noisy latents at the U-Net's input
-             (``UNetConfig.cond_channels = c_z + 1``; the U-Net reads zeros = "nothing given" when no frames come)
+    channels ``frames_channels``: per frame, its clean latents if given (zeros if not), the latents of the nearest
+             given frame, and the mask, ``(b, 2·c_z + 1, f, h, w)``, concatenated to the noisy latents at the U-Net's
+             input (``UNetConfig.cond_channels = 2·c_z + 1``; the U-Net reads zeros = "nothing given" when no frames
+             come)
 
 How it enters training and guidance is ``conditioning.ContextFrames``; long videos by a sliding window are in
 ``rollout.py``; the other way of conditioning, through the noise ("replacement", Ho et al. 2022), is
@@ -140,14 +141,41 @@ def draw_masks(batch_size: int, num_frames: int, cfg: FramesConfig, generator: t
 # ----------------------------------------------------------------------------- what the U-Net reads
 
 
-def frames_channels(latents: Tensor, mask: Tensor) -> Tensor:
-    """The U-Net's ``frames`` input: the given frames' latents, zeros elsewhere, and the mask as one more channel.
+def nearest_given(mask: Tensor) -> Tensor:
+    """For every frame, the index of the nearest given frame (the earlier one on a tie), ``(b, f)`` long; 0 in a
+    clip with no given frame (its channels are zeros anyway). ``nearest_given([[F, T, F, F, T]])`` = ``[[1, 1, 1,
+    4, 4]]``."""
+    b, f = mask.shape
+    pos = torch.arange(f, device=mask.device)
+    distance = (pos[:, None] - pos[None, :]).abs().float()  # (f, f): |i − j|
+    distance = torch.where(mask[:, None, :], distance, torch.full_like(distance, float("inf")))  # (b, f, f)
+    return distance.argmin(dim=-1)  # (b, f): the first j of least distance
 
-    ``latents (b, c_z, f, h, w)`` and ``mask (b, f)`` → ``(b, c_z + 1, f, h, w)``.
+
+def cond_channels_for(latent_channels: int) -> int:
+    """How many input channels ``frames_channels`` adds for latents of ``latent_channels``: 2·c_z + 1."""
+    return 2 * latent_channels + 1
+
+
+def frames_channels(latents: Tensor, mask: Tensor) -> Tensor:
+    """The U-Net's ``frames`` input, ``(b, 2·c_z + 1, f, h, w)``, three parts per frame i:
+
+        the frame's own latents where it is given, zeros elsewhere          (c_z channels)
+        the latents of the nearest given frame (``nearest_given``)          (c_z channels)
+        the mask: 1 where frame i is given                                  (1 channel)
+
+    The second part puts a given frame beside every frame to make, at the same place in the image, so the
+    first convolution can already see which digit it is and where it was: the network need not carry that across
+    frames itself through its temporal layers (which a briefly trained model does poorly). A clip with no given
+    frame gets zeros, what the U-Net reads when nothing is given. ``latents (b, c_z, f, h, w)``, ``mask (b, f)``.
     """
-    b, _, f, h, w = latents.shape
-    m = mask.to(latents.device, latents.dtype).reshape(b, 1, f, 1, 1)  # (b, 1, f, 1, 1)
-    return torch.cat([latents * m, m.expand(b, 1, f, h, w)], dim=1)  # (b, c_z + 1, f, h, w)
+    b, c, f, h, w = latents.shape
+    mask = mask.to(latents.device)
+    m = mask.to(latents.dtype).reshape(b, 1, f, 1, 1)  # (b, 1, f, 1, 1)
+    index = nearest_given(mask).reshape(b, 1, f, 1, 1).expand(b, c, f, h, w)  # (b, c_z, f, h, w)
+    any_given = mask.any(dim=1).to(latents.dtype).reshape(b, 1, 1, 1, 1)  # (b, 1, 1, 1, 1)
+    nearest = latents.gather(2, index) * any_given  # (b, c_z, f, h, w)
+    return torch.cat([latents * m, nearest, m.expand(b, 1, f, h, w)], dim=1)  # (b, 2·c_z + 1, f, h, w)
 
 
 def paste_given(video: Tensor, given: Tensor, mask: Tensor) -> Tensor:
