@@ -142,6 +142,21 @@ def test_context_and_frames_conditioning():
     assert not torch.allclose(model(x, 5, {"frames": frames}), model(x, 5))
 
 
+def test_size_counts_frozen_weights_too():
+    # a frozen copy (an EMA's, or temporal attention frozen in stage A) is the same network: notebook 07's
+    # no-shipped-weights branch printed "UNet3D: 0.00 M parameters" for its EMA model before this
+    from vdiff_edu.recipe import set_temporal_attention_trainable
+    from vdiff_edu.train import EMA
+
+    model = UNet3D(UNetConfig.smoke())
+    n = sum(p.numel() for p in model.parameters())
+    ema = EMA(model, decay=0.9).model
+    assert model.num_parameters() == ema.num_parameters() == n
+    assert f"{n:,}" in ema.shape_table(8, 16, 16)
+    set_temporal_attention_trainable(model, False)
+    assert model.num_parameters() == n
+
+
 def test_shape_table_and_flops():
     model = UNet3D(UNetConfig.smoke())
     table = model.shape_table(8, 16, 16)

@@ -46,3 +46,35 @@ def check_preset(preset: str) -> str:
 def runs_dir() -> Path:
     """Where commands write their outputs: ``VDIFF_RUNS_DIR`` or ``./runs`` (git-ignored)."""
     return Path(os.environ.get("VDIFF_RUNS_DIR", "runs"))
+
+
+def max_steps() -> int | None:
+    """The step cap ``VDIFF_MAX_STEPS`` (a positive integer), or None when it is unset or empty.
+
+    It exists for one check, ``make check-full``: every notebook's full-mode branch (VDIFF_SMOKE unset: full-mode
+    geometry, models and code paths) runs top to bottom on a CPU, with each long loop cut to a handful of
+    iterations. Leave it unset for real work; the numbers a notebook's text quotes are those of real full mode.
+    """
+    value = os.environ.get("VDIFF_MAX_STEPS", "").strip()
+    if not value:
+        return None
+    try:
+        cap = int(value)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"VDIFF_MAX_STEPS must be a positive integer; got {value!r}. "
+                         f"Set it to a step cap such as VDIFF_MAX_STEPS=2, or unset it for no cap.")
+    return cap
+
+
+def capped(n: int, floor: int = 1) -> int:
+    """``n``, cut to ``VDIFF_MAX_STEPS`` when that is set, but never below ``floor`` (nor above ``n``).
+
+    Wrap the full-mode counts that only make a run long (optimizer steps, sampler steps, timing repeats, clips
+    drawn for statistics): ``train_steps = 16 if SMOKE else capped(4_000)``. ``floor`` keeps a count that must
+    stay large enough to mean something, or to be computable at all: ``capped(256, floor=16)`` for the clips of a
+    covariance. Geometry and model sizes are never capped: running them is what the check is for.
+    """
+    cap = max_steps()
+    return n if cap is None else min(n, max(cap, floor))

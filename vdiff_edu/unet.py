@@ -337,7 +337,9 @@ class UNet3D(nn.Module):
     # ------------------------------------------------------------------------- helpers for learners
 
     def num_parameters(self) -> int:
-        return count_parameters(self)
+        """Every parameter, frozen or not: the size of the network, the same for an EMA copy (whose weights do not
+        take gradients) or a U-Net with its temporal attention frozen. ``count_parameters`` counts the trainable ones."""
+        return count_parameters(self, trainable_only=False)
 
     def _example_input(self, f: int, h: int, w: int):
         cfg = self.cfg
@@ -366,7 +368,7 @@ class UNet3D(nn.Module):
 
         def record(name):
             def hook(module, inputs, output):
-                rows.append((name, tuple(output.shape[1:]), count_parameters(module)))
+                rows.append((name, tuple(output.shape[1:]), count_parameters(module, trainable_only=False)))
             return hook
 
         stages = [("conv_in", self.conv_in)]
