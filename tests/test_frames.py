@@ -11,8 +11,8 @@ import torch
 from vdiff_edu import __main__ as cli
 from vdiff_edu.autoencoder import FrameAutoencoder
 from vdiff_edu.conditioning import Conditioning, ContextFrames, DigitLabels, conditioning_for
-from vdiff_edu.frames import (FramesConfig, check_mask, draw_masks, frames_channels, future_mask, interpolation_mask,
-                              past_mask, paste_given)
+from vdiff_edu.frames import (FramesConfig, check_mask, cond_channels_for, draw_masks, frames_channels, future_mask,
+                              interpolation_mask, nearest_given, past_mask, paste_given)
 from vdiff_edu.pipeline import LatentVideoPipeline
 from vdiff_edu.presets import ExperimentConfig
 from vdiff_edu.rollout import predict, rollout, window_starts
@@ -99,7 +99,7 @@ def test_bad_frames_configs_teach():
     with pytest.raises(ValueError, match="noise std"):
         FramesConfig(noise_aug=-1)
     cfg = ExperimentConfig.preset("smoke-frames")
-    with pytest.raises(ValueError, match="cond_channels=5"):
+    with pytest.raises(ValueError, match="cond_channels=9"):
         ExperimentConfig(**{**cfg.__dict__, "unet": UNetConfig.smoke()})
 
 
@@ -107,11 +107,16 @@ def test_bad_frames_configs_teach():
 
 
 def test_frames_channels_by_hand():
-    z = torch.arange(2 * 1 * 3 * 1 * 1, dtype=torch.float32).reshape(2, 1, 3, 1, 1) + 1  # (b=2, c=1, f=3)
+    z = torch.arange(2 * 1 * 3 * 1 * 1, dtype=torch.float32).reshape(2, 1, 3, 1, 1) + 1  # (b=2, c=1, f=3): 1..6
     mask = torch.tensor([[True, False, False], [False, True, True]])
-    ch = frames_channels(z, mask)  # (2, 2, 3, 1, 1)
+    assert nearest_given(mask).tolist() == [[0, 0, 0], [1, 1, 2]]
+    assert nearest_given(torch.tensor([[False, True, False, False, True]])).tolist() == [[1, 1, 1, 4, 4]]  # tie: earlier
+    ch = frames_channels(z, mask)  # (2, 3, 3, 1, 1)
+    assert ch.shape == (2, cond_channels_for(1), 3, 1, 1)
     assert ch[:, 0, :, 0, 0].tolist() == [[1, 0, 0], [0, 5, 6]]  # latents where given, zeros elsewhere
-    assert ch[:, 1, :, 0, 0].tolist() == [[1, 0, 0], [0, 1, 1]]  # the mask
+    assert ch[:, 1, :, 0, 0].tolist() == [[1, 1, 1], [5, 5, 6]]  # the nearest given frame's latents
+    assert ch[:, 2, :, 0, 0].tolist() == [[1, 0, 0], [0, 1, 1]]  # the mask
+    assert not frames_channels(z, torch.zeros(2, 3, dtype=torch.bool)).any()  # nothing given: zeros
     assert torch.equal(paste_given(torch.zeros_like(z), z, mask)[:, 0, :, 0, 0], ch[:, 0, :, 0, 0])
 
 
@@ -119,14 +124,15 @@ def test_drop_hides_the_frames_not_drawn_and_noises_only_the_given_ones():
     kind = ContextFrames(4, FramesConfig(noise_aug=0.5))
     z = torch.randn(6, 4, 5, 2, 2)
     entries = kind.from_batch({"latents": z})
-    assert torch.equal(entries["frames"][:, :4], z) and (entries["frames"][:, 4] == 1).all()  # all given
+    assert torch.equal(entries["frames"][:, :4], z) and (entries["frames"][:, 8] == 1).all()  # all given
     drawn = kind.draw(6, torch.Generator().manual_seed(1), shape=tuple(z.shape))
     assert drawn["mask"].shape == (6, 5) and drawn["level"].shape == (6,) and drawn["noise"].shape == z.shape
     out = kind.drop(entries, drawn)["frames"]
     m = drawn["mask"][:, None, :, None, None]  # (b, 1, f, 1, 1)
-    expected = (z + drawn["level"].reshape(-1, 1, 1, 1, 1) * drawn["noise"]) * m
-    torch.testing.assert_close(out[:, :4], expected)
-    assert torch.equal(out[:, 4:], m.float().expand(-1, 1, -1, 2, 2))
+    noised = z + drawn["level"].reshape(-1, 1, 1, 1, 1) * drawn["noise"]
+    torch.testing.assert_close(out[:, :4], noised * m)
+    torch.testing.assert_close(out, frames_channels(noised, drawn["mask"]))  # the nearest frame is noised too
+    assert torch.equal(out[:, 8:], m.float().expand(-1, 1, -1, 2, 2))
     # noise augmentation off: the given frames are exactly the clean latents
     clean = ContextFrames(4, FramesConfig(noise_aug=0.0))
     drawn = clean.draw(6, torch.Generator().manual_seed(1), shape=tuple(z.shape))
@@ -168,7 +174,7 @@ def test_a_frames_model_trains_on_masked_clips():
                       device="cpu", conditioning=conditioning_for(cfg))
     trainer.train()
     assert trainer.step == 6 and all(np.isfinite(trainer.history["loss"]))
-    masks = torch.cat([c["frames"][:, 4, :, 0, 0] for c in seen]).bool()  # (steps·b, f) the mask channel
+    masks = torch.cat([c["frames"][:, 8, :, 0, 0] for c in seen]).bool()  # (steps·b, f) the mask channel
     assert (masks.sum(1) == 0).any() and (masks.sum(1) > 0).any() and (masks.sum(1) < 4).all()
     assert unet.conv_in.conv.weight[:, 4:].abs().sum() > 0  # the frame channels learned something
 

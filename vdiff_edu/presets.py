@@ -272,7 +272,10 @@ class ExperimentConfig:
     # rollouts on the model's own frames do not compound its errors as fast. The labels stay (a rollout can still
     # be asked for its digit) but the clip stage drops them half the time, not 10 %: given frames are read with
     # the null label, and a model that nearly always had its label learns to take the digit from the label and
-    # not from the frames (measured: docs/benchmarks.md, "Frames as the condition").
+    # not from the frames; and without min-SNR weighting (Hang et al. 2023), which for v-prediction gives the
+    # noisiest timesteps a weight of about SNR_t ≈ 0 — exactly where the given frames decide what the clip shows
+    # (at low noise x_t shows it already), so a min-SNR model hardly learns to read them (measured:
+    # docs/benchmarks.md, "Frames as the condition").
 
     @classmethod
     def smoke_frames(cls) -> "ExperimentConfig":
@@ -280,7 +283,7 @@ class ExperimentConfig:
         cfg = cls.smoke()
         return replace(cfg, name="smoke-frames", frames=FramesConfig(noise_aug=0.2),
                        unet=replace(cfg.unet, cond_channels=cond_channels_for(cfg.autoencoder.latent_channels)),
-                       train=replace(cfg.train, cond_drop_prob=0.5))
+                       train=replace(cfg.train, cond_drop_prob=0.5, min_snr_gamma=None))
 
     @classmethod
     def cpu_frames(cls) -> "ExperimentConfig":
@@ -288,7 +291,7 @@ class ExperimentConfig:
         cfg = cls.cpu()
         return replace(cfg, name="cpu-frames", frames=FramesConfig(noise_aug=0.2),
                        unet=replace(cfg.unet, cond_channels=cond_channels_for(cfg.autoencoder.latent_channels)),
-                       train=replace(cfg.train, cond_drop_prob=0.5))
+                       train=replace(cfg.train, cond_drop_prob=0.5, min_snr_gamma=None))
 
     @classmethod
     def gpu_frames(cls) -> "ExperimentConfig":
@@ -297,7 +300,7 @@ class ExperimentConfig:
         cfg = cls.gpu()
         return replace(cfg, name="gpu-frames", frames=FramesConfig(noise_aug=0.2),
                        unet=replace(cfg.unet, cond_channels=cond_channels_for(cfg.autoencoder.latent_channels)),
-                       train=replace(cfg.train, cond_drop_prob=0.5))
+                       train=replace(cfg.train, cond_drop_prob=0.5, min_snr_gamma=None))
 
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":
