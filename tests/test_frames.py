@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from vdiff_edu import __main__ as cli
-from vdiff_edu.autoencoder import FrameAutoencoder
 from vdiff_edu.conditioning import Conditioning, ContextFrames, DigitLabels, conditioning_for
 from vdiff_edu.frames import (FramesConfig, check_mask, cond_channels_for, draw_masks, frames_channels, future_mask,
                               interpolation_mask, nearest_given, past_mask, paste_given)
@@ -22,20 +21,15 @@ from vdiff_edu.train import Trainer, TrainConfig
 from vdiff_edu.unet import UNet3D, UNetConfig
 from vdiff_edu.utils import to_uint8
 
+from test_pipeline import tiny_pipeline
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
 def frames_pipeline(seed: int = 0) -> LatentVideoPipeline:
-    """The smoke-frames preset, untrained, every weight nudged off its initial value (the zero-initialised frame
-    channels and output conv would otherwise hide what the frames do)."""
-    cfg = ExperimentConfig.preset("smoke-frames")
-    torch.manual_seed(seed)
-    ae, unet = FrameAutoencoder(cfg.autoencoder), UNet3D(cfg.unet)
-    with torch.no_grad():
-        for p in unet.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return LatentVideoPipeline(ae, unet, NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps), cfg, device="cpu")
+    """The smoke-frames preset, untrained, every weight nudged (``test_pipeline.tiny_pipeline``)."""
+    return tiny_pipeline(seed, preset="smoke-frames")
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +217,6 @@ def test_the_pipeline_returns_given_pixels_exactly_and_is_reproducible(pipe):
 
 
 def test_a_label_model_can_only_be_given_frames_through_the_noise():
-    from test_pipeline import tiny_pipeline
-
     label_pipe = tiny_pipeline()
     clips = torch.rand(1, 1, 4, 16, 16) * 2 - 1
     with pytest.raises(ValueError, match="--method replacement"):

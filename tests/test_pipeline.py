@@ -21,10 +21,11 @@ from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.unet import UNet3D
 
 
-def tiny_pipeline(seed: int = 0) -> LatentVideoPipeline:
+def tiny_pipeline(seed: int = 0, preset: str = "smoke") -> LatentVideoPipeline:
     """Smoke-sized and untrained, with every weight nudged off its initial value: zero-initialised layers (the
-    output conv, each residual block's last conv) would otherwise hide the labels and the guidance."""
-    cfg = ExperimentConfig.smoke()
+    output conv, each residual block's last conv, the frame channels' input weights) would otherwise hide the
+    labels, the guidance and the given frames."""
+    cfg = ExperimentConfig.preset(preset)
     torch.manual_seed(seed)
     ae = FrameAutoencoder(cfg.autoencoder)
     unet = UNet3D(cfg.unet)

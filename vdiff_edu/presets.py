@@ -280,27 +280,24 @@ class ExperimentConfig:
     @classmethod
     def smoke_frames(cls) -> "ExperimentConfig":
         """``smoke`` that can also be given frames: seconds on a CPU (tests, CI)."""
-        cfg = cls.smoke()
-        return replace(cfg, name="smoke-frames", frames=FramesConfig(noise_aug=0.2),
-                       unet=replace(cfg.unet, cond_channels=cond_channels_for(cfg.autoencoder.latent_channels)),
-                       train=replace(cfg.train, cond_drop_prob=0.5, min_snr_gamma=None))
+        return cls.smoke()._with_frames("smoke-frames")
 
     @classmethod
     def cpu_frames(cls) -> "ExperimentConfig":
         """``cpu``'s geometry, recipe and 10-minute budget, for a model that can also be given frames."""
-        cfg = cls.cpu()
-        return replace(cfg, name="cpu-frames", frames=FramesConfig(noise_aug=0.2),
-                       unet=replace(cfg.unet, cond_channels=cond_channels_for(cfg.autoencoder.latent_channels)),
-                       train=replace(cfg.train, cond_drop_prob=0.5, min_snr_gamma=None))
+        return cls.cpu()._with_frames("cpu-frames")
 
     @classmethod
     def gpu_frames(cls) -> "ExperimentConfig":
         """``gpu``'s geometry (64×64, 16 frames, two digits) that can be given frames: the Stochastic Moving MNIST
         protocol (5 given → 10 predicted) fits in its 16 frames (not yet run on a GPU)."""
-        cfg = cls.gpu()
-        return replace(cfg, name="gpu-frames", frames=FramesConfig(noise_aug=0.2),
-                       unet=replace(cfg.unet, cond_channels=cond_channels_for(cfg.autoencoder.latent_channels)),
-                       train=replace(cfg.train, cond_drop_prob=0.5, min_snr_gamma=None))
+        return cls.gpu()._with_frames("gpu-frames")
+
+    def _with_frames(self, name: str) -> "ExperimentConfig":
+        """This recipe, able to be given frames (the decisions above)."""
+        return replace(self, name=name, frames=FramesConfig(noise_aug=0.2),
+                       unet=replace(self.unet, cond_channels=cond_channels_for(self.autoencoder.latent_channels)),
+                       train=replace(self.train, cond_drop_prob=0.5, min_snr_gamma=None))
 
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":
