@@ -451,7 +451,7 @@ def _sample_frames(pipe, args, prompts: list[str] | None, n: int | None, steps: 
     import torch
 
     from .eval.metrics import read_npy
-    from .frames import interpolation_mask, past_mask
+    from .frames import given_positions, interpolation_mask, past_mask
     from .outputs import write_array, write_samples
     from .utils import from_uint8
 
@@ -506,7 +506,8 @@ def _sample_frames(pipe, args, prompts: list[str] | None, n: int | None, steps: 
     except ValueError as e:
         raise UsageError(f"--weights {args.weights}: {e}") from None
     seconds = time.perf_counter() - t0
-    paths = write_samples(video, labels, out, title=f"{args.weights}: given frames {_given_text(mask)}",
+    paths = write_samples(video, labels, out, title=f"{args.weights}: given frames "
+                          f"{', '.join(map(str, given_positions(mask)))} of {len(mask)}",
                           prompts=prompts)
     paths["mask"] = write_array(mask.numpy(), out / "context_mask.npy")
     print(f"{n} videos of {length} frames in {_seconds(seconds)} ({seconds / n:.2f} s per video); wrote")
@@ -515,11 +516,6 @@ def _sample_frames(pipe, args, prompts: list[str] | None, n: int | None, steps: 
     print(f"samples.npy: uint8 (n, {length}, h, w), the given frames in place and unchanged; context_mask.npy: bool "
           f"({length},), True where a frame was given")
     return 0
-
-
-def _given_text(mask) -> str:
-    idx = [int(i) for i in mask.nonzero().flatten()]
-    return ", ".join(map(str, idx)) + f" of {len(mask)}"
 
 
 # ---------------------------------------------------------------- evaluate ----

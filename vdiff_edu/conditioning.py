@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .embeddings import check_labels
 from .frames import FramesConfig, check_mask, draw_masks, frames_channels
+from .utils import randn_like
 
 ROUTES = ("embedding", "cross_attention", "channels")
 
@@ -264,7 +265,7 @@ class ContextFrames(ConditionKind):
                              f"got shape {tuple(latents.shape)}: encode pixel frames with the autoencoder first")
         mask = check_mask(mask, b, f).to(latents.device)  # (b, f)
         if noise_level > 0:
-            latents = latents + noise_level * _randn(latents.shape, generator, latents)
+            latents = latents + noise_level * randn_like(latents, generator)
         return {"frames": frames_channels(latents, mask)}
 
     def from_batch(self, batch: dict, device: torch.device | str | None = None) -> dict[str, Tensor]:
@@ -303,13 +304,6 @@ class ContextFrames(ConditionKind):
 
     def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
         return {"frames": torch.zeros_like(entries["frames"])}  # nothing given
-
-
-def _randn(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """Standard normal noise drawn from ``generator`` on its own device (the CPU's by default), then moved."""
-    if generator is None:
-        return torch.randn(shape, device=like.device, dtype=like.dtype)
-    return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
 
 
 # ----------------------------------------------------------------------------- captions (text.py), for cross-attention

@@ -238,31 +238,27 @@ class ExperimentConfig:
     @classmethod
     def smoke_text(cls) -> "ExperimentConfig":
         """``smoke`` conditioned on captions: seconds on a CPU (tests, CI)."""
-        cfg = cls.smoke()
-        text = TextEncoderConfig.smoke()  # width 32, one layer, 20 positions (a one-digit caption is ≤ 16 words)
-        return replace(cfg, name="smoke-text", styles=("thin", "regular", "bold"), reverse_augment=False,
-                       holdout=((3, "vertical"), (7, "bold")), text=text, caption_drop_prob=0.1,
-                       unet=replace(cfg.unet, context_dim=text.width, cross_attn_levels=(1,), num_label_slots=0),
-                       label_embedding_std=None)
+        # width 32, one layer, 20 positions (a one-digit caption is ≤ 16 words)
+        return cls.smoke()._with_text("smoke-text", TextEncoderConfig.smoke(), cross_attn_levels=(1,))
 
     @classmethod
     def cpu_text(cls) -> "ExperimentConfig":
         """``cpu``'s geometry and budget (32×32, 8 frames, one digit, 10 minutes), conditioned on captions."""
-        cfg = cls.cpu()
-        text = TextEncoderConfig.cpu()  # width 64, two layers, 20 positions
-        return replace(cfg, name="cpu-text", styles=("thin", "regular", "bold"), reverse_augment=False,
-                       holdout=((3, "vertical"), (7, "bold")), text=text, caption_drop_prob=0.1,
-                       unet=replace(cfg.unet, context_dim=text.width, cross_attn_levels=(1,), num_label_slots=0),
-                       label_embedding_std=None)
+        # width 64, two layers, 20 positions
+        return cls.cpu()._with_text("cpu-text", TextEncoderConfig.cpu(), cross_attn_levels=(1,))
 
     @classmethod
     def gpu_text(cls) -> "ExperimentConfig":
         """``gpu``'s geometry (64×64, 16 frames, two digits), conditioned on captions (not yet run on a GPU)."""
-        cfg = cls.gpu()
-        text = TextEncoderConfig.gpu()  # width 128, four layers, 40 positions (a two-digit caption is ≤ 33 words)
-        return replace(cfg, name="gpu-text", styles=("thin", "regular", "bold"), reverse_augment=False,
+        # width 128, four layers, 40 positions (a two-digit caption is ≤ 33 words)
+        return cls.gpu()._with_text("gpu-text", TextEncoderConfig.gpu(), cross_attn_levels=(2,))
+
+    def _with_text(self, name: str, text: TextEncoderConfig, cross_attn_levels: tuple[int, ...]) -> "ExperimentConfig":
+        """This recipe, conditioned on captions instead of labels (the decisions above)."""
+        return replace(self, name=name, styles=("thin", "regular", "bold"), reverse_augment=False,
                        holdout=((3, "vertical"), (7, "bold")), text=text, caption_drop_prob=0.1,
-                       unet=replace(cfg.unet, context_dim=text.width, cross_attn_levels=(2,), num_label_slots=0),
+                       unet=replace(self.unet, context_dim=text.width, cross_attn_levels=cross_attn_levels,
+                                    num_label_slots=0),
                        label_embedding_std=None)
 
     # ------------------------------------------------------------ frames presets (issue 12): given frames as well

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from .conditioning import Conditioning, cat_conditions
 from .schedule import PREDICTIONS
+from .utils import randn_like
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 
@@ -50,13 +51,6 @@ def _alpha_bar(schedule, t: int | Tensor, like: Tensor) -> Tensor:
     if alpha_bar.ndim == 1:  # one ᾱ per sample: (b,) -> (b, 1, 1, 1, 1)
         alpha_bar = alpha_bar.reshape(-1, *([1] * (like.ndim - 1)))
     return alpha_bar
-
-
-def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise shaped like ``x``, drawn from ``generator`` (on its own device) when one is given."""
-    if generator is None:
-        return torch.randn_like(x)
-    return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 
 def _check_prediction(prediction: str) -> None:
@@ -180,7 +174,7 @@ def ddpm_step(schedule, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor
     # 4. posterior variance, DDPM eq. 7: β̃ = (1−ᾱ_s)/(1−ᾱ_t)·β_{t|s}  (zero at the last step, s = -1)
     var = (1 - alpha_bar_s) / (1 - alpha_bar_t) * beta_t_given_s
     # 5. sample: x_s = μ̃ + √β̃·z,  z ~ N(0, I)
-    z = _randn_like(x_t, generator).double()
+    z = randn_like(x_t, generator).double()
     return (mean + var.sqrt() * z).to(x_t.dtype)
 
 
@@ -208,7 +202,7 @@ def ddim_step(schedule, model_out: Tensor, t: int | Tensor, t_prev: int | Tensor
     # 5. x_s = √ᾱ_s·x̂₀ + direction + σ·z   (no noise drawn when η = 0)
     x_prev = alpha_bar_s.sqrt() * x0.double() + direction
     if eta > 0:
-        x_prev = x_prev + sigma * _randn_like(x_t, generator).double()
+        x_prev = x_prev + sigma * randn_like(x_t, generator).double()
     return x_prev.to(x_t.dtype)
 
 
@@ -286,7 +280,7 @@ def replace_known(schedule, x_t: Tensor, t: int, known: Tensor, mask: Tensor,
     may not follow them closely. ``conditioning.ContextFrames`` is the other way, which needs training.
     """
     alpha_bar = _alpha_bar(schedule, t, x_t)  # () or broadcastable, float64
-    noised = alpha_bar.sqrt() * known.double() + (1 - alpha_bar).sqrt() * _randn_like(known, generator).double()
+    noised = alpha_bar.sqrt() * known.double() + (1 - alpha_bar).sqrt() * randn_like(known, generator).double()
     m = mask.to(x_t.device).reshape(mask.shape[0], 1, mask.shape[1], 1, 1)  # (b, 1, f, 1, 1)
     return torch.where(m, noised.to(x_t.dtype), x_t)  # (b, c, f, h, w)
 
@@ -329,7 +323,7 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     device = torch.device(device) if device is not None else next(model.parameters()).device
     pairs = timestep_pairs(schedule, steps)
     # 1. start from pure Gaussian noise x_T ~ N(0, I)
-    x = x_T.to(device) if x_T is not None else _randn_like(torch.empty(shape, device=device), generator)
+    x = x_T.to(device) if x_T is not None else randn_like(torch.empty(shape, device=device), generator)
     solver = DPMSolverPP(schedule) if sampler == "dpmpp" else None
     if known is not None:  # given frames through the noise: x_T's given frames noised from the truth, too
         known = (known[0].to(device), known[1].to(device))
