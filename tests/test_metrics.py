@@ -554,3 +554,44 @@ def test_exercise_checks_never_raise_when_not_attempted(exercises, capsys):
         assert not check(todo)
         assert not check(lambda *a: 1 / 0)
     assert "not attempted yet" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- prediction baselines and long videos ----
+
+
+def test_position_errors_by_hand_and_the_baselines_on_a_known_motion(cpu_real):
+    clips = cpu_real[0]  # uint8 (n, 8, 32, 32)
+    shifted = np.zeros_like(clips)
+    shifted[..., :, 3:] = clips[..., :, :-3]  # every digit moved 3 px right (none touches the right edge: checked)
+    keep = clips[..., -3:].max(axis=(1, 2, 3)) == 0
+    err = M.position_errors(shifted[keep], clips[keep])  # (n, 1, f)
+    assert err.shape == (keep.sum(), 1, 8) and torch.allclose(err, torch.full_like(err, 3.0), atol=1e-4)
+    assert float(M.position_errors(clips, clips).abs().max()) == 0.0
+    # copying the last frame is exact on the given frames and wrong later (the digits move); the constant-velocity
+    # oracle follows them more closely than the held frame does
+    held = M.copy_last_frame(clips[:, :2], 8)
+    assert held.shape == clips.shape and (held[:, :2] == clips[:, :2]).all() and (held[:, 2:] == clips[:, 1:2]).all()
+    slid = M.constant_velocity(clips[:, :2], 8)
+    held_err = M.position_errors(held, clips)[:, 0, 2:].mean()
+    slid_err = M.position_errors(slid, clips)[:, 0, 2:].mean()
+    assert slid_err < held_err, (slid_err, held_err)
+    with pytest.raises(ValueError, match="at least 2 given frames"):
+        M.constant_velocity(clips[:, :1], 8)
+
+
+def test_coherence_over_time_sees_a_video_that_changes_its_digit(nets, cpu_real):
+    """Two real 8-frame clips played one after the other: when the second holds another digit, the second window's
+    "digit kept" must fall to 0, while a video that keeps its digit (the same clip twice) keeps it."""
+    clips, labels, source = cpu_real
+    other = np.array([int(np.nonzero(labels[:, 0] != labels[i, 0])[0][0]) for i in range(len(clips))])
+    changed = np.concatenate([clips, clips[other]], axis=1)  # (n, 16, 32, 32)
+    kept = np.concatenate([clips, clips], axis=1)
+    bad = M.coherence_over_time(changed, labels, nets, reference=clips)
+    good = M.coherence_over_time(kept, labels, nets, reference=clips)
+    assert list(bad["start"]) == [0, 8] and bad["ink"][0] == 1.0
+    assert good["label_kept"][1] == good["label_kept"][0] and abs(good["speed"][0] - good["speed"][1]) < 1e-6
+    assert bad["label_kept"][1] < 0.5 * good["label_kept"][1], (bad["label_kept"], good["label_kept"])
+    if real_digits(source):
+        assert bad["label_kept"][1] == 0.0 and good["label_kept"][1] >= 0.9
+    with pytest.raises(ValueError, match="no window of 8"):
+        M.coherence_over_time(clips[:, :4], labels, nets)
