@@ -347,6 +347,22 @@ def test_styles_change_stroke_width_thin_regular_bold():
     assert bold["caption"].startswith(f"the bold digit {int(bold['labels'][0])} ")
 
 
+def test_stroke_styles_by_hand_erosion_and_dilation_by_the_cross():
+    from vdiff_edu.moving_mnist import stroke_style
+
+    plus = np.zeros((5, 5), np.float32)
+    plus[2, 1:4] = plus[1:4, 2] = 1.0  # a plus sign: the centre has all four neighbours, no diagonal one
+    thin = stroke_style(plus, "thin")
+    assert thin.sum() == 1.0 and thin[2, 2] == 1.0  # the 3×3 square would have eroded the centre too
+    dot = np.zeros((5, 5), np.float32)
+    dot[2, 2] = 0.5
+    bold = stroke_style(dot, "bold")
+    assert bold.sum() == 5 * 0.5 and (bold == 0.5 * plus).all()  # a dot dilates into a plus, not a square
+    edge = np.ones((3, 3), np.float32)  # outside the image counts as background
+    assert stroke_style(edge, "thin").tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
+    assert stroke_style(plus, "regular") is plus
+
+
 def test_directions_match_captions_start_direction_and_meanings():
     from vdiff_edu import captions
 

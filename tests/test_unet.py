@@ -142,6 +142,32 @@ def test_context_and_frames_conditioning():
     assert not torch.allclose(model(x, 5, {"frames": frames}), model(x, 5))
 
 
+def test_pooled_context_joins_the_timestep_embedding_and_ignores_padding():
+    # no cross-attention level at all: the prompt can reach the output only through the pooled path
+    model = make(context_dim=6, cross_attn_levels=(), pooled_context=True)
+    assert model.cfg.attn_cross_levels == () and model.context_embed is not None
+    x, ctx = torch.randn(2, 4, 4, 8, 8), torch.randn(2, 5, 6)
+    mask = torch.tensor([[True, True, True, False, False], [True, True, True, True, True]])
+    y = model(x, 5, {"context": ctx, "context_mask": mask})
+    assert not torch.allclose(y, model(x, 5, {"context": torch.randn(2, 5, 6), "context_mask": mask}))
+    # the pooled vector is the mean of the real tokens: padding (values and count) changes nothing
+    padded = torch.cat([ctx, torch.randn(2, 3, 6)], dim=1)  # (2, 8, 6): three more padding tokens
+    more_mask = torch.cat([mask, torch.zeros(2, 3, dtype=torch.bool)], dim=1)
+    torch.testing.assert_close(model(x, 5, {"context": padded, "context_mask": more_mask}), y)
+    # by hand: emb = time_embed(t) + context_embed(mean of the real tokens)
+    pooled = torch.stack([ctx[0, :3].mean(0), ctx[1].mean(0)])  # (2, 6)
+    seen = {}
+    hook = model.context_embed.register_forward_hook(lambda mod, inputs, out: seen.update(pooled=inputs[0]))
+    model(x, 5, {"context": ctx, "context_mask": mask})
+    hook.remove()
+    torch.testing.assert_close(seen["pooled"], pooled)
+    # without it, the same U-Net with no cross-attention level ignores the context
+    plain = make(context_dim=6, cross_attn_levels=())
+    torch.testing.assert_close(plain(x, 5, {"context": ctx}), plain(x, 5, {"context": torch.randn(2, 5, 6)}))
+    with pytest.raises(ValueError, match="pooled_context=True pools the context tokens, but context_dim=None"):
+        UNetConfig.smoke(pooled_context=True)
+
+
 def test_size_counts_frozen_weights_too():
     # a frozen copy (an EMA's, or temporal attention frozen in stage A) is the same network: notebook 07's
     # no-shipped-weights branch printed "UNet3D: 0.00 M parameters" for its EMA model before this

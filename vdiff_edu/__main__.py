@@ -341,7 +341,8 @@ def _train(args) -> int:
     print(f"\ntrained in {_seconds(result['seconds']['total'])} ({secs}) on digits from {result['digits']}; wrote:")
     print("\n".join(written))
     if "pipeline" in result:
-        print(f"sample more: python -m vdiff_edu sample --weights {run_dir} --labels 3,7")
+        ask = '--prompt "a bold 7 moves left and right"' if result["pipeline"].reads_prompts else "--labels 3,7"
+        print(f"sample more: python -m vdiff_edu sample --weights {run_dir} {ask}")
     else:
         print(f"next: python -m vdiff_edu train --name {run_dir.name} --stage denoiser")
     print(f"(command total {_seconds(total)})")

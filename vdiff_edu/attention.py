@@ -31,6 +31,15 @@ from .blocks import FrameGroupNorm, fold_frames, num_groups, unfold_frames
 # ----------------------------------------------------------------------------- scaled dot-product attention
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean of tokens ``x (b, L, d)`` over the real ones of each row (``mask (b, L)``, True = real; None = all
+    real) → ``(b, d)``: the pooled prompt of the text encoder and of ``UNetConfig.pooled_context``."""
+    if mask is None:
+        return x.mean(dim=1)  # (b, d)
+    weights = mask.to(x.dtype)[..., None]  # (b, L, 1)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1)  # (b, d)
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
               return_weights: bool = False):
     """``softmax(q kᵀ / √d + bias) v`` (Vaswani et al. 2017, eq. 1).

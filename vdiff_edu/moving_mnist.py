@@ -114,22 +114,29 @@ def make_caption(labels: Iterable[int], motions: Iterable[str]) -> str:
 # ----------------------------------------------------------------------------------- 3. rendering ----
 
 
-def _filter3x3(image: np.ndarray, op) -> np.ndarray:
-    """``op`` (np.min or np.max) over every pixel's 3×3 neighbourhood; outside the image counts as background (0)."""
+CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)  # a pixel and its 4 neighbours
+
+
+def _filter3x3(image: np.ndarray, op, footprint: np.ndarray = CROSS) -> np.ndarray:
+    """``op`` (np.min or np.max) over the ``footprint`` (3×3 bool) around every pixel; outside the image counts as
+    background (0)."""
     padded = np.pad(image, 1, constant_values=0.0)  # (d+2, d+2)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))  # (d, d, 3, 3)
-    return op(windows, axis=(-2, -1)).astype(np.float32)  # (d, d)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))[..., footprint]  # (d, d, footprint.sum())
+    return op(windows, axis=-1).astype(np.float32)  # (d, d)
 
 
 def stroke_style(digit: np.ndarray, style: str) -> np.ndarray:
     """A digit ``(d, d)`` in [0, 1] drawn ``thin``, ``regular`` or ``bold`` (``captions.STYLES``), by grey-scale
-    morphology with a 3×3 square, once (Gonzalez & Woods, *Digital Image Processing*, ch. 9.6):
+    morphology with the 3×3 cross ``CROSS`` (a pixel and its 4 neighbours), once (Gonzalez & Woods, *Digital
+    Image Processing*, ch. 9.6):
 
-        thin    = erosion   (f ⊖ b)(y, x) = min_{|i|,|j| ≤ 1} f(y+i, x+j)   every stroke loses about a pixel a side
-        regular = f                                                           the digit as MNIST drew it
-        bold    = dilation  (f ⊕ b)(y, x) = max_{|i|,|j| ≤ 1} f(y+i, x+j)   every stroke gains about a pixel a side
+        thin    = erosion   (f ⊖ b)(y, x) = min over (y, x) and its 4 neighbours   a stroke loses about a pixel a side
+        regular = f                                                                the digit as MNIST drew it
+        bold    = dilation  (f ⊕ b)(y, x) = max over (y, x) and its 4 neighbours   a stroke gains about a pixel a side
 
-    Applied after resizing, so "a pixel" is one pixel of the frame whatever ``digit_size`` is."""
+    Applied after resizing, so "a pixel" is one pixel of the frame whatever ``digit_size`` is. Why the cross and not
+    the 3×3 square: at 20 px the square's erosion left a thin digit an eighth of its ink, hard to read, and its
+    dilation made bold digits blobs the digit reader named right 64 % of the time (the cross: 87 %; docs/text.md)."""
     check_choice("style", style, STYLES)
     if style == "regular":
         return digit

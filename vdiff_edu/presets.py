@@ -233,6 +233,9 @@ class ExperimentConfig:
     #   EMA, no extra stage; pre-training it as a tiny CLIP first is the alternative issue 10 asks to measure.
     # * cross-attention at the lowest level only (cross_attn_levels=(1,)): the cheapest place, where every position
     #   sees the whole digit; the words say what and how it moves, not where each pixel goes.
+    # * pooled_context=True: the mean of the prompt's token features also joins the timestep embedding, as a label
+    #   does, so every block of every level knows the prompt (Imagen, Saharia et al. 2022); cross-attention adds
+    #   which word each position reads (measured with and without: docs/text.md).
     # * reverse_augment=False: a clip played backwards starts in another direction than its caption says.
 
     @classmethod
@@ -258,7 +261,7 @@ class ExperimentConfig:
         return replace(self, name=name, styles=("thin", "regular", "bold"), reverse_augment=False,
                        holdout=((3, "vertical"), (7, "bold")), text=text, caption_drop_prob=0.1,
                        unet=replace(self.unet, context_dim=text.width, cross_attn_levels=cross_attn_levels,
-                                    num_label_slots=0),
+                                    pooled_context=True, num_label_slots=0),
                        label_embedding_std=None)
 
     # ------------------------------------------------------------ frames presets (issue 12): given frames as well

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .attention import attention
+from .attention import attention, masked_mean
 from .blocks import Downsample, FactorizedConv, FrameGroupNorm, SpatialConv, num_groups
 from .captions import WORDS, describe_unknown, join_words, parse_all, split_words
 from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
@@ -208,12 +208,6 @@ class TransformerBlock(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = x + self.attn(self.norm1(x), mask)  # (b, L, width)
         return x + self.mlp(self.norm2(x))  # (b, L, width)
-
-
-def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """The mean of ``x (b, L, d)`` over the real tokens of each row (``mask (b, L)``) → ``(b, d)``."""
-    weights = mask.to(x.dtype)[..., None]  # (b, L, 1)
-    return (x * weights).sum(dim=1) / weights.sum(dim=1)  # (b, d)
 
 
 class TextEncoder(nn.Module):

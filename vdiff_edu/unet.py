@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import CrossAttention, SpatialAttention, TemporalAttention
+from .attention import CrossAttention, SpatialAttention, TemporalAttention, masked_mean
 from .blocks import TIME_MIXING, Downsample, FrameGroupNorm, ResBlock3d, SpatialConv, Upsample, num_groups, zero_init_
 from .embeddings import LabelEmbedding, TimestepEmbedding, check_labels
 from .utils import count_parameters
@@ -53,6 +53,8 @@ class UNetConfig:
     num_classes: int = 10  # digit classes; label value num_classes is the null token ("no label")
     num_label_slots: int = 1  # digits per clip the labels describe; 0 = no label conditioning
     context_dim: int | None = None  # width of context tokens for cross-attention (text); None = no cross-attention
+    pooled_context: bool = False  # also add the mean of the real context tokens, projected, to the timestep
+    #                               embedding: every block then knows the whole prompt (Imagen, Saharia et al. 2022)
     cond_channels: int = 0  # extra input channels concatenated to x (conditioning frames and their mask)
     emb_mult: int = 4  # width of the timestep/label embedding: emb_mult · base_channels
 
@@ -80,6 +82,9 @@ class UNetConfig:
                              f"got {self.num_label_slots}, {self.num_classes}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.pooled_context and self.context_dim is None:
+            raise ValueError("pooled_context=True pools the context tokens, but context_dim=None (no context); "
+                             "set UNetConfig(context_dim=...) or pooled_context=False")
 
     @property
     def num_levels(self) -> int:
@@ -169,6 +174,7 @@ class UNet3D(nn.Module):
         # 1. embeddings: timestep (+ labels) -> emb (b, emb_dim)
         self.time_embed = TimestepEmbedding(cfg.base_channels, emb_dim)
         self.label_embed = LabelEmbedding(cfg.num_classes, cfg.num_label_slots, emb_dim) if cfg.num_label_slots else None
+        self.context_embed = nn.Linear(cfg.context_dim, emb_dim) if cfg.pooled_context else None  # pooled prompt -> emb
 
         # 2. down path: num_res_blocks blocks per level, then a downsample; every output is kept for a skip
         self.conv_in = SpatialConv(cfg.in_channels + cfg.cond_channels, chans[0])
@@ -218,6 +224,8 @@ class UNet3D(nn.Module):
         emb = self.time_embed(t)  # (b, emb_dim)
         if self.label_embed is not None:
             emb = emb + self.label_embed(labels)  # (b, emb_dim)
+        if self.context_embed is not None and context is not None:
+            emb = emb + self.context_embed(masked_mean(context, context_mask))  # (b, emb_dim)
 
         # 2. down path
         if self.cfg.cond_channels:
