@@ -1,0 +1,146 @@
+"""Benchmark of text-to-video (issue 10): does a clip made from a prompt show what the prompt says?
+
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/bench_text.py --weights runs/cpu-text --n 200 --out runs/bench_text
+
+Three groups of ``--n`` prompts, each written from a real clip of the fixed evaluation split (test digits, never
+seen in training), so that the real clip is there to compare:
+
+    seen        meanings the model was trained on (no held-out digit–motion or digit–style pair), training templates
+    unseen      held-out combinations only (the run's ``holdout``, e.g. a 3 moving vertically, a bold 7)
+    paraphrase  the seen meanings, said with the held-out templates (phrasings never trained on)
+
+Each prompt names digit, motion, start direction and style. Per group and attribute, faithfulness
+(``eval.prompts.prompt_faithfulness``) of: the generated clips; the real clips with their own captions (the
+ceiling of what the measurements can confirm); the real clips with a shuffled caption of the same group (chance).
+The style reader's cuts are calibrated on other real clips. Prints a Markdown table, writes ``results.json`` and a
+figure of the first clips of each group to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vdiff_edu import captions  # noqa: E402
+from vdiff_edu.eval.feature_nets import load_feature_nets  # noqa: E402
+from vdiff_edu.eval.prompts import ATTRIBUTES, calibrate_style_cuts, prompt_faithfulness  # noqa: E402
+from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
+from vdiff_edu.pipeline import LatentVideoPipeline  # noqa: E402
+from vdiff_edu.utils import to_uint8  # noqa: E402
+
+GROUPS = ("seen", "unseen", "paraphrase")
+
+
+def real_set(cfg, split: str, n: int, start: int, keep) -> tuple[np.ndarray, list[captions.Meaning]]:
+    """The first ``n`` clips from index ``start`` of ``split`` whose meaning passes ``keep``: uint8 (n, f, h, w)."""
+    kwargs = cfg.dataset_kwargs()
+    holdout = kwargs.pop("holdout", set())
+    ds = MovingMNIST(split=split, length=start + 50 * n, seed=0, verbose=False,
+                     holdout=holdout if split == "holdout" else None, **kwargs)
+    clips, meanings = [], []
+    for i in range(start, len(ds)):
+        item = ds[i]
+        m = captions.meanings_of_item(item)[0]
+        if keep(m):
+            clips.append(to_uint8(item["video"][0]).numpy())
+            meanings.append(m)
+            if len(clips) == n:
+                break
+    if len(clips) < n:
+        raise RuntimeError(f"only {len(clips)} of {n} clips of split {split!r} passed the filter")
+    return np.stack(clips), meanings
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default="runs/cpu-text", help="a text run folder or shipped name")
+    ap.add_argument("--n", type=int, default=200, help="clips per group")
+    ap.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the run's)")
+    ap.add_argument("--sampler", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="runs/bench_text")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    pipe = LatentVideoPipeline.from_pretrained(args.weights)
+    cfg = pipe.config
+    if not pipe.reads_prompts:
+        raise SystemExit(f"{args.weights} is a label model; give a text run (train one with --preset cpu-text)")
+    held = {(int(d), v) for d, v in cfg.holdout}
+
+    def is_held(m):
+        return (m.digit, m.motion) in held or (m.digit, m.style) in held
+
+    nets = load_feature_nets()
+    cal_clips, cal_meanings = real_set(cfg, "eval", 300, 20_000, lambda m: True)
+    cuts = calibrate_style_cuts(cal_clips, [m.style for m in cal_meanings])
+    rng = np.random.default_rng(0)
+    seen_clips, seen = real_set(cfg, "eval", args.n, 0, lambda m: not is_held(m))
+    unseen_clips, unseen = real_set(cfg, "holdout", args.n, 0, lambda m: True)
+    train_t, held_t = captions.TRAIN_TEMPLATES, captions.HELD_OUT_TEMPLATES
+    groups = {
+        "seen": (seen_clips, [captions.caption(m, train_t[rng.integers(len(train_t))]) for m in seen]),
+        "unseen": (unseen_clips, [captions.caption(m, train_t[rng.integers(len(train_t))]) for m in unseen]),
+        "paraphrase": (seen_clips, [captions.caption(m, held_t[rng.integers(len(held_t))]) for m in seen]),
+    }
+    results = {"weights": str(args.weights), "style_cuts": cuts, "machine": f"{platform.machine()}, "
+               f"{torch.get_num_threads()} torch threads, torch {torch.__version__}", "groups": {}}
+    shown = {}
+    for name, (real, prompts) in groups.items():
+        start = time.perf_counter()
+        video = pipe(prompts=prompts, sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance,
+                     seed=1, batch_size=args.batch)  # (n, 1, f, h, w)
+        seconds = time.perf_counter() - start
+        made = to_uint8(video[:, 0]).numpy()
+        shuffled = list(np.random.default_rng(1).permutation(prompts))
+        results["groups"][name] = {
+            "generated": prompt_faithfulness(made, prompts, nets, cuts),
+            "real, own caption": prompt_faithfulness(real, prompts, nets, cuts),
+            "real, shuffled caption": prompt_faithfulness(real, shuffled, nets, cuts),
+            "seconds per clip": seconds / len(prompts), "prompts": prompts[:8]}
+        shown[name] = (made[:6], prompts[:6])
+        print(f"{name}: {seconds / len(prompts):.3f} s per clip", flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+    print(f"\n{args.weights}, {args.n} clips per group; {results['machine']}\n")
+    print("| group | clips | " + " | ".join(ATTRIBUTES) + " |")
+    print("|---|---|" + "---:|" * len(ATTRIBUTES))
+    for name, r in results["groups"].items():
+        for row in ("generated", "real, own caption", "real, shuffled caption"):
+            print(f"| {name} | {row} | " + " | ".join(f"{r[row][a]:.3f}" for a in ATTRIBUTES) + " |")
+
+    f = shown["seen"][0].shape[1]
+    rows = sum(len(m) for m, _ in shown.values())
+    fig, axes = plt.subplots(rows, f, figsize=(f * 0.8 + 5, rows * 0.8), squeeze=False)
+    row = 0
+    for name, (made, prompts) in shown.items():
+        for clip, prompt in zip(made, prompts):
+            for t in range(f):
+                axes[row, t].imshow(clip[t], cmap="gray", vmin=0, vmax=255)
+                axes[row, t].set_xticks([]), axes[row, t].set_yticks([])
+            axes[row, 0].set_ylabel(f"{name}\n{prompt}", fontsize=6, rotation=0, ha="right", va="center")
+            row += 1
+    for t in range(f):
+        axes[0, t].set_title(f"frame {t}", fontsize=7)
+    fig.subplots_adjust(left=0.5, right=0.99, top=0.97, bottom=0.01, wspace=0.05, hspace=0.08)
+    fig.savefig(out / "clips.png", dpi=90)
+    print(f"\nwrote {out / 'results.json'} and {out / 'clips.png'}")
+
+
+if __name__ == "__main__":
+    main()
