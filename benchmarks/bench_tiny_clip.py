@@ -5,7 +5,8 @@
 
 1. Training clips (train digits) each get one caption: a random training template (``captions.TRAIN_TEMPLATES``)
    of the clip's digit, motion and start direction, with the motion and the direction each left out with
-   probability ``--drop`` (so that short prompts such as "the digit 3" mean something too).
+   probability ``--drop`` (so that short prompts such as "the digit 3" mean something too). Clips are drawn in all
+   three stroke styles, and the style is left out with the same probability.
 2. ``text.train_tiny_clip`` with the ``cpu`` TinyClipConfig.
 3. Zero-shot on the fixed evaluation clips (test digits): for each question, one candidate prompt per answer,
    the true answer the clip's own; each line of the table is ``zero_shot_accuracy`` and its chance level.
@@ -26,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from vdiff_edu.captions import (DIRECTIONS, HELD_OUT_TEMPLATES, MOTIONS, TRAIN_TEMPLATES, Meaning, caption,
+from vdiff_edu.captions import (DIRECTIONS, HELD_OUT_TEMPLATES, MOTIONS, STYLES, TRAIN_TEMPLATES, Meaning, caption,
                                 meanings_of_item)
 from vdiff_edu.text import TinyClipConfig, text_video_similarity, train_tiny_clip, zero_shot_accuracy
 
@@ -36,7 +37,7 @@ from vdiff_edu.moving_mnist import MovingMNIST
 def clips_and_meanings(split: str, n: int, seed: int) -> tuple[torch.Tensor, list[Meaning], str]:
     """``n`` clips (n, 1, 8, 32, 32) of one digit, the Meaning of each, and where the digits came from."""
     ds = MovingMNIST(split=split, num_frames=8, image_size=32, digit_size=20, num_digits=1, length=n, seed=seed,
-                     mnist_dir=os.environ.get("VDIFF_MNIST_DIR"), verbose=False)
+                     styles=STYLES, mnist_dir=os.environ.get("VDIFF_MNIST_DIR"), verbose=False)
     items = [ds[i] for i in range(n)]
     return torch.stack([it["video"] for it in items]), [meanings_of_item(it)[0] for it in items], ds.source
 
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--drop", type=float, default=0.3, help="probability of leaving out motion / direction")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest on a busy machine)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--video-channels", default="16,32", help="widths of the video encoder's levels")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -59,15 +61,15 @@ def main(argv=None) -> int:
     prompts = []
     for m in meanings:
         keep = Meaning(m.digit, m.motion if rng.random() > args.drop else None,
-                       m.direction if rng.random() > args.drop else None)
+                       m.direction if rng.random() > args.drop else None, m.style if rng.random() > args.drop else None)
         prompts.append(caption(keep, rng=rng))
     eval_clips, eval_meanings, eval_source = clips_and_meanings("eval", args.eval_clips, 0)
     t_data = time.perf_counter() - t0
 
     # 2. train
     t0 = time.perf_counter()
-    model, history = train_tiny_clip(clips, prompts, TinyClipConfig.cpu(), steps=args.steps, device="cpu",
-                                     seed=args.seed)
+    cfg = TinyClipConfig.cpu(video_channels=tuple(int(c) for c in args.video_channels.split(",")))
+    model, history = train_tiny_clip(clips, prompts, cfg, steps=args.steps, device="cpu", seed=args.seed)
     t_train = time.perf_counter() - t0
 
     # 3. zero-shot questions: (name, candidate prompts per clip, true index per clip)
@@ -96,6 +98,8 @@ def main(argv=None) -> int:
         own_digit)
     ask("direction (8 prompts, own digit), held-out template", HELD_OUT_TEMPLATES[1], "direction", list(DIRECTIONS),
         own_digit)
+    ask("style (3 prompts, own digit), training template", TRAIN_TEMPLATES[0], "style", list(STYLES), own_digit)
+    ask("style (3 prompts, own digit), held-out template", HELD_OUT_TEMPLATES[1], "style", list(STYLES), own_digit)
     t_eval = time.perf_counter() - t0
 
     # 4. similarity with the own caption and with another clip's
@@ -104,7 +108,8 @@ def main(argv=None) -> int:
     sim_own = text_video_similarity(model, eval_clips, own).mean().item()
     sim_other = text_video_similarity(model, eval_clips, other).mean().item()
 
-    print(f"TinyCLIP cpu preset, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
+    print(f"TinyCLIP cpu preset, video levels {cfg.video_channels}, "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; "
           f"{args.clips} training clips, {args.steps} steps (batch {TinyClipConfig.cpu().batch_size}); "
           f"{args.eval_clips} evaluation clips; digits: train {source}; eval {eval_source}")
     print(f"loss {np.mean(history['loss'][:5]):.3f} (first 5 steps) -> {np.mean(history['loss'][-20:]):.3f} "

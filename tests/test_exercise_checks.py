@@ -58,3 +58,24 @@ def test_checks_11_accept_solutions_and_reject_mistakes(exercises, capsys):
     assert not checks.check_window_guess("maybe", {1: 0.6, 4: 0.9})
     out = capsys.readouterr().out
     assert "matches" in out and "the measurement says" in out and "expected one of" in out
+
+
+def test_checks_10_accept_solutions_and_reject_mistakes(exercises, capsys):
+    from exercises import checks_10 as checks
+    from exercises import solutions_10 as solutions
+
+    assert checks.check_is_held_out(solutions.is_held_out)
+    assert not checks.check_is_held_out(lambda m, pairs: m.digit in {d for d, _ in pairs})  # the digit alone
+    assert not checks.check_is_held_out(lambda m, pairs: (m.digit, m.motion) in pairs)  # forgets style pairs
+    assert checks.check_template(solutions.my_template)
+    assert not checks.check_template("the [{style} ]digit {num}[ {moves}][, {heading}]")  # an existing template
+    assert not checks.check_template("a [{style} ]digit {num} that zooms[ {moves}]")  # 'zooms' is unknown
+    assert not checks.check_template("{num} and {word}[ {moves}]")  # names the digit twice: reads as two digits
+    assert not checks.check_template("a {colour} digit {num}")  # no such slot
+    assert not checks.check_template("a video[ {moves}]")  # never names the digit
+    assert checks.check_explanation(solutions.my_explanation)
+    assert not checks.check_explanation("it failed")  # too short
+    assert not checks.check_explanation("the clip looks wrong to me and I do not know why it is like this at all ok")
+    out = capsys.readouterr().out
+    assert "unknown slot" in out and "does not know 'zooms'" in out and "never names the digit" in out
+    assert "describes 2 digits" in out and "not attempted yet" not in out

@@ -168,3 +168,25 @@ def test_sample_with_prompts_writes_prompts_and_labels_in_clip_order(text_run, t
                                                                "heading left"]
     assert np.load(out2 / "labels.npy").tolist() == [[3], [1], [-1]]  # -1: the prompt names no digit
     assert np.load(out2 / "samples.npy").shape == (3, 4, 16, 16)
+
+
+# ---------------------------------------------------------------- the shipped cpu-text model ----
+
+
+def test_the_shipped_text_model_gives_finite_outputs_for_every_kind_of_prompt():
+    pipe = LatentVideoPipeline.from_pretrained("cpu-text")
+    assert pipe.reads_prompts and pipe.config.name == "cpu-text" and pipe.unet.cfg.pooled_context
+    meanings = [captions.Meaning(3, "vertical", "up", "bold"), captions.Meaning(7, "diagonal", "down-left", "thin"),
+                captions.Meaning(0), captions.Meaning(8, style="regular")]
+    prompts = [captions.caption(m, t) for m in meanings for t in captions.TEMPLATES] + ["", "heading left", "a 5"]
+    cond = pipe.encode_condition(prompts=prompts)  # (n, L) ids and mask
+    z = torch.randn(len(prompts), pipe.unet.cfg.in_channels, pipe.config.num_frames, 8, 8,
+                    generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for t in (999, 500, 1):
+            out = pipe.unet(z, torch.full((len(prompts),), t), cond)
+            assert out.shape == z.shape and torch.isfinite(out).all(), t
+        # the prompt matters: two prompts of different digits give different predictions from the same noise
+        same_noise = z[:1].expand(2, -1, -1, -1, -1)
+        a, b = pipe.unet(same_noise, torch.full((2,), 500), {k: v[[0, len(captions.TEMPLATES)]] for k, v in cond.items()})
+        assert (a - b).abs().mean() > 1e-3

@@ -1,0 +1,100 @@
+"""What limits text-to-video: train a variant of the ``cpu-text`` recipe from nothing and measure its faithfulness.
+
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/ablate_text.py --variant no-pooled --n 100
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/ablate_text.py --variant frozen-clip --n 100
+
+Variants (each changes one thing of ``ExperimentConfig.preset("cpu-text")``):
+
+* ``preset``: the preset as shipped: the text encoder trained jointly with the U-Net, read through the pooled
+  vector (added to the timestep embedding) and through cross-attention at the lowest level.
+* ``no-pooled``: cross-attention only (``unet.pooled_context=False``): the words reach the U-Net only where
+  cross-attention is.
+* ``frozen-clip``: the text encoder is first trained as the text tower of a tiny CLIP on the same training clips
+  and captions (``--clip-steps``, ``text.train_tiny_clip``), then frozen; the U-Net learns to read its features.
+  This is Gen-2's arrangement (a pre-trained CLIP text encoder, never trained with the denoiser) in miniature.
+
+Each run trains with ``vdiff_edu.recipe.train_pipeline`` (the recipe's step counts, no time budget) under
+``runs/ablate_text_<variant>/`` and is measured by ``bench_text.measure``: faithfulness per attribute on seen,
+unseen and paraphrased prompts, ``--n`` clips per group. Prints the wall time of each stage and the table;
+``docs/text.md`` keeps what we measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_text import measure, table  # noqa: E402
+
+from vdiff_edu import recipe  # noqa: E402
+from vdiff_edu.config import runs_dir  # noqa: E402
+from vdiff_edu.presets import ExperimentConfig  # noqa: E402
+from vdiff_edu.text import TinyClipConfig, train_tiny_clip  # noqa: E402
+
+VARIANTS = ("preset", "no-pooled", "frozen-clip")
+
+
+def variant_config(name: str) -> ExperimentConfig:
+    cfg = ExperimentConfig.preset("cpu-text")
+    if name in ("preset", "frozen-clip"):
+        return cfg
+    if name == "no-pooled":
+        return replace(cfg, unet=replace(cfg.unet, pooled_context=False))
+    raise SystemExit(f"--variant must be one of {', '.join(VARIANTS)}; got {name!r}")
+
+
+def pretrained_text_encoder(cfg: ExperimentConfig, steps: int, mnist_dir=None):
+    """A tiny CLIP trained on the run's own training clips and captions; its text tower, frozen."""
+    ds = recipe.training_dataset(cfg, mnist_dir)
+    items = [ds[i] for i in range(len(ds))]
+    clips = torch.stack([it["video"] for it in items])  # (n, 1, f, h, w)
+    prompts = [it["caption"] for it in items]
+    clip_cfg = TinyClipConfig.cpu(text=cfg.text, num_frames=cfg.num_frames)
+    model, history = train_tiny_clip(clips, prompts, clip_cfg, steps=steps, device="cpu", seed=cfg.seed,
+                                     log_every=max(1, steps // 5))
+    return model.text_encoder.requires_grad_(False), history
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", default="preset")
+    parser.add_argument("--n", type=int, default=100, help="clips per group to sample and score")
+    parser.add_argument("--clip-steps", type=int, default=600, help="tiny-CLIP steps for frozen-clip")
+    args = parser.parse_args(argv)
+    cfg = variant_config(args.variant)
+    run_dir = runs_dir() / f"ablate_text_{args.variant}"
+    start = time.perf_counter()
+    extra = {}
+    if args.variant == "frozen-clip":
+        t0 = time.perf_counter()
+        encoder, history = pretrained_text_encoder(cfg, args.clip_steps)
+        extra["clip_seconds"] = round(time.perf_counter() - t0, 1)
+        extra["clip_loss_last20"] = round(sum(history["loss"][-20:]) / 20, 3)
+        build = recipe.denoiser_for
+
+        def with_frozen_encoder(c):
+            denoiser = build(c)
+            denoiser.text_encoder.load_state_dict(encoder.state_dict())
+            denoiser.text_encoder.requires_grad_(False)  # never trained with the denoiser
+            return denoiser
+
+        recipe.denoiser_for = with_frozen_encoder
+    result = recipe.train_pipeline(cfg, run_dir, minutes=0, overwrite=True)
+    seconds = {k: round(v, 1) for k, v in result["seconds"].items()}
+    print(f"variant {args.variant}: trained in {time.perf_counter() - start:.0f} s; stages {seconds} {extra}")
+    results, _ = measure(result["pipeline"], args.n)
+    results.update(variant=args.variant, seconds=seconds, **extra)
+    (run_dir / "ablation.json").write_text(json.dumps(results, indent=1))
+    print(table(results, rows=("generated",)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
