@@ -36,13 +36,15 @@ from bench_text import measure, table  # noqa: E402
 from vdiff_edu import recipe  # noqa: E402
 from vdiff_edu.config import runs_dir  # noqa: E402
 from vdiff_edu.presets import ExperimentConfig  # noqa: E402
-from vdiff_edu.text import TinyClipConfig, train_tiny_clip  # noqa: E402
+from vdiff_edu import captions  # noqa: E402
+from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
+from vdiff_edu.text import TinyClipConfig, similarity_matrix, train_tiny_clip  # noqa: E402
 
 VARIANTS = ("preset", "no-pooled", "frozen-clip")
 
 
-def variant_config(name: str) -> ExperimentConfig:
-    cfg = ExperimentConfig.preset("cpu-text")
+def variant_config(name: str, preset: str = "cpu-text") -> ExperimentConfig:
+    cfg = ExperimentConfig.preset(preset)
     if name in ("preset", "frozen-clip"):
         return cfg
     if name == "no-pooled":
@@ -51,7 +53,7 @@ def variant_config(name: str) -> ExperimentConfig:
 
 
 def pretrained_text_encoder(cfg: ExperimentConfig, steps: int, mnist_dir=None):
-    """A tiny CLIP trained on the run's own training clips and captions; its text tower, frozen."""
+    """A tiny CLIP trained on the run's own training clips and captions (its text tower is then frozen)."""
     ds = recipe.training_dataset(cfg, mnist_dir)
     items = [ds[i] for i in range(len(ds))]
     clips = torch.stack([it["video"] for it in items])  # (n, 1, f, h, w)
@@ -59,7 +61,29 @@ def pretrained_text_encoder(cfg: ExperimentConfig, steps: int, mnist_dir=None):
     clip_cfg = TinyClipConfig.cpu(text=cfg.text, num_frames=cfg.num_frames)
     model, history = train_tiny_clip(clips, prompts, clip_cfg, steps=steps, device="cpu", seed=cfg.seed,
                                      log_every=max(1, steps // 5))
-    return model.text_encoder.requires_grad_(False), history
+    return model, history
+
+
+def zero_shot_by_attribute(clip_model, cfg, n: int = 256) -> dict[str, float]:
+    """For n clips of the evaluation split, the share whose most similar candidate prompt names the right value:
+    10 candidates for the digit, 3 for the motion (with the clip's digit), 8 for the direction, 3 for the style."""
+    kwargs = cfg.dataset_kwargs()
+    kwargs.pop("holdout", None)
+    ds = MovingMNIST("eval", length=n, seed=0, verbose=False, **kwargs)
+    items = [ds[i] for i in range(n)]
+    clips = torch.stack([it["video"] for it in items])
+    meanings = [captions.meanings_of_item(it)[0] for it in items]
+    template = captions.TRAIN_TEMPLATES[0]
+    out = {}
+    for field, values in (("digit", list(range(10))), ("motion", list(captions.MOTIONS)),
+                          ("direction", list(captions.DIRECTIONS)), ("style", list(captions.STYLES))):
+        right = 0
+        for clip, m in zip(clips, meanings):
+            base = {} if field == "digit" else {"digit": m.digit}
+            cands = [captions.caption(captions.Meaning(**base, **{field: v}), template) for v in values]
+            right += int(similarity_matrix(clip_model, clip[None], cands)[0].argmax()) == values.index(getattr(m, field))
+        out[field] = right / n
+    return out
 
 
 def main(argv=None) -> int:
@@ -67,16 +91,21 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", default="preset")
     parser.add_argument("--n", type=int, default=100, help="clips per group to sample and score")
     parser.add_argument("--clip-steps", type=int, default=600, help="tiny-CLIP steps for frozen-clip")
+    parser.add_argument("--preset", default="cpu-text", help="the text preset to vary (smoke-text: a quick check)")
     args = parser.parse_args(argv)
-    cfg = variant_config(args.variant)
-    run_dir = runs_dir() / f"ablate_text_{args.variant}"
+    cfg = variant_config(args.variant, args.preset)
+    run_dir = runs_dir() / f"ablate_text_{args.variant}" if args.preset == "cpu-text" else \
+        runs_dir() / f"ablate_{args.preset}_{args.variant}"
     start = time.perf_counter()
     extra = {}
     if args.variant == "frozen-clip":
         t0 = time.perf_counter()
-        encoder, history = pretrained_text_encoder(cfg, args.clip_steps)
+        clip_model, history = pretrained_text_encoder(cfg, args.clip_steps)
+        encoder = clip_model.text_encoder.requires_grad_(False)
         extra["clip_seconds"] = round(time.perf_counter() - t0, 1)
         extra["clip_loss_last20"] = round(sum(history["loss"][-20:]) / 20, 3)
+        extra["clip_zero_shot"] = zero_shot_by_attribute(clip_model, cfg, 256 if args.preset == "cpu-text" else 8)
+        print(f"tiny CLIP: {extra}", flush=True)
         build = recipe.denoiser_for
 
         def with_frozen_encoder(c):
@@ -87,6 +116,9 @@ def main(argv=None) -> int:
 
         recipe.denoiser_for = with_frozen_encoder
     result = recipe.train_pipeline(cfg, run_dir, minutes=0, overwrite=True)
+    if args.variant == "frozen-clip":  # the encoder the U-Net learned to read is the tiny CLIP's, unchanged
+        trained = result["pipeline"].unet.text_encoder.state_dict()
+        assert all(torch.equal(v, trained[k]) for k, v in encoder.state_dict().items()), "the encoder moved"
     seconds = {k: round(v, 1) for k, v in result["seconds"].items()}
     print(f"variant {args.variant}: trained in {time.perf_counter() - start:.0f} s; stages {seconds} {extra}")
     results, _ = measure(result["pipeline"], args.n)
