@@ -230,7 +230,8 @@ class ExperimentConfig:
     # * num_label_slots=0: a label beside the caption would let the U-Net read the digit from the label and ignore
     #   the text, and at sampling a prompt has no label to give; the caption is the only condition.
     # * the text encoder trains jointly with the U-Net (conditioning.TextConditionedDenoiser): one optimizer, one
-    #   EMA, no extra stage; pre-training it as a tiny CLIP first is the alternative issue 10 asks to measure.
+    #   EMA, no extra stage. Pre-training it as a tiny CLIP and freezing it did worse on every measure at the cpu
+    #   budget (benchmarks/ablate_text.py --variant frozen-clip; docs/text.md).
     # * cross-attention at the lowest level only (cross_attn_levels=(1,)): the cheapest place, where every position
     #   sees the whole digit; the words say what and how it moves, not where each pixel goes.
     # * pooled_context=True: the mean of the prompt's token features also joins the timestep embedding, as a label
