@@ -236,7 +236,8 @@ class ExperimentConfig:
     #   sees the whole digit; the words say what and how it moves, not where each pixel goes.
     # * pooled_context=True: the mean of the prompt's token features also joins the timestep embedding, as a label
     #   does, so every block of every level knows the prompt (Imagen, Saharia et al. 2022); cross-attention adds
-    #   which word each position reads (measured with and without: docs/text.md).
+    #   which word each position reads. Chosen, not yet measured against cross-attention alone
+    #   (benchmarks/ablate_text.py --variant no-pooled).
     # * reverse_augment=False: a clip played backwards starts in another direction than its caption says.
 
     @classmethod
