@@ -38,7 +38,7 @@ from vdiff_edu.config import runs_dir  # noqa: E402
 from vdiff_edu.presets import ExperimentConfig  # noqa: E402
 from vdiff_edu import captions  # noqa: E402
 from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
-from vdiff_edu.text import TinyClipConfig, similarity_matrix, train_tiny_clip  # noqa: E402
+from vdiff_edu.text import TinyClipConfig, train_tiny_clip, zero_shot_by_attribute  # noqa: E402
 
 VARIANTS = ("preset", "no-pooled", "frozen-clip")
 
@@ -64,26 +64,14 @@ def pretrained_text_encoder(cfg: ExperimentConfig, steps: int, mnist_dir=None):
     return model, history
 
 
-def zero_shot_by_attribute(clip_model, cfg, n: int = 256) -> dict[str, float]:
-    """For n clips of the evaluation split, the share whose most similar candidate prompt names the right value:
-    10 candidates for the digit, 3 for the motion (with the clip's digit), 8 for the direction, 3 for the style."""
+def zero_shot_on_eval_clips(clip_model, cfg, n: int = 256) -> dict[str, float]:
+    """``text.zero_shot_by_attribute`` on n clips of the evaluation split (every combination)."""
     kwargs = cfg.dataset_kwargs()
     kwargs.pop("holdout", None)
     ds = MovingMNIST("eval", length=n, seed=0, verbose=False, **kwargs)
     items = [ds[i] for i in range(n)]
-    clips = torch.stack([it["video"] for it in items])
-    meanings = [captions.meanings_of_item(it)[0] for it in items]
-    template = captions.TRAIN_TEMPLATES[0]
-    out = {}
-    for field, values in (("digit", list(range(10))), ("motion", list(captions.MOTIONS)),
-                          ("direction", list(captions.DIRECTIONS)), ("style", list(captions.STYLES))):
-        right = 0
-        for clip, m in zip(clips, meanings):
-            base = {} if field == "digit" else {"digit": m.digit}
-            cands = [captions.caption(captions.Meaning(**base, **{field: v}), template) for v in values]
-            right += int(similarity_matrix(clip_model, clip[None], cands)[0].argmax()) == values.index(getattr(m, field))
-        out[field] = right / n
-    return out
+    clips = torch.stack([it["video"] for it in items])  # (n, 1, f, h, w)
+    return zero_shot_by_attribute(clip_model, clips, [captions.meanings_of_item(it)[0] for it in items])
 
 
 def main(argv=None) -> int:
@@ -104,7 +92,7 @@ def main(argv=None) -> int:
         encoder = clip_model.text_encoder.requires_grad_(False)
         extra["clip_seconds"] = round(time.perf_counter() - t0, 1)
         extra["clip_loss_last20"] = round(sum(history["loss"][-20:]) / 20, 3)
-        extra["clip_zero_shot"] = zero_shot_by_attribute(clip_model, cfg, 256 if args.preset == "cpu-text" else 8)
+        extra["clip_zero_shot"] = zero_shot_on_eval_clips(clip_model, cfg, 256 if args.preset == "cpu-text" else 8)
         print(f"tiny CLIP: {extra}", flush=True)
         build = recipe.denoiser_for
 

@@ -17,7 +17,8 @@ from vdiff_edu.captions import (DIRECTIONS, HELD_OUT_TEMPLATES, MOTIONS, STYLES,
                                 start_direction)
 from vdiff_edu.conditioning import CaptionTokens, Conditioning
 from vdiff_edu.text import (MAX_LOGIT_SCALE, TextEncoder, TextEncoderConfig, TinyCLIP, TinyClipConfig, Tokenizer,
-                            clip_loss, meaning_groups, text_video_similarity, train_tiny_clip, zero_shot_accuracy)
+                            clip_loss, meaning_groups, text_video_similarity, train_tiny_clip, zero_shot_accuracy,
+                            zero_shot_by_attribute)
 
 from vdiff_edu.digits import DigitSet
 from vdiff_edu.moving_mnist import MOTIONS as DATA_MOTIONS, MovingMNIST, make_caption, motion_of, simulate_trajectory
@@ -315,6 +316,36 @@ def test_zero_shot_accuracy_is_one_when_right_and_fails_when_shuffled():
     assert zero_shot_accuracy(model, clips, prompts, (truth + 1) % 5) == 0.0
     with pytest.raises(ValueError, match="one true_index per clip"):
         zero_shot_accuracy(model, clips, prompts, truth[:3])
+
+
+class DigitReadingClip:
+    """Reads only the digit: a clip's digit is its first pixel × 10, a prompt's is what parse finds (else -1)."""
+
+    def encode_text(self, prompts):
+        from vdiff_edu.captions import parse
+        digits = torch.tensor([parse(p).digit for p in prompts])
+        return F.one_hot(digits, 10).float()
+
+    def encode_video(self, clips):
+        return F.one_hot((clips[:, 0, 0, 0, 0] * 10).round().long(), 10).float()
+
+
+def test_zero_shot_by_attribute_reads_each_attribute_with_its_own_candidates():
+    from vdiff_edu.captions import Meaning
+    meanings = [Meaning(d, m, dr, s) for d, m, dr, s in [(3, "vertical", "up", "bold"), (7, "horizontal", "left", "thin"),
+                                                       (3, "diagonal", "up-left", "regular"), (0, "vertical", "down", "thin")]]
+    clips = torch.tensor([m.digit / 10 for m in meanings]).reshape(4, 1, 1, 1, 1).expand(4, 1, 2, 2, 2)
+    scores = zero_shot_by_attribute(DigitReadingClip(), clips, meanings)
+    assert set(scores) == {"digit", "motion", "direction", "style"}
+    assert scores["digit"] == 1.0  # it reads the digit
+    # the other attributes' candidates all name the clip's own digit: this model cannot tell them apart, and its
+    # argmax over equal scores is the first candidate, so it is right only where the first value is the truth
+    assert scores["motion"] == 0.25 and scores["style"] == 0.5  # MOTIONS[0] horizontal: 1 of 4; STYLES[0] thin: 2
+    assert scores["direction"] == 0.0  # DIRECTIONS[0] right: none
+    wrong = [Meaning((m.digit + 1) % 10, m.motion, m.direction, m.style) for m in meanings]
+    assert zero_shot_by_attribute(DigitReadingClip(), clips, wrong)["digit"] == 0.0
+    with pytest.raises(ValueError, match="one Meaning per clip"):
+        zero_shot_by_attribute(DigitReadingClip(), clips, meanings[:2])
 
 
 def test_meaning_groups_match_paraphrases_not_other_meanings():

@@ -117,11 +117,11 @@ def make_caption(labels: Iterable[int], motions: Iterable[str]) -> str:
 CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)  # a pixel and its 4 neighbours
 
 
-def _filter3x3(image: np.ndarray, op, footprint: np.ndarray = CROSS) -> np.ndarray:
-    """``op`` (np.min or np.max) over the ``footprint`` (3×3 bool) around every pixel; outside the image counts as
-    background (0)."""
+def _filter3x3(image: np.ndarray, op) -> np.ndarray:
+    """``op`` (np.min or np.max) over every pixel's ``CROSS`` (itself and its 4 neighbours); outside the image counts
+    as background (0)."""
     padded = np.pad(image, 1, constant_values=0.0)  # (d+2, d+2)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))[..., footprint]  # (d, d, footprint.sum())
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))[..., CROSS]  # (d, d, 5)
     return op(windows, axis=-1).astype(np.float32)  # (d, d)
 
 

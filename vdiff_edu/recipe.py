@@ -198,9 +198,11 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     if cfg.label_embedding_std is not None and unet.label_embed is not None:
         nn.init.normal_(unet.label_embed.table.weight, std=cfg.label_embedding_std)
     schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
-    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters"
-        + ((" (with its text encoder, trained jointly)" if any(p.requires_grad for p in unet.text_encoder.parameters())
-            else " (with its text encoder, frozen)") if cfg.text is not None else ""))
+    encoder_note = ""
+    if cfg.text is not None:
+        trained = any(p.requires_grad for p in unet.text_encoder.parameters())
+        encoder_note = f" (with its text encoder, {'trained jointly' if trained else 'frozen'})"
+    log(f"[4/4] denoiser: UNet3D {unet.num_parameters() / 1e6:.2f} M parameters{encoder_note}")
     histories = {}
     clip_checkpoints = latest_checkpoint(run_dir, run.run_id) is not None
     if cfg.image_train is not None and not run.done("frames"):

@@ -37,7 +37,8 @@ from torch import Tensor, nn
 
 from .attention import attention, masked_mean
 from .blocks import Downsample, FactorizedConv, FrameGroupNorm, SpatialConv, num_groups
-from .captions import WORDS, describe_unknown, join_words, parse_all, split_words
+from .captions import (DIRECTIONS, MOTIONS, STYLES, TRAIN_TEMPLATES, WORDS, Meaning, caption, describe_unknown,
+                       join_words, parse_all, split_words)
 from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
 from .utils import count_parameters, get_device
 
@@ -492,6 +493,31 @@ def zero_shot_accuracy(clip_model, clips: Tensor, candidate_prompts: Sequence[st
                          f"got {int(true_index.min())} … {int(true_index.max())}")
     answer = similarity_matrix(clip_model, clips, candidate_prompts).argmax(dim=1).cpu()  # (n,)
     return (answer == true_index).float().mean().item()
+
+
+ATTRIBUTE_VALUES = {"digit": tuple(range(10)), "motion": MOTIONS, "direction": DIRECTIONS, "style": STYLES}
+
+
+def zero_shot_by_attribute(clip_model, clips: Tensor, meanings: Sequence[Meaning],
+                           template: str = TRAIN_TEMPLATES[0]) -> dict[str, float]:
+    """``zero_shot_accuracy`` for each attribute of the clips' ``meanings`` (one ``Meaning`` per clip): one candidate
+    prompt per value of the attribute (``ATTRIBUTE_VALUES``: 10 digits, 3 motions, 8 directions, 3 styles), said
+    with ``template`` and naming nothing else — except the clip's own digit, for the attributes other than the
+    digit ("the digit 8 moves left and right" against "... up and down"). Chance is 1 / len(values)."""
+    if len(meanings) != len(clips):
+        raise ValueError(f"need one Meaning per clip; got {len(meanings)} for {len(clips)} clips")
+    out = {}
+    for attr, values in ATTRIBUTE_VALUES.items():
+        right = 0
+        digits = [None] if attr == "digit" else sorted({m.digit for m in meanings})
+        for digit in digits:  # the clips that share their candidate prompts
+            idx = [i for i, m in enumerate(meanings) if attr == "digit" or m.digit == digit]
+            base = {} if attr == "digit" else {"digit": digit}
+            candidates = [caption(Meaning(**base, **{attr: v}), template) for v in values]
+            truth = [values.index(getattr(meanings[i], attr)) for i in idx]
+            right += round(zero_shot_accuracy(clip_model, clips[idx], candidates, truth) * len(idx))  # clips right
+        out[attr] = right / len(meanings)
+    return out
 
 
 @torch.no_grad()

@@ -7,7 +7,8 @@ down path / middle / up path with skip connections, where every convolution is o
     x (b, c_in, f, h, w) ─conv_in─► level 0 ─down─► level 1 ─► ... ─► middle ─► ... ─up─► level 0 ─conv_out─► ε̂
                                        └─────────── skip connections (concatenated) ───────────┘
     t (b,), labels (b, slots) ─► emb (b, emb_dim) ─► every residual block (FiLM)
-    context (b, L, d) ─► cross-attention;  frames (b, cond_channels, f, h, w) ─► concatenated to x
+    context (b, L, d) ─► cross-attention (and, with pooled_context, its mean ─► emb)
+    frames (b, cond_channels, f, h, w) ─► concatenated to x
 
     cfg = UNetConfig.smoke() if SMOKE else ExperimentConfig.preset("gpu").unet   # presets.py holds the recipes
     unet = UNet3D(cfg)

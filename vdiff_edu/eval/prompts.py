@@ -28,13 +28,13 @@ the measurements can confirm) and real clips with another clip's caption (what c
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..captions import STYLES, Meaning, parse
+from ..moving_mnist import motion_of
 from .feature_nets import FeatureNets
 from .metrics import _uint8_clips, track_digits
 
@@ -46,11 +46,9 @@ INK = 0.5  # a pixel is ink where it is brighter than half of full white
 
 
 def motion_of_track(track: np.ndarray) -> str:
-    """``track (f, 2)`` (y, x) centres → horizontal, vertical or diagonal: the angle of the mean absolute step."""
-    steps = np.abs(np.diff(np.asarray(track, dtype=np.float64), axis=0))  # (f-1, 2)
-    mean_abs = steps.mean(axis=0)  # (|Δy|, |Δx|)
-    angle = math.degrees(math.atan2(mean_abs[0], mean_abs[1]))  # 0° = horizontal
-    return "horizontal" if angle < 30 else "vertical" if angle > 60 else "diagonal"
+    """``track (f, 2)`` (y, x) centres → horizontal, vertical or diagonal: the generator's own rule
+    (``moving_mnist.motion_of``, the angle of the mean absolute step) applied to the tracked steps."""
+    return motion_of(np.diff(np.asarray(track, dtype=np.float64), axis=0))  # steps (f-1, 2) = (Δy, Δx)
 
 
 def direction_of_track(track: np.ndarray) -> str | None:
