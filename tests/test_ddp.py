@@ -26,6 +26,7 @@ trainer.train()
 if trainer.rank == 0:
     torch.save({{"model": trainer.module.state_dict(), "loss": trainer.history["loss"],
                 "world_size": trainer.world_size}}, {out!r})
+del trainer  # its DDP wrapper holds the process group: gone before the group is torn down (cleanup_distributed)
 cleanup_distributed()
 """
 

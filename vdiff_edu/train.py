@@ -20,6 +20,7 @@ saved, a run that stops and resumes gives the same weights, bit for bit on a CPU
 from __future__ import annotations
 
 import copy
+import gc
 import math
 import os
 import random
@@ -388,10 +389,13 @@ def setup_distributed(device: torch.device | str | None = None) -> tuple[int, in
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group (call once at the end of a torchrun script, in every process). All processes meet
-    first: one that tore its group down while another was still talking to it would abort (gloo's "terminate
-    called without an active exception")."""
+    """Leave the process group (call once at the end of a torchrun script, in every process, after the last
+    Trainer is gone: ``del trainer``). All processes meet first: one that tore its group down while another was
+    still talking to it would abort (gloo's "terminate called without an active exception"). A DDP wrapper still
+    alive keeps the group's backend alive too, until the interpreter's own teardown, where gloo's threads abort
+    the same way; hence the garbage collection first (wrappers caught in reference cycles)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 
