@@ -212,6 +212,18 @@ def sample_and_write(pipe, out_dir: Path, title: str) -> tuple[dict, float]:
 
     t0 = time.perf_counter()
     n = 20 if pipe.config.num_digits <= 1 else 10
+    if pipe.reads_structure:  # video to video: test clips' structure, "a thin 0", "a regular 1", ...
+        from .outputs import write_array
+        from .structure import finest_level, structure_image
+
+        structure_from = structure_clips(pipe.config, n)  # (n, 1, f, h, w)
+        prompts = default_edit_prompts(n, pipe.config.num_digits)
+        video = pipe.edit(structure_from, prompts=prompts, seed=0)  # at the finest level of detail
+        paths = write_samples(video, prompt_labels(prompts, pipe.config.num_digits), out_dir, title=title,
+                              prompts=prompts)
+        maps = structure_image(structure_from, finest_level(pipe.config.image_size))  # (n, f, h, w) uint8
+        paths["structure"] = write_array(maps.numpy(), out_dir / "structure.npy")
+        return paths, time.perf_counter() - t0
     if pipe.reads_prompts:  # a text model: "the digit 0 moves left and right", "the digit 1 moves up and down", ...
         prompts = default_prompts(n, pipe.config.num_digits)
         video = pipe(prompts=prompts, seed=0)
@@ -352,6 +364,27 @@ def _train(args) -> int:
 # ---------------------------------------------------------------- sample ----
 
 
+def default_edit_prompts(n: int, num_digits: int = 1) -> list[str]:
+    """``n`` prompts that name only content, for video to video: digits 0, 1, 2, ... in turn, each stroke in turn
+    ("the thin digit 0", "the regular digit 1", ...)."""
+    from .captions import STYLES, TRAIN_TEMPLATES, Meaning, caption
+
+    return [caption([Meaning((num_digits * i + k) % 10, style=STYLES[(num_digits * i + k) % len(STYLES)])
+                     for k in range(num_digits)], TRAIN_TEMPLATES[0]) for i in range(n)]
+
+
+def structure_clips(cfg, n: int, seed: int = 1) -> "torch.Tensor":
+    """``n`` test-split clips of the model's geometry ``(n, 1, f, h, w)`` in [-1, 1]: the inputs whose structure the
+    end-of-training samples keep (seed 1: other clips than the evaluation's)."""
+    import torch
+
+    from .moving_mnist import MovingMNIST
+    from .train import fetch_batch
+
+    ds = MovingMNIST("test", length=n, seed=seed, **cfg.dataset_kwargs())
+    return fetch_batch(ds, torch.arange(n))["video"]
+
+
 def cmd_sample(args) -> int:
     from .outputs import write_samples
     from .pipeline import LatentVideoPipeline
@@ -373,6 +406,16 @@ def cmd_sample(args) -> int:
     if steps is not None and steps > pipe.schedule.num_steps:
         raise UsageError(f"--steps must be between 1 and the model's {pipe.schedule.num_steps} noise levels; got {steps}")
     prompts = read_prompts(args.prompt, args.prompts)
+    if args.structure_from is not None:
+        if args.context_frames is not None:
+            raise UsageError("give --structure-from (video to video) or --context-frames (prediction), not both")
+        return _sample_edit(pipe, args, prompts, n, steps, out)
+    if args.structure_detail is not None:
+        raise UsageError("--structure-detail needs --structure-from FILE.npy (uint8 (n, f, h, w), the clips whose "
+                         "structure the new clips keep)")
+    if pipe.reads_structure and pipe.reads_prompts and prompts is not None:
+        print("note: a video-to-video model without --structure-from makes new clips from the prompt alone "
+              "(no structure, level 0)")
     if args.context_frames is not None:
         return _sample_frames(pipe, args, prompts, n, steps, out)
     for flag, given in (("--interpolate", args.interpolate), ("--length", args.length is not None)):
@@ -442,6 +485,78 @@ def _sample_prompts(pipe, args, prompts: list[str] | None, n: int | None, steps:
         print(f"  {key:<7} {path}")
     print("samples.npy: uint8 (n, f, h, w); prompts.txt: one prompt per clip, in clip order; labels.npy: int64 "
           "(n, digits), the digit(s) each prompt names (captions.parse), -1 where it names none")
+    return 0
+
+
+def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: int | None, out: Path) -> int:
+    """``sample --structure-from FILE.npy``: video to video. Each clip given keeps its structure (at
+    --structure-detail) and takes its content from --prompt; writes structure.npy (the maps used) beside the clips,
+    prompts.txt and labels.npy in clip order."""
+    import numpy as np
+    import torch
+
+    from .eval.metrics import read_npy
+    from .outputs import write_array, write_samples
+    from .structure import finest_level, structure_image
+    from .utils import from_uint8
+
+    if not pipe.reads_structure:
+        raise UsageError(f"--weights {args.weights} reads no structure: --structure-from needs a video-to-video "
+                         f"model (train one with --preset cpu-v2v)")
+    try:
+        given = read_npy(args.structure_from, "--structure-from")
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    f, size = pipe.config.num_frames, pipe.config.image_size
+    if given.dtype != np.uint8 or given.ndim != 4 or given.shape[1:] != (f, size, size):
+        raise UsageError(f"--structure-from must be uint8 (n, {f}, {size}, {size}), clips of this model's geometry "
+                         f"(0 = background, 255 = digit, as samples.npy); got {given.dtype} {given.shape}")
+    top = finest_level(size)
+    detail = top if args.structure_detail is None else args.structure_detail
+    if not 0 <= detail <= top:
+        raise UsageError(f"--structure-detail must be 0 (ignore the input) to {top} (its exact silhouette); got "
+                         f"{detail}")
+    if n is not None and n != len(given):
+        raise UsageError(f"--n {n} but --structure-from holds {len(given)} clips; drop --n (one new clip per clip "
+                         f"given)")
+    n = len(given)
+    labels = None
+    if pipe.reads_prompts:
+        if args.labels is not None:
+            raise UsageError(f"--weights {args.weights} is a text model: name the new content with --prompt "
+                             f"(e.g. --prompt \"a bold 8\"), not --labels")
+        if prompts is None:
+            raise UsageError("--structure-from needs --prompt TEXT (e.g. --prompt \"a bold 8\") or --prompts FILE: "
+                             "the new content (the motion comes from the clips given)")
+        if len(prompts) not in (1, n):
+            raise UsageError(f"--prompts gives {len(prompts)} prompts for {n} clips; give one prompt per clip, or one "
+                             f"for all")
+        prompts = [prompts[i % len(prompts)] for i in range(n)]
+        try:
+            pipe.encode_condition(prompts=prompts)  # unknown words: the tokenizer names them and the closest words
+        except ValueError as e:
+            raise UsageError(f"--prompt: {e}") from None
+        written = prompt_labels(prompts, pipe.config.num_digits)  # (n, digits), -1 = not named
+    else:
+        slots = max(1, pipe.unet.cfg.num_label_slots)
+        parsed = parse_labels(args.labels, slots)
+        if parsed is not None:
+            labels = torch.as_tensor([parsed[i % len(parsed)] for i in range(n)]).reshape(n, slots)
+        written = labels
+    video_in = from_uint8(torch.from_numpy(given))[:, None]  # (n, 1, f, h, w) in [-1, 1]
+    print(pipe)
+    t0 = time.perf_counter()
+    video = pipe.edit(video_in, prompts=prompts, labels=labels, detail=detail, sampler=args.sampler, steps=steps,
+                      guidance_scale=args.guidance, seed=args.seed)
+    seconds = time.perf_counter() - t0
+    paths = write_samples(video, written, out, title=f"{args.weights}: structure of {Path(args.structure_from).name} "
+                          f"at detail {detail}", prompts=prompts)
+    paths["structure"] = write_array(structure_image(video_in, detail).numpy(), out / "structure.npy")
+    print(f"{n} clips in {_seconds(seconds)} ({seconds / n:.2f} s per clip); wrote")
+    for key, path in paths.items():
+        print(f"  {key:<9} {path}")
+    print(f"samples.npy: uint8 (n, f, h, w); structure.npy: uint8 (n, f, h, w), the input's silhouette pooled at "
+          f"detail {detail} (255 = all ink); prompts.txt and labels.npy in clip order")
     return 0
 
 
@@ -720,6 +835,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "noise (replacement, Ho et al. 2022; any model)")
     p.add_argument("--noise-level", type=float, default=0.0,
                    help="noise std added to the given frames' latents before the model reads them (default 0)")
+    p.add_argument("--structure-from", default=None, metavar="FILE.npy",
+                   help="video to video: uint8 (n, f, h, w) clips whose structure (where the ink is, frame by "
+                        "frame) the new clips keep, their content from --prompt (a *-v2v model)")
+    p.add_argument("--structure-detail", type=int, default=None,
+                   help="with --structure-from: how much of the input's shape to keep, from 1 (only where the ink "
+                        "is) to 5 on 32 px frames (its exact silhouette, the default); 0 ignores the input")
     p.add_argument("--out", default=None, help="output folder (default: a new runs/samples/<weights>[-N])")
     p.add_argument("--overwrite", action="store_true", help="replace the samples already in --out")
     p.add_argument("--device", default=None)

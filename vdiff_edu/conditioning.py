@@ -33,6 +33,8 @@ from torch import Tensor, nn
 
 from .embeddings import check_labels
 from .frames import FramesConfig, check_mask, draw_masks, frames_channels
+from .structure import (StructureConfig, finest_level, from_channels, maps_of_silhouettes, silhouette,
+                        structure_maps)
 from .utils import randn_like
 
 ROUTES = ("embedding", "cross_attention", "channels")
@@ -306,6 +308,77 @@ class ContextFrames(ConditionKind):
         return {"frames": torch.zeros_like(entries["frames"])}  # nothing given
 
 
+# ----------------------------------------------------------------------------- an input video's structure (structure.py)
+
+
+class StructureMaps(ConditionKind):
+    """The structure of an input video: its silhouette pooled at a level of detail, folded into ``d² + 1`` channels
+    concatenated to the noisy latents (``structure.structure_maps``; Gen-1, Esser et al. 2023). The U-Net must be
+    built with ``UNetConfig(structure_channels=structure.structure_channels_for(d))``.
+
+    Training: the latent cache keeps each clip's silhouette (``structure_ink``, uint8 ``(n, 1, f, H, W)``);
+    ``from_batch`` makes the finest maps from it (or from pixel clips, ``batch["video"]``); ``draw`` picks a level
+    per clip (0 = no structure, with ``cfg.drop_prob``, so guidance can compare "with it" and "without it");
+    ``drop`` pools each clip's maps to its level. Sampling: ``maps(video, level)``.
+    """
+
+    name = "structure"
+    route = "channels"
+    unet_keys = ("structure",)
+
+    def __init__(self, downsample: int, image_size: int, cfg: StructureConfig | None = None):
+        self.cfg = cfg or StructureConfig()
+        super().__init__(self.cfg.drop_prob)
+        self.downsample, self.image_size = downsample, image_size
+        self.levels = self.cfg.levels(image_size)  # what training draws besides 0
+
+    def __repr__(self) -> str:
+        return f"StructureMaps(levels={self.levels}, drop_prob={self.drop_prob:g})"
+
+    def maps(self, video: Tensor, level, device: torch.device | str | None = None) -> dict[str, Tensor]:
+        """For sampling: pixel clips ``(b, 1, f, H, W)`` in [-1, 1] → ``{"structure": (b, d² + 1, f, h, w)}`` at
+        ``level`` (an int from 0, no structure, to ``structure.finest_level(H)``, or one per clip)."""
+        video = torch.as_tensor(video, dtype=torch.float32)
+        if video.ndim != 5 or video.shape[1] != 1 or video.shape[-1] != self.image_size:
+            raise ValueError(f"the structure comes from pixel clips (b, 1, f, {self.image_size}, {self.image_size}) "
+                             f"in [-1, 1]; got shape {tuple(video.shape)}")
+        return {"structure": structure_maps(video.to(device), level, self.downsample)}
+
+    def _silhouettes(self, batch: dict, device=None) -> Tensor:
+        if "structure_ink" in batch:
+            return torch.as_tensor(batch["structure_ink"]).to(device, torch.float32)  # (b, 1, f, H, W)
+        if "video" in batch:
+            return silhouette(torch.as_tensor(batch["video"]).to(device, torch.float32))  # (b, 1, f, H, W)
+        raise KeyError(f"a structure-conditioned model reads each clip's silhouette (batch['structure_ink'], which "
+                       f"the latent cache keeps) or its pixels (batch['video']); the batch has {sorted(batch)}")
+
+    def from_batch(self, batch: dict, device: torch.device | str | None = None) -> dict[str, Tensor]:
+        sil = self._silhouettes(batch, device)
+        return {"structure": maps_of_silhouettes(sil, finest_level(sil.shape[-1]), self.downsample)}
+
+    def cache_entries(self, batch: dict) -> dict[str, Tensor]:
+        return {"structure_ink": self._silhouettes(batch).to(torch.uint8).cpu()}  # (n, 1, f, H, W): 1 byte a pixel
+
+    def draw(self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+             shape: tuple[int, ...] | None = None) -> Tensor:
+        """A level per clip ``(b,)``: 0 (no structure) with ``drop_prob``, else uniform over ``self.levels``."""
+        none = torch.rand((batch_size,), generator=generator, device=device) < self.drop_prob  # (b,)
+        pick = torch.randint(0, len(self.levels), (batch_size,), generator=generator, device=device)  # (b,)
+        levels = torch.as_tensor(self.levels, device=pick.device)[pick]  # (b,)
+        return torch.where(none, torch.zeros_like(levels), levels)  # (b,)
+
+    def drop(self, entries: dict[str, Tensor], drop: Tensor) -> dict[str, Tensor]:
+        """Pool each clip's finest maps to its drawn level (``drop``: the levels, ``(b,)``; a bool mask, as the
+        other kinds take, means level 0 where True and the finest level elsewhere)."""
+        finest = from_channels(entries["structure"], self.downsample)  # (b, 1, f, H, W): the silhouettes
+        if drop.dtype == torch.bool:
+            drop = torch.where(drop.cpu(), 0, finest_level(finest.shape[-1]))
+        return {"structure": maps_of_silhouettes(finest, drop, self.downsample)}
+
+    def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"structure": torch.zeros_like(entries["structure"])}  # level 0: no structure
+
+
 # ----------------------------------------------------------------------------- captions (text.py), for cross-attention
 
 
@@ -461,7 +534,8 @@ def conditioning_for(cfg, drop_prob: float | None = None, single_frames: bool = 
     with ``drop_prob``, default ``cfg.train.cond_drop_prob``), ``CaptionIds`` when ``cfg.text`` is set (dropped with
     ``cfg.caption_drop_prob``; its encoder is in the model, see ``denoiser_for``), ``ContextFrames`` when
     ``cfg.frames`` is set — except for ``single_frames`` (the single-frame stage: a one-frame clip has no other
-    frame to be given; the U-Net reads zeros, "nothing given")."""
+    frame to be given; the U-Net reads zeros, "nothing given") — and ``StructureMaps`` when ``cfg.structure`` is
+    set (an input video's structure, video-to-video)."""
     from .text import Tokenizer  # networks sit above conditioning in the data flow
 
     drop_prob = cfg.train.cond_drop_prob if drop_prob is None else drop_prob
@@ -472,6 +546,9 @@ def conditioning_for(cfg, drop_prob: float | None = None, single_frames: bool = 
     frames = getattr(cfg, "frames", None)
     if frames is not None and not single_frames:
         kinds.append(ContextFrames(cfg.autoencoder.latent_channels, frames))
+    structure = getattr(cfg, "structure", None)
+    if structure is not None:  # per frame, so single frames have theirs too
+        kinds.append(StructureMaps(cfg.autoencoder.downsample, cfg.image_size, structure))
     return Conditioning(kinds)
 
 

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 PRESETS = ("smoke", "cpu", "gpu", "smoke-text", "cpu-text", "gpu-text",  # the *-text ones: prompts, not labels
-           "smoke-frames", "cpu-frames", "gpu-frames")  # the *-frames ones: labels, and frames may be given
+           "smoke-frames", "cpu-frames", "gpu-frames",  # the *-frames ones: labels, and frames may be given
+           "smoke-v2v", "cpu-v2v", "gpu-v2v")  # the *-v2v ones: an input video's structure plus a prompt
 
 # The repository root (for a checkout) and the folder of weights shipped inside the package.
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -42,6 +42,7 @@ from .presets import ExperimentConfig
 from .rollout import predict, rollout
 from .sampling import sample
 from .schedule import PREDICTIONS, NoiseSchedule
+from .structure import check_level, finest_level
 from .unet import UNet3D, UNetConfig
 from .utils import get_device
 
@@ -127,7 +128,7 @@ class LatentVideoPipeline:
             if num_videos is not None and len(prompts) != num_videos:
                 raise ValueError(f"got {len(prompts)} prompts for num_videos={num_videos}; give one prompt per video "
                                  f"(or leave num_videos out)")
-            return self.conditioning.without("frames").from_batch({"caption": prompts}, self.device)  # ids, mask (n, L)
+            return self.conditioning.without("frames", "structure").from_batch({"caption": prompts}, self.device)  # ids, mask (n, L)
         if prompts is not None:
             raise ValueError("this model reads digit labels, not prompts (it was trained without captions); call it "
                              "with labels=[3, 7], or load a text model (a run of --preset cpu-text)")
@@ -152,7 +153,7 @@ class LatentVideoPipeline:
         if num_videos is not None and len(labels) != num_videos:
             raise ValueError(f"got {len(labels)} labels for num_videos={num_videos}; give one label per video "
                              f"(or leave num_videos out)")
-        return self.conditioning.without("frames").from_batch({"labels": labels}, self.device)  # {"labels": (n, slots)}
+        return self.conditioning.without("frames", "structure").from_batch({"labels": labels}, self.device)  # {"labels": (n, slots)}
 
     # ------------------------------------------------------------ 2. the starting noise
 
@@ -264,6 +265,54 @@ class LatentVideoPipeline:
             video[:, :, :k0] = first[rows]
             out.append(video)
         return torch.cat(out)
+
+    # ------------------------------------------------------------ video to video: one clip's structure, new content
+
+    @property
+    def reads_structure(self) -> bool:
+        """True for a video-to-video model (its U-Net reads an input video's structure maps)."""
+        return "structure" in self.conditioning.names
+
+    def edit(self, structure_from: torch.Tensor, prompts: str | list[str] | None = None, labels: Any = None,
+             detail: int | None = None, sampler: str | None = None, steps: int | None = None,
+             guidance_scale: float | dict[str, float] | None = None, seed: int | None = 0,
+             generator: torch.Generator | None = None, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """Video to video (Gen-1, Esser et al. 2023): new clips ``(n, 1, f, h, w)`` in [-1, 1] (CPU) that keep the
+        structure of ``structure_from`` (pixel clips ``(n, 1, f, h, w)`` in [-1, 1]) and take their content from
+        ``prompts`` (a text model: "a bold 8"; one per clip, or one for all) or ``labels``.
+
+        ``detail`` is the structure's level of detail (``structure.py``): from 1 (only where the ink is) to
+        ``structure.finest_level(h)`` (its exact silhouette, the default); 0 ignores the input. Classifier-free
+        guidance pushes towards the prompt only (``{<prompt kind>: guidance_scale}``); the structure is read as
+        given, unless ``guidance_scale`` is a dict that names "structure" too."""
+        if not self.reads_structure:
+            raise ValueError("this model reads no structure (it was not trained for video to video); load a "
+                             "*-v2v model (a run of --preset cpu-v2v) or use the pipeline's own call for new clips")
+        video = self._check_pixels(structure_from, "structure_from")
+        n, f = video.shape[0], video.shape[2]
+        if f != self.config.num_frames:
+            raise ValueError(f"this model makes clips of {self.config.num_frames} frames; structure_from has {f} "
+                             f"(shape {tuple(video.shape)})")
+        kind = self.conditioning.kind("structure")
+        top = finest_level(self.config.image_size)
+        detail = top if detail is None else check_level(detail, self.config.image_size)
+        if isinstance(prompts, str):
+            prompts = [prompts] * n
+        cond = self._other_conditions(labels, prompts, n) or {}
+        cond.update(kind.maps(video, detail, self.device))  # {"structure": (n, d² + 1, f, h/d, w/d)}
+        # guidance nulls the content only: both branches read the structure (unless a dict of scales names it)
+        guide_structure = isinstance(guidance_scale, dict) and "structure" in guidance_scale
+        conditioning = self.conditioning if guide_structure else self.conditioning.without("structure")
+        if generator is None:
+            generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        videos = []
+        for rows in _batches(n, batch_size):
+            z_T = self.initial_noise(rows.stop - rows.start, generator)  # (b, c_z, f, h/d, w/d)
+            z_0 = sample(self.unet, self.schedule, None, _rows(cond, rows), generator=generator, device=self.device,
+                         progress=progress, x_T=z_T, conditioning=conditioning,
+                         **self._sampling(sampler, steps, guidance_scale))  # (b, c_z, f, h/d, w/d)
+            videos.append(self.decode(z_0))  # (b, 1, f, h, w)
+        return torch.cat(videos)
 
     def _check_pixels(self, frames, what: str) -> torch.Tensor:
         frames = torch.as_tensor(frames, dtype=torch.float32).cpu()

@@ -31,6 +31,8 @@ Three presets:
   measured on captions.
 * ``smoke-frames``, ``cpu-frames``, ``gpu-frames``: the label presets, able to be given frames too (issue 12,
   notebook 11): one model predicts, interpolates, generates, and rolls out long videos.
+* ``smoke-v2v``, ``cpu-v2v``, ``gpu-v2v``: the text presets, also reading an input video's structure maps (issue 11,
+  notebook 12): video-to-video, the structure of one clip with the content of a prompt (Gen-1 in miniature).
 
 Each recipe is named once, here: the module configs have only a ``smoke()`` test size, and everything that
 trains a real model (``train``, ``demo``, the notebooks, ``recipe.train_denoiser``) takes its networks and
@@ -46,6 +48,7 @@ from .autoencoder import AutoencoderConfig
 from .config import check_preset
 from .frames import FramesConfig, cond_channels_for
 from .sampling import SAMPLERS
+from .structure import StructureConfig, structure_channels_for
 from .text import TextEncoderConfig
 from .train import TrainConfig
 from .unet import UNetConfig
@@ -76,6 +79,8 @@ class ExperimentConfig:
     caption_drop_prob: float = 0.1  # how often training replaces the caption by the empty prompt (for guidance)
     frames: FramesConfig | None = None  # a model that can be given frames (prediction, interpolation, rollouts;
                                         # conditioning.ContextFrames, notebook 11); None = it never is
+    structure: StructureConfig | None = None  # a model that also reads an input video's structure maps
+                                              # (video-to-video, Gen-1; conditioning.StructureMaps, notebook 12)
     label_embedding_std: float | None = None  # re-initialise the U-Net's label embedding at this std (None: keep its
                                               # own init, std 0.02). At 0.02 the label is a whisper next to the
                                               # timestep embedding and a minutes-long run hardly learns it
@@ -129,6 +134,14 @@ class ExperimentConfig:
             raise ValueError(f"a frames model reads the given frames (their latents, the nearest one's, and the mask) "
                              f"as {want} extra input channels; set UNetConfig(cond_channels={want}) (it is "
                              f"{self.unet.cond_channels})")
+        if self.structure is not None:
+            want, d = structure_channels_for(self.autoencoder.downsample), self.autoencoder.downsample
+            if self.unet.structure_channels != want:
+                raise ValueError(f"a video-to-video model reads an input's structure maps (each {d}×{d} patch as "
+                                 f"channels, and the level) as "
+                                 f"{want} extra input channels; set UNetConfig(structure_channels={want}) (it is "
+                                 f"{self.unet.structure_channels})")
+            self.structure.levels(self.image_size)  # the frame side must allow the levels asked for
         if self.num_clips < 1 or self.sample_steps < 1:
             raise ValueError(f"num_clips and sample_steps must be >= 1; got {self.num_clips}, {self.sample_steps}")
 
@@ -300,6 +313,33 @@ class ExperimentConfig:
                        unet=replace(self.unet, cond_channels=cond_channels_for(self.autoencoder.latent_channels)),
                        train=replace(self.train, cond_drop_prob=0.5, min_snr_gamma=None))
 
+    # ------------------------------------------------------------ video-to-video presets (issue 11): structure + text
+    # The text presets' recipes, plus StructureMaps: each training clip shows its model its own silhouette pooled at
+    # a level drawn uniformly from 1 (a 2×2 grid) to the finest (single pixels), or no structure at all (10 %), in
+    # d² + 1 more input channels; the captions name only the digit and its stroke (StructureConfig.caption_says),
+    # since the motion comes from the structure. Everything else (the text encoder trained jointly, the held-out
+    # pairs, the step counts) is the text recipe's, not yet tuned for structure.
+
+    @classmethod
+    def smoke_v2v(cls) -> "ExperimentConfig":
+        """``smoke-text`` that also reads an input video's structure: seconds on a CPU (tests, CI)."""
+        return cls.smoke_text()._with_structure("smoke-v2v")
+
+    @classmethod
+    def cpu_v2v(cls) -> "ExperimentConfig":
+        """``cpu-text``'s geometry, recipe and budget, reading an input video's structure as well."""
+        return cls.cpu_text()._with_structure("cpu-v2v")
+
+    @classmethod
+    def gpu_v2v(cls) -> "ExperimentConfig":
+        """``gpu-text``'s geometry (64×64, 16 frames, two digits), reading an input's structure (not yet run on a GPU)."""
+        return cls.gpu_text()._with_structure("gpu-v2v")
+
+    def _with_structure(self, name: str) -> "ExperimentConfig":
+        """This text recipe, reading an input video's structure maps too (the decisions above)."""
+        return replace(self, name=name, structure=StructureConfig(),
+                       unet=replace(self.unet, structure_channels=structure_channels_for(self.autoencoder.downsample)))
+
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":
         """``ExperimentConfig.preset("cpu")`` or ``("cpu-text")``; an unknown name says which exist."""
@@ -326,6 +366,9 @@ class ExperimentConfig:
         if isinstance(d.get("frames"), dict):
             names = {f.name for f in fields(FramesConfig)}
             d["frames"] = FramesConfig(**{k: v for k, v in d["frames"].items() if k in names})
+        if isinstance(d.get("structure"), dict):
+            names = {f.name for f in fields(StructureConfig)}
+            d["structure"] = StructureConfig(**{k: v for k, v in d["structure"].items() if k in names})
         if isinstance(d.get("text"), dict):
             names = {f.name for f in fields(TextEncoderConfig)}
             d["text"] = TextEncoderConfig(**{k: v for k, v in d["text"].items() if k in names})
@@ -356,5 +399,8 @@ class ExperimentConfig:
               f"{self.caption_drop_prob:g}; styles {', '.join(self.styles)}; held out {list(self.holdout)}"]
              if self.text is not None else []) + ([f"  frames       given frames as {self.unet.cond_channels} more input "
               f"channels; tasks past/future/both/none drawn {self.frames.task_probs}; noise augmentation up to "
-              f"std {self.frames.noise_aug:g}"] if self.frames is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
+              f"std {self.frames.noise_aug:g}"] if self.frames is not None else []) + ([f"  structure    an input's "
+              f"silhouette pooled at levels {self.structure.levels(self.image_size)} (0 = none, drawn "
+              f"{self.structure.drop_prob:g}) as {self.unet.structure_channels} more input channels; captions name "
+              f"{' and '.join(self.structure.caption_says)}"] if self.structure is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
               f"(--minutes 0: exactly these)"] if self.time_budget_minutes else []))

@@ -57,8 +57,9 @@ class ParaphrasedCaptions(torch.utils.data.Dataset):
     caption depends only on the seed and the index. The meanings (digit, motion, start direction, style) come
     from the item's metadata (``captions.meanings_of_item``)."""
 
-    def __init__(self, ds: MovingMNIST, seed: int = 0):
+    def __init__(self, ds: MovingMNIST, seed: int = 0, says: tuple[str, ...] | None = None):
         self.ds, self.seed, self.source = ds, seed, ds.source
+        self.says = says  # the Meaning fields the captions name (None: all of them)
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -66,7 +67,11 @@ class ParaphrasedCaptions(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         item = dict(self.ds[i])
         rng = np.random.default_rng([self.seed, 10, int(i)])  # 10: issue 10's stream, apart from the clips' own
-        item["caption"] = caption(meanings_of_item(item), rng=rng)  # a TRAIN_TEMPLATES paraphrase
+        meanings = meanings_of_item(item)
+        if self.says is not None:  # e.g. ("digit", "style"): "a bold 8", for a model whose motion comes elsewhere
+            meanings = tuple(replace(m, **{f: None for f in ("digit", "motion", "direction", "style")
+                                           if f not in self.says}) for m in meanings)
+        item["caption"] = caption(meanings, rng=rng)  # a TRAIN_TEMPLATES paraphrase
         return item
 
 
@@ -75,7 +80,8 @@ def training_dataset(cfg: ExperimentConfig, mnist_dir: str | os.PathLike | None 
     for a text preset (``cfg.text``) with paraphrased captions (``ParaphrasedCaptions``)."""
     ds = MovingMNIST("train", length=cfg.num_clips, seed=cfg.seed, mnist_dir=mnist_dir, verbose=verbose,
                      **cfg.dataset_kwargs())
-    return ParaphrasedCaptions(ds, cfg.seed) if cfg.text is not None else ds
+    says = cfg.structure.caption_says if cfg.structure is not None else None
+    return ParaphrasedCaptions(ds, cfg.seed, says) if cfg.text is not None else ds
 
 
 def clips_of(ds, start: int, stop: int, conditioning: Conditioning) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -118,6 +124,14 @@ def read_latent_cache(path: Path, key: dict) -> dict[str, torch.Tensor] | None:
     if state.get("key") != key:
         return None
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _per_frame(entry: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """A cached condition of ``n`` clips → the same for their ``n·f`` frames as one-frame clips: a per-frame entry
+    ``(n, c, f, ...)`` (structure maps) is cut frame by frame, any other (labels, caption ids) repeated."""
+    if entry.ndim == 5 and entry.shape[2] == num_frames:
+        return rearrange(entry, "n c f h w -> (n f) c 1 h w")  # (n·f, c, 1, h, w)
+    return entry.repeat_interleave(num_frames, dim=0)  # (n·f, ...)
 
 
 # ---------------------------------------------------------------- the whole recipe ----
@@ -212,8 +226,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         t0 = time.perf_counter()
         n = len(latents) // (2 if cfg.reverse_augment else 1)  # the clips played forwards: their frames are all
         frames = rearrange(latents[:n], "n c f h w -> (n f) c 1 h w")  # every frame a one-frame clip
-        frame_data = {"latents": frames, **{k: v[:n].repeat_interleave(cfg.num_frames, dim=0)  # each clip's
-                                            for k, v in data.items() if k != "latents"}}   # condition, per frame
+        frame_data = {"latents": frames, **{k: _per_frame(v[:n], cfg.num_frames)  # each clip's condition,
+                                            for k, v in data.items() if k != "latents"}}   # per frame
         log(f"      A. single frames: {cfg.image_train.steps} steps × {cfg.image_train.batch_size} of "
             f"{len(frames):,} latent frames {tuple(frames.shape[1:])}; temporal attention idle")
         set_temporal_attention_trainable(unet, False)

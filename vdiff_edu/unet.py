@@ -8,7 +8,7 @@ down path / middle / up path with skip connections, where every convolution is o
                                        └─────────── skip connections (concatenated) ───────────┘
     t (b,), labels (b, slots) ─► emb (b, emb_dim) ─► every residual block (FiLM)
     context (b, L, d) ─► cross-attention (and, with pooled_context, its mean ─► emb)
-    frames (b, cond_channels, f, h, w) ─► concatenated to x
+    frames (b, cond_channels, f, h, w), structure (b, structure_channels, f, h, w) ─► concatenated to x
 
     cfg = UNetConfig.smoke() if SMOKE else ExperimentConfig.preset("gpu").unet   # presets.py holds the recipes
     unet = UNet3D(cfg)
@@ -57,6 +57,7 @@ class UNetConfig:
     pooled_context: bool = False  # also add the mean of the real context tokens, projected, to the timestep
     #                               embedding: every block then knows the whole prompt (Imagen, Saharia et al. 2022)
     cond_channels: int = 0  # extra input channels concatenated to x (conditioning frames and their mask)
+    structure_channels: int = 0  # more input channels for an input video's structure maps (structure.py, Gen-1)
     emb_mult: int = 4  # width of the timestep/label embedding: emb_mult · base_channels
 
     def __post_init__(self):
@@ -156,9 +157,11 @@ class UNet3D(nn.Module):
         ``context_mask``  bool ``(b, L)``, False marks padding tokens
         ``frames``        ``(b, cond_channels, f, h, w)`` concatenated to x (e.g. known frames and their mask);
                           missing = zeros
+        ``structure``     ``(b, structure_channels, f, h, w)`` concatenated after them (an input video's
+                          structure maps, ``structure.py``); missing = zeros, "no structure"
     """
 
-    COND_KEYS = ("labels", "context", "context_mask", "frames")
+    COND_KEYS = ("labels", "context", "context_mask", "frames", "structure")
 
     def __init__(self, cfg: UNetConfig | None = None, verbose: bool = False):
         super().__init__()
@@ -178,7 +181,7 @@ class UNet3D(nn.Module):
         self.context_embed = nn.Linear(cfg.context_dim, emb_dim) if cfg.pooled_context else None  # pooled prompt -> emb
 
         # 2. down path: num_res_blocks blocks per level, then a downsample; every output is kept for a skip
-        self.conv_in = SpatialConv(cfg.in_channels + cfg.cond_channels, chans[0])
+        self.conv_in = SpatialConv(cfg.in_channels + cfg.cond_channels + cfg.structure_channels, chans[0])
         with torch.no_grad():  # condition channels start silent: the network first acts as if nothing were given
             self.conv_in.conv.weight[:, cfg.in_channels:].zero_()  # (as InstructPix2Pix does, Brooks et al. 2023)
         self.down_blocks, self.downsamples = nn.ModuleList(), nn.ModuleList()
@@ -218,7 +221,7 @@ class UNet3D(nn.Module):
     # ------------------------------------------------------------------------- forward
 
     def forward(self, x: torch.Tensor, t, cond: dict | None = None) -> torch.Tensor:
-        t, labels, context, context_mask, frames = self._check_inputs(x, t, cond)
+        t, labels, context, context_mask, frames, structure = self._check_inputs(x, t, cond)
         b = x.shape[0]
 
         # 1. embedding of timestep and labels
@@ -231,6 +234,8 @@ class UNet3D(nn.Module):
         # 2. down path
         if self.cfg.cond_channels:
             x = torch.cat([x, frames], dim=1)  # (b, c_in + cond_channels, f, h, w)
+        if self.cfg.structure_channels:
+            x = torch.cat([x, structure], dim=1)  # (b, c_in + cond_channels + structure_channels, f, h, w)
         h = self.conv_in(x)  # (b, c0, f, h, w)
         skips = [h]
         for level, blocks in enumerate(self.down_blocks):
@@ -341,7 +346,18 @@ class UNet3D(nn.Module):
             elif frames.shape != (b, cfg.cond_channels, f, h, w):
                 raise ValueError(f"cond['frames'] must have shape (b, cond_channels, f, h, w) = "
                                  f"{(b, cfg.cond_channels, f, h, w)}, got {tuple(frames.shape)}")
-        return t, labels, context, context_mask, frames
+        # structure maps of an input video
+        structure = cond.get("structure")
+        if structure is not None and cfg.structure_channels == 0:
+            raise ValueError("cond has 'structure' but the model was built with structure_channels=0; "
+                             "use UNetConfig(structure_channels=...) to condition on an input video's structure")
+        if cfg.structure_channels:
+            if structure is None:
+                structure = x.new_zeros(b, cfg.structure_channels, f, h, w)
+            elif structure.shape != (b, cfg.structure_channels, f, h, w):
+                raise ValueError(f"cond['structure'] must have shape (b, structure_channels, f, h, w) = "
+                                 f"{(b, cfg.structure_channels, f, h, w)}, got {tuple(structure.shape)}")
+        return t, labels, context, context_mask, frames, structure
 
     # ------------------------------------------------------------------------- helpers for learners
 

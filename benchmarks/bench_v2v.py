@@ -1,0 +1,181 @@
+"""Benchmark of video to video (issue 11): the structure–content trade-off of a structure-conditioned model.
+
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/bench_v2v.py --weights runs/cpu-v2v --n 200 --out runs/bench_v2v
+
+``--n`` input clips of the fixed evaluation split (test digits, never seen in training). Each is edited with a prompt
+that names another digit than the input's and a random stroke ("the bold digit 8"), at every level of detail from
+0 (no structure: text to video) to the finest (the exact silhouette). Per level (``eval.edits.edit_scores``):
+
+    centre px    mean distance between the tracked centres of output and input, per frame (0 = moves exactly so)
+    close        share of edits whose mean centre distance is at most 1.5 px
+    digit, style faithfulness to the prompt (digit reader; stroke width)
+    leak         share of edits whose output the digit reader reads as the input's digit
+    flicker      motion-compensated change between frames (``metrics.flicker``; real clips ≈ 0)
+
+and two rows that bracket them: the input clips themselves scored against the same prompts (structure kept exactly,
+content never changed), and real clips of the requested digit and stroke (what the readers confirm at best, and
+their centres against the inputs': an unrelated path). Prints a Markdown table, writes ``results.json`` and a figure
+(one input, its maps and the edit at every level) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vdiff_edu import captions  # noqa: E402
+from vdiff_edu.eval.edits import edit_scores  # noqa: E402
+from vdiff_edu.eval.feature_nets import load_feature_nets  # noqa: E402
+from vdiff_edu.eval.metrics import flicker  # noqa: E402
+from vdiff_edu.eval.prompts import calibrate_style_cuts  # noqa: E402
+from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
+from vdiff_edu.pipeline import LatentVideoPipeline  # noqa: E402
+from vdiff_edu.structure import cell_size, finest_level, structure_image  # noqa: E402
+from vdiff_edu.utils import from_uint8, to_uint8  # noqa: E402
+
+
+def real_clips(cfg, n: int, start: int, keep=lambda m: True) -> tuple[np.ndarray, list[captions.Meaning]]:
+    """``n`` clips of the evaluation split from index ``start`` whose meaning passes ``keep``: uint8 (n, f, h, w)."""
+    kwargs = cfg.dataset_kwargs()
+    kwargs.pop("holdout", None)
+    ds = MovingMNIST(split="eval", length=start + 50 * n, seed=0, verbose=False, **kwargs)
+    clips, meanings = [], []
+    for i in range(start, len(ds)):
+        item = ds[i]
+        m = captions.meanings_of_item(item)[0]
+        if keep(m):
+            clips.append(to_uint8(item["video"][0]).numpy())
+            meanings.append(m)
+            if len(clips) == n:
+                break
+    return np.stack(clips), meanings
+
+
+def requests(meanings: list[captions.Meaning], seed: int = 0) -> list[captions.Meaning]:
+    """For each input, new content: another digit than its own and a random stroke."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for m in meanings:
+        digit = int(rng.choice([d for d in range(10) if d != m.digit]))
+        out.append(captions.Meaning(digit, style=captions.STYLES[rng.integers(len(captions.STYLES))]))
+    return out
+
+
+def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: str | None = None,
+            steps: int | None = None, batch: int = 50) -> tuple[dict, dict]:
+    cfg = pipe.config
+    nets = load_feature_nets()
+    cal_clips, cal_meanings = real_clips(cfg, 300, 20_000)
+    cuts = calibrate_style_cuts(cal_clips, [m.style for m in cal_meanings])
+    inputs, meanings = real_clips(cfg, n, 0)
+    asked = requests(meanings)
+    rng = np.random.default_rng(1)
+    templates = captions.TRAIN_TEMPLATES
+    prompts = [captions.caption(m, templates[rng.integers(len(templates))]) for m in asked]
+    input_digits = [m.digit for m in meanings]
+    video_in = from_uint8(torch.from_numpy(inputs))[:, None]  # (n, 1, f, h, w) in [-1, 1]
+    top = finest_level(cfg.image_size)
+    levels = list(range(top + 1)) if levels is None else list(levels)
+
+    # the requested content, drawn from real clips (one per request, matched by digit and stroke)
+    pool_clips, pool_meanings = real_clips(cfg, 40 * n if n < 100 else 4000, 40_000)
+    by_content: dict = {}
+    for clip, m in zip(pool_clips, pool_meanings):
+        by_content.setdefault((m.digit, m.style), []).append(clip)
+    wanted = np.stack([by_content[(m.digit, m.style)][i % len(by_content[(m.digit, m.style)])]
+                       for i, m in enumerate(asked)])
+
+    results = {"style_cuts": cuts, "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+               f"torch {torch.__version__}", "n": n, "prompts": prompts[:8], "rows": {}}
+    results["rows"]["input itself"] = {**edit_scores(inputs, inputs, prompts, input_digits, nets, cuts),
+                                       "flicker": flicker(inputs)}
+    results["rows"]["real clip of the request"] = {**edit_scores(wanted, inputs, prompts, input_digits, nets, cuts),
+                                                   "flicker": flicker(wanted)}
+    shown = {"input": inputs[0], "prompt": prompts[0], "maps": {}, "edits": {}}
+    for level in levels:
+        start = time.perf_counter()
+        video = pipe.edit(video_in, prompts=prompts, detail=level, sampler=sampler, steps=steps,
+                          guidance_scale=guidance, seed=1, batch_size=batch)  # (n, 1, f, h, w)
+        seconds = time.perf_counter() - start
+        made = to_uint8(video[:, 0]).numpy()
+        row = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts), "flicker": flicker(made),
+               "cell px": cell_size(level, cfg.image_size) if level else None, "seconds per clip": seconds / n}
+        results["rows"][f"level {level}"] = row
+        shown["maps"][level] = structure_image(video_in[:1], level)[0].numpy()
+        shown["edits"][level] = made[0]
+        print(f"level {level}: {seconds / n:.3f} s per clip; " + ", ".join(
+            f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    return results, shown
+
+
+def table(results: dict) -> str:
+    cols = ("centre_px", "close", "digit", "style", "leak", "flicker")
+    lines = ["| clips | cells | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
+    for name, r in results["rows"].items():
+        cells = (f"{r['cell px']} px" if r.get("cell px") else "none") if name.startswith("level") else ""
+        lines.append(f"| {name} | {cells} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def figure(shown: dict, path: Path) -> None:
+    levels = sorted(shown["maps"])
+    f = shown["input"].shape[0]
+    rows = 1 + 2 * len(levels)
+    fig, axes = plt.subplots(rows, f, figsize=(f * 0.8 + 2.6, rows * 0.8), squeeze=False)
+    labelled = [("input", shown["input"])]
+    for level in levels:
+        labelled += [(f"level {level}: map", shown["maps"][level]), (f"level {level}: edit", shown["edits"][level])]
+    for row, (label, clip) in enumerate(labelled):
+        for t in range(f):
+            axes[row, t].imshow(clip[t], cmap="gray", vmin=0, vmax=255)
+            axes[row, t].set_xticks([]), axes[row, t].set_yticks([])
+        axes[row, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    for t in range(f):
+        axes[0, t].set_title(f"frame {t}", fontsize=7)
+    fig.suptitle(f"prompt: {shown['prompt']!r}", fontsize=8)
+    fig.subplots_adjust(left=0.2, right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.08)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default="runs/cpu-v2v", help="a video-to-video run folder or shipped name")
+    ap.add_argument("--n", type=int, default=200, help="input clips (one edit each, per level)")
+    ap.add_argument("--levels", default=None, help="comma-separated levels of detail (default: all, 0 to finest)")
+    ap.add_argument("--guidance", type=float, default=None, help="guidance scale of the prompt (default: the run's)")
+    ap.add_argument("--sampler", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default="runs/bench_v2v")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe = LatentVideoPipeline.from_pretrained(args.weights)
+    if not pipe.reads_structure:
+        raise SystemExit(f"{args.weights} reads no structure; give a video-to-video run (--preset cpu-v2v)")
+    levels = None if args.levels is None else [int(v) for v in args.levels.split(",")]
+    results, shown = measure(pipe, args.n, levels, args.guidance, args.sampler, args.steps, args.batch)
+    results["weights"] = str(args.weights)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"\n{args.weights}, {args.n} edits per row; {results['machine']}\n")
+    print(table(results))
+    figure(shown, out / "edits.png")
+    print(f"\nwrote {out / 'results.json'} and {out / 'edits.png'}")
+
+
+if __name__ == "__main__":
+    main()
