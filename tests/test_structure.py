@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from vdiff_edu import __main__ as cli
-from vdiff_edu.conditioning import StructureMaps, conditioning_for
+from vdiff_edu.conditioning import StructureMaps, as_single_frames, conditioning_for, per_frame
 from vdiff_edu.pipeline import LatentVideoPipeline
 from vdiff_edu.presets import ExperimentConfig
-from vdiff_edu.recipe import _per_frame, train_pipeline, training_dataset
+from vdiff_edu.recipe import train_pipeline, training_dataset
 from vdiff_edu.structure import (StructureConfig, cell_size, finest_level, from_channels, maps_of_silhouettes, pool,
                                  silhouette, structure_channels_for, structure_image, structure_maps, to_channels)
 from vdiff_edu.train import fetch_batch
@@ -143,11 +143,11 @@ def test_maps_for_sampling_refuse_clips_of_the_wrong_shape():
 
 def test_single_frames_cut_per_frame_entries_frame_by_frame_and_repeat_the_others():
     ink = torch.arange(2 * 3 * 4).reshape(2, 1, 3, 2, 2)  # (n=2, 1, f=3, 2, 2)
-    frames = _per_frame(ink, 3)
+    frames = per_frame(ink, 3)
     assert frames.shape == (6, 1, 1, 2, 2)
     assert torch.equal(frames[4, 0, 0], ink[1, 0, 1])  # row i·f + k is frame k of clip i (as the latents fold)
     ids = torch.tensor([[5, 6], [7, 8]])
-    assert _per_frame(ids, 3).tolist() == [[5, 6]] * 3 + [[7, 8]] * 3
+    assert per_frame(ids, 3).tolist() == [[5, 6]] * 3 + [[7, 8]] * 3
 
 
 # ----------------------------------------------------------------------------- the U-Net and the presets
@@ -179,7 +179,9 @@ def test_v2v_presets_are_text_presets_with_structure_channels(name):
     assert cfg.text is not None and cfg.structure is not None
     assert cfg.unet.structure_channels == d * d + 1
     text = ExperimentConfig.preset(name.replace("v2v", "text"))
-    assert replace(cfg, name=text.name, structure=None, unet=replace(cfg.unet, structure_channels=0)) == text
+    assert cfg.train.frame_prob == 0.1  # joint image-video training, for temporal-consistency guidance
+    assert replace(cfg, name=text.name, structure=None, unet=replace(cfg.unet, structure_channels=0),
+                   train=replace(cfg.train, frame_prob=0.0)) == text
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg  # the weights' metadata rebuilds it
     assert "structure" in cfg.summary()
     assert [k.name for k in conditioning_for(cfg).kinds] == ["caption", "structure"]
@@ -287,6 +289,8 @@ def _prompts(tmp_path, lines):
 
 @pytest.mark.parametrize("args, message", [
     (["--structure-detail", "3", "--prompt", "a 8"], "needs --structure-from"),
+    (["--temporal-guidance", "2", "--prompt", "a 8"], "needs --structure-from"),
+    (["--structure-from", "IN", "--temporal-guidance", "nan", "--prompt", "a 8"], "finite number"),
     (["--structure-from", "IN", "--structure-detail", "7", "--prompt", "a 8"], "0 .* to 4"),
     (["--structure-from", "IN"], "needs --prompt"),
     (["--structure-from", "IN", "--prompt", "a bold eigth"], "eight"),
@@ -310,3 +314,80 @@ def test_a_label_model_refuses_structure_from(tmp_path, capsys):
     assert cli.main(["sample", "--weights", "cpu", "--structure-from", str(tmp_path / "in.npy"), "--out",
                      str(tmp_path / "o")]) == 2
     assert "cpu-v2v" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- joint image-video training, ω_t
+
+
+def test_temporal_attention_passes_a_single_frame_through():
+    from vdiff_edu.attention import TemporalAttention
+
+    attn = TemporalAttention(8, num_heads=2, head_dim=4)
+    with torch.no_grad():
+        attn.to_out.weight.normal_()  # trained-looking: on several frames it adds something
+    x = torch.randn(2, 8, 1, 3, 3)
+    assert torch.equal(attn(x), x)
+    clip = torch.randn(2, 8, 3, 3, 3)
+    assert not torch.allclose(attn(clip), clip)
+
+
+def test_as_single_frames_folds_clips_and_their_conditions_alike():
+    x = torch.randn(2, 4, 3, 2, 2)
+    cond = {"labels": torch.tensor([[3], [7]]), "structure": torch.randn(2, 5, 3, 2, 2)}
+    frames, frame_cond = as_single_frames(x, cond)
+    assert frames.shape == (6, 4, 1, 2, 2) and torch.equal(frames[4, :, 0], x[1, :, 1])
+    assert frame_cond["labels"].flatten().tolist() == [3, 3, 3, 7, 7, 7]
+    assert torch.equal(frame_cond["structure"][4, :, 0], cond["structure"][1, :, 1])
+
+
+def test_temporal_guidance_extrapolates_from_the_frame_by_frame_prediction():
+    from vdiff_edu.sampling import guided_prediction, temporal_guided_prediction
+
+    torch.manual_seed(0)
+    unet = UNet3D(UNetConfig.smoke(structure_channels=5)).eval()
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x, t = torch.randn(2, 4, 3, 4, 4), torch.tensor([100, 700])
+    cond = {"structure": torch.rand(2, 5, 3, 4, 4)}
+    with torch.no_grad():
+        video = guided_prediction(unet, x, t, cond)
+        image = torch.cat([unet(x[:, :, k:k + 1], t, {"structure": cond["structure"][:, :, k:k + 1]})
+                           for k in range(3)], dim=2)  # every frame alone, by hand
+        assert torch.equal(temporal_guided_prediction(unet, x, t, cond, 1.0), video)
+        torch.testing.assert_close(temporal_guided_prediction(unet, x, t, cond, 0.0), image, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(temporal_guided_prediction(unet, x, t, cond, 2.5), image + 2.5 * (video - image),
+                                   rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(video, image)  # the temporal layers do add something
+
+
+def test_joint_training_puts_single_frame_steps_among_clip_steps_reproducibly():
+    from vdiff_edu.schedule import NoiseSchedule
+    from vdiff_edu.train import TrainConfig, Trainer
+
+    seen = []
+
+    class Recorder(UNet3D):
+        def forward(self, x, t, cond=None):
+            seen.append((tuple(x.shape), t.tolist()))
+            return super().forward(x, t, cond)
+
+    def run():
+        seen.clear()
+        torch.manual_seed(0)
+        cfg = TrainConfig(steps=12, batch_size=2, warmup=1, checkpoint_every=0, progress="none", frame_prob=0.5)
+        data = {"latents": torch.randn(8, 4, 3, 4, 4), "labels": torch.randint(0, 10, (8, 1))}
+        trainer = Trainer(Recorder(UNetConfig.smoke()), NoiseSchedule("cosine", 1000), data, cfg)
+        trainer.train()
+        return list(seen), trainer.history["loss"]
+
+    first, loss = run()
+    shapes = [shape for shape, _ in first]
+    assert (2, 4, 3, 4, 4) in shapes and (6, 4, 1, 4, 4) in shapes and set(shapes) == {(2, 4, 3, 4, 4), (6, 4, 1, 4, 4)}
+    for shape, t in first:
+        if shape[0] == 6:
+            assert t[0] == t[1] == t[2] and t[3] == t[4] == t[5]  # each frame keeps its clip's timestep
+    again, loss_again = run()
+    assert again == first and loss_again == loss
+    with pytest.raises(ValueError, match="frame_prob"):
+        TrainConfig(frame_prob=1.0).validate()

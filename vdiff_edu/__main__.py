@@ -410,6 +410,8 @@ def cmd_sample(args) -> int:
         if args.context_frames is not None:
             raise UsageError("give --structure-from (video to video) or --context-frames (prediction), not both")
         return _sample_edit(pipe, args, prompts, n, steps, out)
+    if args.temporal_guidance != 1.0:
+        raise UsageError("--temporal-guidance needs --structure-from FILE.npy (video to video)")
     if args.structure_detail is not None:
         raise UsageError("--structure-detail needs --structure-from FILE.npy (uint8 (n, f, h, w), the clips whose "
                          "structure the new clips keep)")
@@ -511,6 +513,7 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
     if given.dtype != np.uint8 or given.ndim != 4 or given.shape[1:] != (f, size, size):
         raise UsageError(f"--structure-from must be uint8 (n, {f}, {size}, {size}), clips of this model's geometry "
                          f"(0 = background, 255 = digit, as samples.npy); got {given.dtype} {given.shape}")
+    finite_number("--temporal-guidance", args.temporal_guidance, hint=" (1 = the video model; 1-3 typical)")
     top = finest_level(size)
     detail = top if args.structure_detail is None else args.structure_detail
     if not 0 <= detail <= top:
@@ -547,7 +550,7 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
     print(pipe)
     t0 = time.perf_counter()
     video = pipe.edit(video_in, prompts=prompts, labels=labels, detail=detail, sampler=args.sampler, steps=steps,
-                      guidance_scale=args.guidance, seed=args.seed)
+                      guidance_scale=args.guidance, temporal_guidance=args.temporal_guidance, seed=args.seed)
     seconds = time.perf_counter() - t0
     paths = write_samples(video, written, out, title=f"{args.weights}: structure of {Path(args.structure_from).name} "
                           f"at detail {detail}", prompts=prompts)
@@ -841,6 +844,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--structure-detail", type=int, default=None,
                    help="with --structure-from: how much of the input's shape to keep, from 1 (only where the ink "
                         "is) to 5 on 32 px frames (its exact silhouette, the default); 0 ignores the input")
+    p.add_argument("--temporal-guidance", type=float, default=1.0,
+                   help="with --structure-from: temporal-consistency guidance ω_t (Gen-1): 1 = the video model "
+                        "(default), above 1 pushes away from the frame-by-frame image model for steadier clips")
     p.add_argument("--out", default=None, help="output folder (default: a new runs/samples/<weights>[-N])")
     p.add_argument("--overwrite", action="store_true", help="replace the samples already in --out")
     p.add_argument("--device", default=None)

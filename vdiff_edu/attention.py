@@ -112,7 +112,10 @@ class RelativePositionBias(nn.Module):
 class TemporalAttention(nn.Module):
     """Self-attention among the ``f`` frames at each pixel, with a relative position bias.
 
-    ``(b, c, f, h, w) -> (b, c, f, h, w)``; raises for ``f > max_frames``.
+    ``(b, c, f, h, w) -> (b, c, f, h, w)``; raises for ``f > max_frames``. A single frame (f = 1) has no other
+    frame to attend to and passes through unchanged: a video U-Net run on one-frame clips is then its image model,
+    the temporal connections removed, as joint image–video training treats images (Ho et al. 2022; Esser et al.
+    2023, section 3.3).
     """
 
     def __init__(self, channels: int, num_heads: int = 4, head_dim: int = 32, max_frames: int = 32):
@@ -128,6 +131,8 @@ class TemporalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
         b, c, f, h, w = x.shape
+        if f == 1 and not return_weights:
+            return x  # nothing to attend to across frames
         bias = self.rel_bias(f)  # (heads, f, f); checks f <= max_frames
         tokens = rearrange(x, "b c f h w -> (b h w) f c")  # every pixel is a sequence of f frames
         qkv = self.to_qkv(self.norm(tokens))  # (b h w, f, 3·heads·d)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from .embeddings import check_labels
@@ -229,6 +230,23 @@ def cat_conditions(conds: Sequence[dict | None]) -> dict | None:
         if set(c) != keys:
             raise ValueError(f"condition dicts to stack must have the same keys; got {sorted(keys)} and {sorted(c)}")
     return {key: torch.cat([c[key] for c in conds]) for key in conds[0]}
+
+
+def per_frame(entry: Tensor, num_frames: int) -> Tensor:
+    """One clip's condition → the same for each of its ``f`` frames as a one-frame clip: a per-frame entry
+    ``(b, c, f, ...)`` (given frames, structure maps) is cut frame by frame, ``(b·f, c, 1, ...)``; any other
+    (labels, caption ids, context tokens) is repeated, ``(b·f, ...)``. Row ``i·f + k`` is frame ``k`` of clip ``i``."""
+    if entry.ndim == 5 and entry.shape[2] == num_frames:
+        return rearrange(entry, "b c f h w -> (b f) c 1 h w")  # (b·f, c, 1, h, w)
+    return entry.repeat_interleave(num_frames, dim=0)  # (b·f, ...)
+
+
+def as_single_frames(x: Tensor, cond: dict | None) -> tuple[Tensor, dict | None]:
+    """Clips ``x (b, c, f, h, w)`` and their conditions → ``b·f`` one-frame clips ``(b·f, c, 1, h, w)`` and theirs
+    (``per_frame``): what the U-Net sees when it is trained, or asked, as an image model."""
+    f = x.shape[2]
+    frames = rearrange(x, "b c f h w -> (b f) c 1 h w")  # (b·f, c, 1, h, w)
+    return frames, (None if cond is None else {key: per_frame(value, f) for key, value in cond.items()})
 
 
 # ----------------------------------------------------------------------------- given frames (frames.py), as channels

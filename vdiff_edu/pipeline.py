@@ -275,8 +275,9 @@ class LatentVideoPipeline:
 
     def edit(self, structure_from: torch.Tensor, prompts: str | list[str] | None = None, labels: Any = None,
              detail: int | None = None, sampler: str | None = None, steps: int | None = None,
-             guidance_scale: float | dict[str, float] | None = None, seed: int | None = 0,
-             generator: torch.Generator | None = None, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+             guidance_scale: float | dict[str, float] | None = None, temporal_guidance: float = 1.0,
+             seed: int | None = 0, generator: torch.Generator | None = None, batch_size: int = 64,
+             progress: bool = False) -> torch.Tensor:
         """Video to video (Gen-1, Esser et al. 2023): new clips ``(n, 1, f, h, w)`` in [-1, 1] (CPU) that keep the
         structure of ``structure_from`` (pixel clips ``(n, 1, f, h, w)`` in [-1, 1]) and take their content from
         ``prompts`` (a text model: "a bold 8"; one per clip, or one for all) or ``labels``.
@@ -284,7 +285,9 @@ class LatentVideoPipeline:
         ``detail`` is the structure's level of detail (``structure.py``): from 1 (only where the ink is) to
         ``structure.finest_level(h)`` (its exact silhouette, the default); 0 ignores the input. Classifier-free
         guidance pushes towards the prompt only (``{<prompt kind>: guidance_scale}``); the structure is read as
-        given, unless ``guidance_scale`` is a dict that names "structure" too."""
+        given, unless ``guidance_scale`` is a dict that names "structure" too. ``temporal_guidance`` ω_t: 1 = the
+        video model; > 1 pushes away from its frame-by-frame image prediction (``sampling.temporal_guided_prediction``),
+        for steadier clips."""
         if not self.reads_structure:
             raise ValueError("this model reads no structure (it was not trained for video to video); load a "
                              "*-v2v model (a run of --preset cpu-v2v) or use the pipeline's own call for new clips")
@@ -309,7 +312,7 @@ class LatentVideoPipeline:
         for rows in _batches(n, batch_size):
             z_T = self.initial_noise(rows.stop - rows.start, generator)  # (b, c_z, f, h/d, w/d)
             z_0 = sample(self.unet, self.schedule, None, _rows(cond, rows), generator=generator, device=self.device,
-                         progress=progress, x_T=z_T, conditioning=conditioning,
+                         progress=progress, x_T=z_T, conditioning=conditioning, temporal_guidance=temporal_guidance,
                          **self._sampling(sampler, steps, guidance_scale))  # (b, c_z, f, h/d, w/d)
             videos.append(self.decode(z_0))  # (b, 1, f, h, w)
         return torch.cat(videos)

@@ -317,8 +317,10 @@ class ExperimentConfig:
     # The text presets' recipes, plus StructureMaps: each training clip shows its model its own silhouette pooled at
     # a level drawn uniformly from 1 (a 2×2 grid) to the finest (single pixels), or no structure at all (10 %), in
     # d² + 1 more input channels; the captions name only the digit and its stroke (StructureConfig.caption_says),
-    # since the motion comes from the structure. Everything else (the text encoder trained jointly, the held-out
-    # pairs, the step counts) is the text recipe's, not yet tuned for structure.
+    # since the motion comes from the structure; and one clip-stage step in ten trains on single frames (joint
+    # image-video training, TrainConfig.frame_prob), so that the model keeps the image prediction which
+    # temporal-consistency guidance pushes away from (Gen-1, section 3.3). Everything else (the text encoder trained
+    # jointly, the held-out pairs, the step counts) is the text recipe's, not yet tuned for structure.
 
     @classmethod
     def smoke_v2v(cls) -> "ExperimentConfig":
@@ -338,7 +340,8 @@ class ExperimentConfig:
     def _with_structure(self, name: str) -> "ExperimentConfig":
         """This text recipe, reading an input video's structure maps too (the decisions above)."""
         return replace(self, name=name, structure=StructureConfig(),
-                       unet=replace(self.unet, structure_channels=structure_channels_for(self.autoencoder.downsample)))
+                       unet=replace(self.unet, structure_channels=structure_channels_for(self.autoencoder.downsample)),
+                       train=replace(self.train, frame_prob=0.1))
 
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":

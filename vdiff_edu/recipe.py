@@ -33,7 +33,7 @@ from .autoencoder import FrameAutoencoder, estimate_scale_factor, train_autoenco
 from .blocks import Full3dConv, TemporalConv
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .captions import caption, meanings_of_item
-from .conditioning import Conditioning, conditioning_for, denoiser_for
+from .conditioning import Conditioning, conditioning_for, denoiser_for, per_frame
 from .config import default_preset
 from .moving_mnist import MovingMNIST
 from .pipeline import AUTOENCODER_FILE, LatentVideoPipeline
@@ -124,14 +124,6 @@ def read_latent_cache(path: Path, key: dict) -> dict[str, torch.Tensor] | None:
     if state.get("key") != key:
         return None
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-
-
-def _per_frame(entry: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """A cached condition of ``n`` clips → the same for their ``n·f`` frames as one-frame clips: a per-frame entry
-    ``(n, c, f, ...)`` (structure maps) is cut frame by frame, any other (labels, caption ids) repeated."""
-    if entry.ndim == 5 and entry.shape[2] == num_frames:
-        return rearrange(entry, "n c f h w -> (n f) c 1 h w")  # (n·f, c, 1, h, w)
-    return entry.repeat_interleave(num_frames, dim=0)  # (n·f, ...)
 
 
 # ---------------------------------------------------------------- the whole recipe ----
@@ -226,7 +218,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         t0 = time.perf_counter()
         n = len(latents) // (2 if cfg.reverse_augment else 1)  # the clips played forwards: their frames are all
         frames = rearrange(latents[:n], "n c f h w -> (n f) c 1 h w")  # every frame a one-frame clip
-        frame_data = {"latents": frames, **{k: _per_frame(v[:n], cfg.num_frames)  # each clip's condition,
+        frame_data = {"latents": frames, **{k: per_frame(v[:n], cfg.num_frames)  # each clip's condition,
                                             for k, v in data.items() if k != "latents"}}   # per frame
         log(f"      A. single frames: {cfg.image_train.steps} steps × {cfg.image_train.batch_size} of "
             f"{len(frames):,} latent frames {tuple(frames.shape[1:])}; temporal attention idle")

@@ -26,10 +26,11 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .conditioning import Conditioning, cat_conditions
+from .conditioning import Conditioning, as_single_frames, cat_conditions
 from .schedule import PREDICTIONS
 from .utils import randn_like
 
@@ -133,6 +134,30 @@ def guided_prediction(model: nn.Module, x: Tensor, t: Tensor, cond: dict | None,
     for k, name in enumerate(guided, start=1):
         result = result + scales[name] * (out[k] - out[k - 1])
     return result
+
+
+def temporal_guided_prediction(model: nn.Module, x: Tensor, t: Tensor, cond: dict | None, temporal_scale: float,
+                               guidance_scale: float | Mapping[str, float] = 1.0,
+                               conditioning: Conditioning | None = None, null_cond: dict | None = None) -> Tensor:
+    """Temporal-consistency guidance (Esser et al. 2023, Gen-1, section 3.3): the video model's prediction pushed
+    away from the image model's, the same network run on every frame alone (``conditioning.as_single_frames``;
+    its temporal layers then idle):
+
+        out = out_image + ω_t · (out_video − out_image)
+
+    ω_t = 1 is the video model (one branch, returned exactly); ω_t > 1 exaggerates what the temporal layers add
+    (smoother, more consistent clips); 0 is the image model, frame by frame; each branch is classifier-free guided
+    as ``guided_prediction``. Meaningful for a model trained on single frames too (``TrainConfig.frame_prob``)."""
+    video = guided_prediction(model, x, t, cond, guidance_scale, conditioning, null_cond)  # (b, c, f, h, w)
+    if temporal_scale == 1.0:
+        return video
+    b, f = x.shape[0], x.shape[2]
+    frames, frame_cond = as_single_frames(x, cond)  # (b·f, c, 1, h, w)
+    frame_null = None if null_cond is None else as_single_frames(x, null_cond)[1]
+    image = guided_prediction(model, frames, t.repeat_interleave(f), frame_cond, guidance_scale, conditioning,
+                              frame_null)  # (b·f, c, 1, h, w)
+    image = rearrange(image, "(b f) c 1 h w -> b c f h w", b=b)  # (b, c, f, h, w)
+    return image + temporal_scale * (video - image)
 
 
 def _names_in(cond: dict, conditioning: Conditioning) -> set[str]:
@@ -303,7 +328,7 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
            generator: torch.Generator | None = None, device: torch.device | str | None = None,
            return_trajectory: bool = False, progress: bool = False, clip_x0: float | None = None,
            x_T: Tensor | None = None, null_cond: dict | None = None, conditioning: Conditioning | None = None,
-           known: tuple[Tensor, Tensor] | None = None):
+           known: tuple[Tensor, Tensor] | None = None, temporal_guidance: float = 1.0):
     """Draw clips shaped ``shape`` = (b, c, f, h, w) from noise with ``steps`` network calls.
 
     ``sampler`` is ``"ddim"`` (η = ``eta``), ``"ddpm"`` (ancestral) or ``"dpmpp"`` (DPM-Solver++ 2M);
@@ -311,6 +336,7 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     condition, see ``guided_prediction``, whose ``conditioning`` says which kinds there are); ``generator`` makes it repeatable;
     ``x_T`` gives the starting noise yourself (then ``shape`` may be None). ``known = (latents, mask)`` gives
     frames through the noise (``replace_known``): ``latents (b, c, f, h, w)``, ``mask (b, f)`` True = given.
+    ``temporal_guidance`` ω_t ≠ 1 mixes in the image model's prediction (``temporal_guided_prediction``).
 
     Returns the clips x₀, or with ``return_trajectory=True`` the pair ``(x0, trajectory)`` where
     ``trajectory = {"t": (steps,) long, "x_t": (steps + 1, b, c, f, h, w), "x0_hat": (steps, b, c, f, h, w)}``
@@ -333,7 +359,8 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     for t, t_prev in _maybe_tqdm(pairs, progress, sampler):
         t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)  # (b,)
         # 2. the network's prediction at (x_t, t), guided
-        out = guided_prediction(model, x, t_batch, cond, guidance_scale, conditioning, null_cond)
+        out = temporal_guided_prediction(model, x, t_batch, cond, temporal_guidance, guidance_scale, conditioning,
+                                         null_cond)
         if return_trajectory:  # keep x̂₀ for plots (the samplers compute it again inside their step)
             x0s.append(predict_x0_eps(schedule, out, t, x, prediction, clip_x0)[0].cpu())
         # 3. one step of the chosen sampler: x_t -> x_{t_prev}

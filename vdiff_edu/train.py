@@ -35,11 +35,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.distributed as dist
+from einops import rearrange
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .conditioning import Conditioning
+from .conditioning import Conditioning, as_single_frames
 from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
 from .runs import checkpoint_steps
 from .schedule import PREDICTIONS
@@ -68,6 +69,10 @@ class TrainConfig:
     min_snr_gamma: float | None = 5.0   # min-SNR-γ loss weighting (Hang et al. 2023); None: plain MSE
     cond_drop_prob: float = 0.1         # drop each condition (labels → null token) this often, for classifier-free
                                         # guidance; the Trainer's Conditioning uses it unless given its own
+    frame_prob: float = 0.0             # this share of steps trains on the batch's frames as one-frame clips, the
+                                        # temporal layers idle (joint image-video training, Ho et al. 2022): the
+                                        # model then also knows its own image prediction, which temporal-
+                                        # consistency guidance needs (sampling.temporal_guided_prediction)
     data_key: str | None = None         # which batch entry to denoise; None: "latents", else "video", else "x"
     # --- bookkeeping
     log_every: int = 50                 # print a line / record clips-per-second every this many steps
@@ -104,6 +109,9 @@ class TrainConfig:
                              f"over {world_size} processes; use a multiple of {world_size}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"TrainConfig.cond_drop_prob must be in [0, 1); got {self.cond_drop_prob}")
+        if not 0.0 <= self.frame_prob < 1.0:
+            raise ValueError(f"TrainConfig.frame_prob is the share of steps on single frames, in [0, 1) (0 = clips "
+                             f"only); got {self.frame_prob}")
         if self.progress not in ("auto", "bar", "text", "none"):
             raise ValueError(f"TrainConfig.progress must be 'auto', 'bar', 'text' or 'none'; got {self.progress!r}")
 
@@ -497,6 +505,12 @@ class Trainer:
         noise = torch.randn((B, *x0.shape[1:]), generator=g, device=self.device)[shard]            # (b, c, f, h, w)
         drops = self.conditioning.draw_drops(B, g, self.device, shard, shape=(B, *x0.shape[1:]))  # {kind: (b,) bool, …}
         cond = self.conditioning.drop(self.conditioning.from_batch(batch, self.device), drops)
+        if self.cfg.frame_prob > 0 and torch.rand((), generator=g, device=self.device) < self.cfg.frame_prob:
+            # joint image-video training: this step, every frame is a one-frame clip with its clip's t
+            f = x0.shape[2]
+            x0, cond = as_single_frames(x0, cond)  # (b·f, c, 1, h, w)
+            noise = rearrange(noise, "b c f h w -> (b f) c 1 h w")  # (b·f, c, 1, h, w)
+            t = t.repeat_interleave(f)  # (b·f,)
         return x0, cond, t, noise
 
     def _train_step(self) -> tuple[float, float, float]:
