@@ -16,7 +16,7 @@ from vdiff_edu.conditioning import StructureMaps, as_single_frames, conditioning
 from vdiff_edu.pipeline import LatentVideoPipeline
 from vdiff_edu.presets import ExperimentConfig
 from vdiff_edu.recipe import train_pipeline, training_dataset
-from vdiff_edu.structure import (StructureConfig, cell_size, finest_level, from_channels, maps_of_silhouettes, pool,
+from vdiff_edu.structure import (StructureConfig, cell_size, finest_level, from_channels, pool,
                                  silhouette, structure_channels_for, structure_image, structure_maps, to_channels)
 from vdiff_edu.train import fetch_batch
 from vdiff_edu.unet import UNet3D, UNetConfig

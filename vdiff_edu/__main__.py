@@ -373,7 +373,7 @@ def default_edit_prompts(n: int, num_digits: int = 1) -> list[str]:
                      for k in range(num_digits)], TRAIN_TEMPLATES[0]) for i in range(n)]
 
 
-def structure_clips(cfg, n: int, seed: int = 1) -> "torch.Tensor":
+def structure_clips(cfg, n: int, seed: int = 1):
     """``n`` test-split clips of the model's geometry ``(n, 1, f, h, w)`` in [-1, 1]: the inputs whose structure the
     end-of-training samples keep (seed 1: other clips than the evaluation's)."""
     import torch
