@@ -1,6 +1,7 @@
 """Benchmark of video to video (issue 11): the structure–content trade-off of a structure-conditioned model.
 
     VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/bench_v2v.py --weights runs/cpu-v2v --n 200 --out runs/bench_v2v
+    ... --levels 2 --omegas 0,1,2,3      # temporal-consistency guidance ω_t at level 2
 
 ``--n`` input clips of the fixed evaluation split (test digits, never seen in training). Each is edited with a prompt
 that names another digit than the input's and a random stroke ("the bold digit 8"), at every level of detail from
@@ -72,7 +73,7 @@ def requests(meanings: list[captions.Meaning], seed: int = 0) -> list[captions.M
 
 
 def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: str | None = None,
-            steps: int | None = None, batch: int = 50) -> tuple[dict, dict]:
+            steps: int | None = None, batch: int = 50, omegas=(), omega_level: int = 2) -> tuple[dict, dict]:
     cfg = pipe.config
     nets = load_feature_nets()
     cal_clips, cal_meanings = real_clips(cfg, 300, 20_000)
@@ -115,6 +116,17 @@ def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: s
         shown["edits"][level] = made[0]
         print(f"level {level}: {seconds / n:.3f} s per clip; " + ", ".join(
             f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    for omega in omegas:  # temporal-consistency guidance at one level of detail
+        start = time.perf_counter()
+        video = pipe.edit(video_in, prompts=prompts, detail=omega_level, sampler=sampler, steps=steps,
+                          guidance_scale=guidance, temporal_guidance=omega, seed=1, batch_size=batch)
+        seconds = time.perf_counter() - start
+        made = to_uint8(video[:, 0]).numpy()
+        row = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts), "flicker": flicker(made),
+               "seconds per clip": seconds / n}
+        results.setdefault("temporal guidance", {"level": omega_level, "rows": {}})["rows"][f"{omega:g}"] = row
+        print(f"ω_t {omega:g} (level {omega_level}): {seconds / n:.3f} s per clip; " + ", ".join(
+            f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
     return results, shown
 
 
@@ -124,6 +136,12 @@ def table(results: dict) -> str:
     for name, r in results["rows"].items():
         cells = (f"{r['cell px']} px" if r.get("cell px") else "none") if name.startswith("level") else ""
         lines.append(f"| {name} | {cells} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
+    if "temporal guidance" in results:
+        tg = results["temporal guidance"]
+        lines += ["", f"temporal-consistency guidance at level {tg['level']}:", "",
+                  "| ω_t | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        for omega, r in tg["rows"].items():
+            lines.append(f"| {omega} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -154,6 +172,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="input clips (one edit each, per level)")
     ap.add_argument("--levels", default=None, help="comma-separated levels of detail (default: all, 0 to finest)")
     ap.add_argument("--guidance", type=float, default=None, help="guidance scale of the prompt (default: the run's)")
+    ap.add_argument("--omegas", default="", help="comma-separated temporal-consistency scales ω_t to measure too "
+                                                "(e.g. 0,1,2,3; default: none)")
+    ap.add_argument("--omega-level", type=int, default=2, help="the level of detail of the ω_t rows (default 2)")
     ap.add_argument("--sampler", default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch", type=int, default=50)
@@ -168,7 +189,9 @@ def main() -> None:
     if not pipe.reads_structure:
         raise SystemExit(f"{args.weights} reads no structure; give a video-to-video run (--preset cpu-v2v)")
     levels = None if args.levels is None else [int(v) for v in args.levels.split(",")]
-    results, shown = measure(pipe, args.n, levels, args.guidance, args.sampler, args.steps, args.batch)
+    omegas = [float(v) for v in args.omegas.split(",") if v.strip()]
+    results, shown = measure(pipe, args.n, levels, args.guidance, args.sampler, args.steps, args.batch, omegas,
+                             args.omega_level)
     results["weights"] = str(args.weights)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\n{args.weights}, {args.n} edits per row; {results['machine']}\n")

@@ -353,7 +353,10 @@ def _train(args) -> int:
     print(f"\ntrained in {_seconds(result['seconds']['total'])} ({secs}) on digits from {result['digits']}; wrote:")
     print("\n".join(written))
     if "pipeline" in result:
-        ask = '--prompt "a bold 7 moves left and right"' if result["pipeline"].reads_prompts else "--labels 3,7"
+        pipe = result["pipeline"]
+        ask = '--prompt "a bold 7 moves left and right"' if pipe.reads_prompts else "--labels 3,7"
+        if pipe.reads_structure:  # the clips it ended with give their structure back
+            ask = f'--structure-from {run_dir / "samples" / "structure.npy"} --prompt "the bold digit 8"
         print(f"sample more: python -m vdiff_edu sample --weights {run_dir} {ask}")
     else:
         print(f"next: python -m vdiff_edu train --name {run_dir.name} --stage denoiser")
