@@ -13,6 +13,7 @@ import torch
 
 from vdiff_edu import __main__ as cli
 from vdiff_edu.conditioning import StructureMaps, as_single_frames, conditioning_for, per_frame
+from vdiff_edu.eval.edits import centre_distance
 from vdiff_edu.pipeline import LatentVideoPipeline
 from vdiff_edu.presets import ExperimentConfig
 from vdiff_edu.recipe import train_pipeline, training_dataset
@@ -391,3 +392,43 @@ def test_joint_training_puts_single_frame_steps_among_clip_steps_reproducibly():
     assert again == first and loss_again == loss
     with pytest.raises(ValueError, match="frame_prob"):
         TrainConfig(frame_prob=1.0).validate()
+
+
+# ----------------------------------------------------------------------------- the shipped cpu-v2v model
+
+
+def shipped_inputs(n: int = 4) -> torch.Tensor:
+    """Test-split clips of the cpu geometry (whatever digits this machine has: real, or synthetic in CI)."""
+    from vdiff_edu.moving_mnist import MovingMNIST
+
+    cfg = ExperimentConfig.preset("cpu-v2v")
+    ds = MovingMNIST("test", length=n, seed=21, verbose=False, **cfg.dataset_kwargs())
+    return fetch_batch(ds, torch.arange(n))["video"]  # (n, 1, 8, 32, 32)
+
+
+def shifted(video: torch.Tensor, dx: int) -> torch.Tensor:
+    """The clip moved ``dx`` px to the right (ink pushed past the edge is lost, the left filled with background)."""
+    return torch.nn.functional.pad(video, (dx, 0), value=-1.0)[..., :-dx]
+
+
+@pytest.mark.slow  # the shipped model: 4 clips × 3 edits × 10 steps (a few seconds)
+def test_the_shipped_v2v_model_moves_its_digit_as_the_input_and_takes_the_prompt():
+    from vdiff_edu.utils import to_uint8
+
+    pipe = LatentVideoPipeline.from_pretrained("cpu-v2v")
+    assert pipe.reads_structure and pipe.reads_prompts and pipe.config.train.frame_prob == 0.1
+    video = shipped_inputs()
+    moved = shifted(video, 4)
+    kw = dict(detail=3, steps=10, seed=0)
+    out = pipe.edit(video, prompts="the bold digit 8", **kw)
+    out_moved = pipe.edit(moved, prompts="the bold digit 8", **kw)
+    out_one = pipe.edit(video, prompts="the thin digit 1", **kw)
+    u8 = lambda v: to_uint8(v[:, 0]).numpy()  # noqa: E731
+    # moving the input's silhouette moves the output's digit: each output follows its own input
+    assert centre_distance(u8(out), u8(video)).mean() < 2.0
+    assert centre_distance(u8(out_moved), u8(moved)).mean() < 2.0
+    assert centre_distance(u8(out_moved), u8(out)).mean() > 2.5
+    # another prompt: another picture on the same path
+    assert centre_distance(u8(out_one), u8(video)).mean() < 2.0
+    assert (out_one - out).abs().mean() > 0.05
+    assert torch.isfinite(pipe.edit(video[:1], prompts="a 5", detail=5, temporal_guidance=2.0, steps=3)).all()

@@ -356,7 +356,7 @@ def _train(args) -> int:
         pipe = result["pipeline"]
         ask = '--prompt "a bold 7 moves left and right"' if pipe.reads_prompts else "--labels 3,7"
         if pipe.reads_structure:  # the clips it ended with give their structure back
-            ask = f'--structure-from {run_dir / "samples" / "structure.npy"} --prompt "the bold digit 8"
+            ask = f'--structure-from {run_dir / "samples" / "structure.npy"} --prompt "the bold digit 8"'
         print(f"sample more: python -m vdiff_edu sample --weights {run_dir} {ask}")
     else:
         print(f"next: python -m vdiff_edu train --name {run_dir.name} --stage denoiser")
