@@ -112,7 +112,7 @@ def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: s
         row = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts), "flicker": flicker(made),
                "cell px": cell_size(level, cfg.image_size) if level else None, "seconds per clip": seconds / n}
         results["rows"][f"level {level}"] = row
-        shown["maps"][level] = structure_image(video_in[:1], level)[0].numpy()
+        shown["maps"][level] = structure_image(video_in[:1], level, cfg.structure.pooling)[0].numpy()
         shown["edits"][level] = made[0]
         print(f"level {level}: {seconds / n:.3f} s per clip; " + ", ".join(
             f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)

@@ -70,6 +70,18 @@ def test_pooling_averages_cells_of_side_frame_over_two_to_the_level():
         torch.testing.assert_close(pool(sil, level).sum() if level else sil.sum(), sil.sum())
 
 
+def test_max_pooling_marks_every_cell_with_any_ink():
+    sil = silhouette(a_clip())
+    coarse = pool(sil, 1, "max")[0, 0, 0]  # the bottom-right cell holds one pixel of ink: all of it is marked
+    want = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=torch.float32)
+    torch.testing.assert_close(coarse, want)
+    torch.testing.assert_close(pool(sil, 2, "max"), sil)  # the finest level: still the silhouette
+    kind = StructureMaps(downsample=2, image_size=4, cfg=StructureConfig(pooling="max"))
+    assert set(kind.maps(a_clip(), 1)["structure"][0, :4, 0].unique().tolist()) <= {0.0, 1.0}  # where, not how much
+    with pytest.raises(ValueError, match="pooling"):
+        StructureConfig(pooling="median")
+
+
 def test_a_level_outside_the_frame_or_not_whole_is_refused_with_the_range():
     with pytest.raises(ValueError, match="from 0 .* to 2"):
         pool(silhouette(a_clip()), 3)

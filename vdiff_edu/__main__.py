@@ -214,14 +214,14 @@ def sample_and_write(pipe, out_dir: Path, title: str) -> tuple[dict, float]:
     n = 20 if pipe.config.num_digits <= 1 else 10
     if pipe.reads_structure:  # video to video: test clips' structure, "a thin 0", "a regular 1", ...
         from .outputs import write_array
-        from .structure import finest_level, structure_image
+        from .structure import structure_image
 
         structure_from = structure_clips(pipe.config, n)  # (n, 1, f, h, w)
         prompts = default_edit_prompts(n, pipe.config.num_digits)
-        video = pipe.edit(structure_from, prompts=prompts, seed=0)  # at the finest level of detail
+        video = pipe.edit(structure_from, prompts=prompts, seed=0)  # at the model's default level of detail
         paths = write_samples(video, prompt_labels(prompts, pipe.config.num_digits), out_dir, title=title,
                               prompts=prompts)
-        maps = structure_image(structure_from, finest_level(pipe.config.image_size))  # (n, f, h, w) uint8
+        maps = structure_image(structure_from, pipe.config.structure.default_detail, pipe.config.structure.pooling)  # (n, f, h, w) uint8
         paths["structure"] = write_array(maps.numpy(), out_dir / "structure.npy")
         return paths, time.perf_counter() - t0
     if pipe.reads_prompts:  # a text model: "the digit 0 moves left and right", "the digit 1 moves up and down", ...
@@ -356,7 +356,7 @@ def _train(args) -> int:
         pipe = result["pipeline"]
         ask = '--prompt "a bold 7 moves left and right"' if pipe.reads_prompts else "--labels 3,7"
         if pipe.reads_structure:  # the clips it ended with give their structure back
-            ask = f'--structure-from {run_dir / "samples" / "structure.npy"} --prompt "the bold digit 8"'
+            ask = f'--structure-from {run_dir / "samples" / "samples.npy"} --prompt "the bold digit 8"'
         print(f"sample more: python -m vdiff_edu sample --weights {run_dir} {ask}")
     else:
         print(f"next: python -m vdiff_edu train --name {run_dir.name} --stage denoiser")
@@ -518,7 +518,7 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
                          f"(0 = background, 255 = digit, as samples.npy); got {given.dtype} {given.shape}")
     finite_number("--temporal-guidance", args.temporal_guidance, hint=" (1 = the video model; 1-3 typical)")
     top = finest_level(size)
-    detail = top if args.structure_detail is None else args.structure_detail
+    detail = pipe.config.structure.default_detail if args.structure_detail is None else args.structure_detail
     if not 0 <= detail <= top:
         raise UsageError(f"--structure-detail must be 0 (ignore the input) to {top} (its exact silhouette); got "
                          f"{detail}")
@@ -557,7 +557,8 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
     seconds = time.perf_counter() - t0
     paths = write_samples(video, written, out, title=f"{args.weights}: structure of {Path(args.structure_from).name} "
                           f"at detail {detail}", prompts=prompts)
-    paths["structure"] = write_array(structure_image(video_in, detail).numpy(), out / "structure.npy")
+    paths["structure"] = write_array(structure_image(video_in, detail, pipe.config.structure.pooling).numpy(),
+                                    out / "structure.npy")
     print(f"{n} clips in {_seconds(seconds)} ({seconds / n:.2f} s per clip); wrote")
     for key, path in paths.items():
         print(f"  {key:<9} {path}")
@@ -846,7 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "frame) the new clips keep, their content from --prompt (a *-v2v model)")
     p.add_argument("--structure-detail", type=int, default=None,
                    help="with --structure-from: how much of the input's shape to keep, from 1 (only where the ink "
-                        "is) to 5 on 32 px frames (its exact silhouette, the default); 0 ignores the input")
+                        "is) to 5 on 32 px frames (its exact silhouette); 0 ignores the input (default: the model's, "
+                        "2 for cpu-v2v)")
     p.add_argument("--temporal-guidance", type=float, default=1.0,
                    help="with --structure-from: temporal-consistency guidance ω_t (Gen-1): 1 = the video model "
                         "(default), above 1 pushes away from the frame-by-frame image model for steadier clips")

@@ -360,7 +360,7 @@ class StructureMaps(ConditionKind):
         if video.ndim != 5 or video.shape[1] != 1 or video.shape[-1] != self.image_size:
             raise ValueError(f"the structure comes from pixel clips (b, 1, f, {self.image_size}, {self.image_size}) "
                              f"in [-1, 1]; got shape {tuple(video.shape)}")
-        return {"structure": structure_maps(video.to(device), level, self.downsample)}
+        return {"structure": structure_maps(video.to(device), level, self.downsample, self.cfg.pooling)}
 
     def _silhouettes(self, batch: dict, device=None) -> Tensor:
         if "structure_ink" in batch:
@@ -372,7 +372,7 @@ class StructureMaps(ConditionKind):
 
     def from_batch(self, batch: dict, device: torch.device | str | None = None) -> dict[str, Tensor]:
         sil = self._silhouettes(batch, device)
-        return {"structure": maps_of_silhouettes(sil, finest_level(sil.shape[-1]), self.downsample)}
+        return {"structure": maps_of_silhouettes(sil, finest_level(sil.shape[-1]), self.downsample, self.cfg.pooling)}
 
     def cache_entries(self, batch: dict) -> dict[str, Tensor]:
         return {"structure_ink": self._silhouettes(batch).to(torch.uint8).cpu()}  # (n, 1, f, H, W): 1 byte a pixel
@@ -391,7 +391,7 @@ class StructureMaps(ConditionKind):
         finest = from_channels(entries["structure"], self.downsample)  # (b, 1, f, H, W): the silhouettes
         if drop.dtype == torch.bool:
             drop = torch.where(drop.cpu(), 0, finest_level(finest.shape[-1]))
-        return {"structure": maps_of_silhouettes(finest, drop, self.downsample)}
+        return {"structure": maps_of_silhouettes(finest, drop, self.downsample, self.cfg.pooling)}
 
     def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
         return {"structure": torch.zeros_like(entries["structure"])}  # level 0: no structure

@@ -42,7 +42,7 @@ from .presets import ExperimentConfig
 from .rollout import predict, rollout
 from .sampling import sample
 from .schedule import PREDICTIONS, NoiseSchedule
-from .structure import check_level, finest_level
+from .structure import check_level
 from .unet import UNet3D, UNetConfig
 from .utils import get_device
 
@@ -283,7 +283,8 @@ class LatentVideoPipeline:
         ``prompts`` (a text model: "a bold 8"; one per clip, or one for all) or ``labels``.
 
         ``detail`` is the structure's level of detail (``structure.py``): from 1 (only where the ink is) to
-        ``structure.finest_level(h)`` (its exact silhouette, the default); 0 ignores the input. Classifier-free
+        ``structure.finest_level(h)`` (its exact silhouette); 0 ignores the input; None: the model's
+        ``StructureConfig.default_detail`` (2 for cpu-v2v). Classifier-free
         guidance pushes towards the prompt only (``{<prompt kind>: guidance_scale}``); the structure is read as
         given, unless ``guidance_scale`` is a dict that names "structure" too. ``temporal_guidance`` ω_t: 1 = the
         video model; > 1 pushes away from its frame-by-frame image prediction (``sampling.temporal_guided_prediction``),
@@ -297,8 +298,8 @@ class LatentVideoPipeline:
             raise ValueError(f"this model makes clips of {self.config.num_frames} frames; structure_from has {f} "
                              f"(shape {tuple(video.shape)})")
         kind = self.conditioning.kind("structure")
-        top = finest_level(self.config.image_size)
-        detail = top if detail is None else check_level(detail, self.config.image_size)
+        detail = self.config.structure.default_detail if detail is None else detail
+        detail = check_level(detail, self.config.image_size)
         if isinstance(prompts, str):
             prompts = [prompts] * n
         cond = self._other_conditions(labels, prompts, n) or {}

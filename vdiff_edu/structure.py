@@ -7,7 +7,8 @@ the maps keep, the less of the input's shape survives and the more the prompt de
 depth; its structure is its **silhouette**, the pixels with ink, and the level of detail is how coarsely it is pooled:
 
     silhouette   1 where a pixel has ink (more than half-way from black to white), else 0      (b, 1, f, H, W)
-    level L      the silhouette averaged over square cells of side H / 2^L, then drawn back at H×W:
+    level L      the silhouette pooled over square cells of side H / 2^L, then drawn back at H×W (pooling
+                 "mean": the fraction of each cell with ink; "max": 1 where a cell has any ink):
                    L = log2(H) (5 on 32 px frames)  cells of one pixel: the exact silhouette, the digit's shape
                    L = 3                            4 px cells: a blurred shape
                    L = 1                            16 px cells, a 2×2 grid: only roughly where the ink is
@@ -49,6 +50,11 @@ class StructureConfig:
     max_detail: int | None = None  # the finest (None: log2 of the frame side, cells of one pixel)
     drop_prob: float = 0.1  # how often a training clip gets no structure at all (level 0): the model then also
                             # knows "without it", for guidance and for plain text-to-video
+    pooling: str = "mean"  # "mean": each cell holds its fraction of ink (which also says how thick the stroke is);
+                           # "max": 1 where a cell holds any ink (where, not how much)
+    default_detail: int = 2  # the level an edit uses when none is asked for: on the shipped cpu-v2v model the
+                             # measured compromise between following the input and taking the prompt's digit
+                             # (docs/video_to_video.md)
     caption_says: tuple[str, ...] = ("digit", "style")  # what the training captions name (captions.Meaning fields):
                                                         # the motion comes from the structure, so a prompt names
                                                         # only what changes ("a bold 8")
@@ -60,6 +66,7 @@ class StructureConfig:
                              f"drawn with drop_prob); got min_detail={self.min_detail}, max_detail={self.max_detail}")
         if not 0.0 <= self.drop_prob < 1.0:
             raise ValueError(f"StructureConfig.drop_prob must be in [0, 1); got {self.drop_prob}")
+        check_pooling(self.pooling)
         unknown = set(self.caption_says) - {"digit", "motion", "direction", "style"}
         if unknown:
             raise ValueError(f"StructureConfig.caption_says names fields of captions.Meaning (digit, motion, "
@@ -69,6 +76,7 @@ class StructureConfig:
         """The levels training draws from (besides 0), for frames of ``image_size`` pixels."""
         top = finest_level(image_size) if self.max_detail is None else self.max_detail
         check_level(top, image_size)
+        check_level(self.default_detail, image_size)
         return tuple(range(self.min_detail, top + 1))
 
 
@@ -92,6 +100,15 @@ def check_level(level: int, image_size: int) -> int:
     return int(level)
 
 
+POOLINGS = ("mean", "max")
+
+
+def check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise ValueError(f"structure pooling must be one of {POOLINGS}; got {pooling!r}")
+    return pooling
+
+
 def cell_size(level: int, image_size: int) -> int:
     """The side, in pixels, of the cells level ``level`` averages over: ``image_size / 2^level``."""
     return image_size // 2 ** check_level(level, image_size)
@@ -105,15 +122,17 @@ def silhouette(video: Tensor) -> Tensor:
     return (video > INK_THRESHOLD).to(torch.float32)
 
 
-def pool(sil: Tensor, level: int) -> Tensor:
-    """The silhouette ``(b, 1, f, H, W)`` averaged over cells of side ``H / 2^level`` and drawn back at ``H×W``
-    (each cell holds the fraction of its pixels with ink); level 0 gives zeros, the finest level the silhouette."""
+def pool(sil: Tensor, level: int, pooling: str = "mean") -> Tensor:
+    """The silhouette ``(b, 1, f, H, W)`` pooled over cells of side ``H / 2^level`` and drawn back at ``H×W``: each
+    cell holds the fraction of its pixels with ink ("mean") or 1 if any has ink ("max"); level 0 gives zeros, the
+    finest level the silhouette itself."""
     b, _, f, size, _ = sil.shape
     if check_level(level, size) == 0:
         return torch.zeros_like(sil)
     k = cell_size(level, size)
     frames = rearrange(sil, "b c f h w -> (b f) c h w")  # (b·f, 1, H, W)
-    coarse = F.avg_pool2d(frames, k)  # (b·f, 1, 2^L, 2^L): the fraction of ink in each cell
+    pooled = F.avg_pool2d if check_pooling(pooling) == "mean" else F.max_pool2d
+    coarse = pooled(frames, k)  # (b·f, 1, 2^L, 2^L): the fraction of ink in each cell, or whether it has any
     fine = F.interpolate(coarse, scale_factor=k, mode="nearest")  # (b·f, 1, H, W)
     return rearrange(fine, "(b f) c h w -> b c f h w", b=b)  # (b, 1, f, H, W)
 
@@ -138,13 +157,13 @@ def structure_channels_for(downsample: int) -> int:
     return downsample**2 + 1
 
 
-def structure_maps(video: Tensor, level, downsample: int) -> Tensor:
+def structure_maps(video: Tensor, level, downsample: int, pooling: str = "mean") -> Tensor:
     """Pixel clips ``(b, 1, f, H, W)`` in [-1, 1] → their structure maps at ``level`` (one int, or one per clip
     ``(b,)``) as the U-Net's input ``(b, d² + 1, f, H/d, W/d)``: ``to_channels(pool(silhouette(video), level))``."""
-    return maps_of_silhouettes(silhouette(video), level, downsample)
+    return maps_of_silhouettes(silhouette(video), level, downsample, pooling)
 
 
-def maps_of_silhouettes(sil: Tensor, level, downsample: int) -> Tensor:
+def maps_of_silhouettes(sil: Tensor, level, downsample: int, pooling: str = "mean") -> Tensor:
     """``structure_maps`` from silhouettes already made (``(b, 1, f, H, W)`` of 0s and 1s); ``level`` an int or
     ``(b,)``: clips drawn at different levels are pooled level by level."""
     b, size = sil.shape[0], sil.shape[-1]
@@ -155,11 +174,11 @@ def maps_of_silhouettes(sil: Tensor, level, downsample: int) -> Tensor:
     pooled = torch.empty_like(sil)
     for value in levels.unique().tolist():
         rows = (levels == value).to(sil.device)
-        pooled[rows] = pool(sil[rows], check_level(int(value), size))
+        pooled[rows] = pool(sil[rows], check_level(int(value), size), pooling)
     return to_channels(pooled, levels.to(sil.device, sil.dtype), downsample)  # (b, d² + 1, f, h, w)
 
 
-def structure_image(video: Tensor, level: int) -> Tensor:
+def structure_image(video: Tensor, level: int, pooling: str = "mean") -> Tensor:
     """What a model is shown, as a picture: ``video (b, 1, f, H, W)`` in [-1, 1] → the pooled silhouette at ``level``
     as uint8 ``(b, f, H, W)``, 255 = a cell full of ink (what ``sample`` writes to structure.npy)."""
-    return (pool(silhouette(video), level)[:, 0] * 255).round().to(torch.uint8)  # (b, f, H, W)
+    return (pool(silhouette(video), level, pooling)[:, 0] * 255).round().to(torch.uint8)  # (b, f, H, W)
