@@ -65,9 +65,9 @@ def test_checks_12_accept_solutions_and_reject_mistakes(exercises, capsys):
     from exercises import solutions_12 as solutions
     from vdiff_edu.structure import pool
 
-    assert checks.check_max_pool(solutions.max_pool)
-    assert not checks.check_max_pool(pool)  # the mean: the fraction of ink
-    assert not checks.check_max_pool(lambda s, level: solutions.max_pool(s, max(level, 1)))  # level 0 not zeros
+    assert checks.check_mean_pool(solutions.mean_pool)
+    assert not checks.check_mean_pool(pool)  # the max (the default): any ink
+    assert not checks.check_mean_pool(lambda s, level: solutions.mean_pool(s, max(level, 1)))  # level 0 not zeros
     assert checks.check_leak_guess(solutions.leak_guess, {0: 0.0, 1: 0.1, 5: 0.8})
     assert not checks.check_leak_guess("falls", {0: 0.0, 1: 0.1, 5: 0.8})
     assert checks.check_leak_guess("same", {1: 0.10, 5: 0.12})
@@ -76,7 +76,7 @@ def test_checks_12_accept_solutions_and_reject_mistakes(exercises, capsys):
     assert not checks.check_temporal_mix(lambda v, i, w: v + w * (v - i))  # starts from the video prediction
     assert not checks.check_temporal_mix(lambda v, i, w: i + w * (i - v))  # the difference the wrong way round
     out = capsys.readouterr().out
-    assert "the mean" in out and "the measurement says" in out and "start from the image" in out
+    assert "took the max" in out and "the measurement says" in out and "start from the image" in out
 
 
 def test_checks_10_accept_solutions_and_reject_mistakes(exercises, capsys):

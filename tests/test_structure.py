@@ -52,32 +52,36 @@ def a_clip() -> torch.Tensor:
 # ----------------------------------------------------------------------------- the maps, by hand
 
 
-def test_the_silhouette_is_the_ink_above_half_way():
-    video = torch.tensor([-1.0, -0.1, 0.0, 0.1, 1.0]).reshape(1, 1, 1, 1, 5)
-    assert silhouette(video).flatten().tolist() == [0, 0, 0, 1, 1]
+def test_the_silhouette_is_the_ink_above_a_tenth_of_white():
+    video = torch.tensor([-1.0, -0.9, -0.8, -0.7, 0.0, 1.0]).reshape(1, 1, 1, 1, 6)  # [0, 0.05, 0.1, 0.15, 0.5, 1]
+    assert silhouette(video).flatten().tolist() == [0, 0, 0, 1, 1, 1]
 
 
-def test_pooling_averages_cells_of_side_frame_over_two_to_the_level():
+def test_mean_pooling_averages_cells_of_side_frame_over_two_to_the_level():
     sil = silhouette(a_clip())  # (1, 1, 2, 4, 4)
     assert [cell_size(level, 4) for level in (1, 2)] == [2, 1]
-    coarse = pool(sil, 1)[0, 0, 0]  # 2×2 cells of 2 px: top-left full, bottom-right a quarter, others empty
+    coarse = pool(sil, 1, "mean")[0, 0, 0]  # 2×2 cells of 2 px: top-left full, bottom-right a quarter, others empty
     want = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0.25, 0.25], [0, 0, 0.25, 0.25]])
     torch.testing.assert_close(coarse, want)
-    torch.testing.assert_close(pool(sil, 2), sil)  # the finest level: the silhouette itself
-    assert pool(sil, 0).abs().sum() == 0  # level 0: no structure
-    assert pool(sil, 1)[0, 0, 1].abs().sum() == 0  # an empty frame stays empty
-    for level in range(3):  # pooling keeps the amount of ink
-        torch.testing.assert_close(pool(sil, level).sum() if level else sil.sum(), sil.sum())
+    torch.testing.assert_close(pool(sil, 2, "mean"), sil)  # the finest level: the silhouette itself
+    assert pool(sil, 0, "mean").abs().sum() == 0  # level 0: no structure
+    assert pool(sil, 1, "mean")[0, 0, 1].abs().sum() == 0  # an empty frame stays empty
+    for level in range(3):  # mean pooling keeps the amount of ink
+        torch.testing.assert_close(pool(sil, level, "mean").sum() if level else sil.sum(), sil.sum())
 
 
-def test_max_pooling_marks_every_cell_with_any_ink():
+def test_max_pooling_the_default_marks_every_cell_with_any_ink():
     sil = silhouette(a_clip())
+    assert StructureConfig().pooling == "max"
+    torch.testing.assert_close(pool(sil, 1), pool(sil, 1, "max"))
     coarse = pool(sil, 1, "max")[0, 0, 0]  # the bottom-right cell holds one pixel of ink: all of it is marked
     want = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=torch.float32)
     torch.testing.assert_close(coarse, want)
     torch.testing.assert_close(pool(sil, 2, "max"), sil)  # the finest level: still the silhouette
-    kind = StructureMaps(downsample=2, image_size=4, cfg=StructureConfig(pooling="max"))
+    kind = StructureMaps(downsample=2, image_size=4)
     assert set(kind.maps(a_clip(), 1)["structure"][0, :4, 0].unique().tolist()) <= {0.0, 1.0}  # where, not how much
+    mean = StructureMaps(downsample=2, image_size=4, cfg=StructureConfig(pooling="mean"))
+    assert 0.25 in mean.maps(a_clip(), 1)["structure"][0, :4, 0].unique().tolist()  # how much, too
     with pytest.raises(ValueError, match="pooling"):
         StructureConfig(pooling="median")
 
@@ -93,12 +97,13 @@ def test_a_level_outside_the_frame_or_not_whole_is_refused_with_the_range():
 
 def test_channels_fold_every_pixel_and_say_the_level():
     sil = silhouette(a_clip())
-    channels = to_channels(pool(sil, 1), 1, downsample=2)  # (1, 2² + 1, 2, 2, 2)
+    pooled = pool(sil, 1, "mean")
+    channels = to_channels(pooled, 1, downsample=2)  # (1, 2² + 1, 2, 2, 2)
     assert channels.shape == (1, structure_channels_for(2), 2, 2, 2)
-    torch.testing.assert_close(from_channels(channels, 2), pool(sil, 1))  # the fold loses nothing
+    torch.testing.assert_close(from_channels(channels, 2), pooled)  # the fold loses nothing
     assert torch.all(channels[:, -1] == 0.5)  # level 1 of finest 2
     # the first channel is the top-left pixel of every 2×2 patch
-    torch.testing.assert_close(channels[0, 0, 0], pool(sil, 1)[0, 0, 0, ::2, ::2])
+    torch.testing.assert_close(channels[0, 0, 0], pooled[0, 0, 0, ::2, ::2])
 
 
 def test_clips_at_different_levels_are_pooled_each_at_its_own():
@@ -110,9 +115,10 @@ def test_clips_at_different_levels_are_pooled_each_at_its_own():
 
 
 def test_structure_image_is_the_pooled_map_in_bytes():
-    img = structure_image(a_clip(), 1)
+    img = structure_image(a_clip(), 1, "mean")
     assert img.dtype == torch.uint8 and img.shape == (1, 2, 4, 4)
     assert img[0, 0, 0, 0] == 255 and img[0, 0, 3, 3] == 64 and img[0, 1].max() == 0  # 0.25 · 255 = 63.75
+    assert structure_image(a_clip(), 1)[0, 0, 3, 3] == 255  # max pooling: the cell has ink
 
 
 # ----------------------------------------------------------------------------- the condition

@@ -403,7 +403,7 @@ class ExperimentConfig:
              if self.text is not None else []) + ([f"  frames       given frames as {self.unet.cond_channels} more input "
               f"channels; tasks past/future/both/none drawn {self.frames.task_probs}; noise augmentation up to "
               f"std {self.frames.noise_aug:g}"] if self.frames is not None else []) + ([f"  structure    an input's "
-              f"silhouette pooled at levels {self.structure.levels(self.image_size)} (0 = none, drawn "
+              f"silhouette {self.structure.pooling}-pooled at levels {self.structure.levels(self.image_size)} (0 = none, drawn "
               f"{self.structure.drop_prob:g}) as {self.unet.structure_channels} more input channels; captions name "
               f"{' and '.join(self.structure.caption_says)}"] if self.structure is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
               f"(--minutes 0: exactly these)"] if self.time_budget_minutes else []))

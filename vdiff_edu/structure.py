@@ -6,9 +6,9 @@ level of detail, are concatenated to the latents, while the content comes throug
 the maps keep, the less of the input's shape survives and the more the prompt decides. A Moving MNIST clip has no
 depth; its structure is its **silhouette**, the pixels with ink, and the level of detail is how coarsely it is pooled:
 
-    silhouette   1 where a pixel has ink (more than half-way from black to white), else 0      (b, 1, f, H, W)
+    silhouette   1 where a pixel has ink (brighter than a tenth of white), else 0               (b, 1, f, H, W)
     level L      the silhouette pooled over square cells of side H / 2^L, then drawn back at H×W (pooling
-                 "mean": the fraction of each cell with ink; "max": 1 where a cell has any ink):
+                 "max": 1 where a cell has any ink; "mean": the fraction of each cell with ink):
                    L = log2(H) (5 on 32 px frames)  cells of one pixel: the exact silhouette, the digit's shape
                    L = 3                            4 px cells: a blurred shape
                    L = 1                            16 px cells, a 2×2 grid: only roughly where the ink is
@@ -36,7 +36,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-INK_THRESHOLD = 0.0  # a pixel in [-1, 1] has ink above this (half-way from black, -1, to white, 1)
+INK_THRESHOLD = -0.8  # a pixel in [-1, 1] has ink above this, a tenth of the way from black (-1) to white (1): a
+                      # thin stroke (erosion) is dim, and at half-way a quarter of thin digits had no ink at all
 
 
 # ----------------------------------------------------------------------------- the recipe's choices
@@ -50,8 +51,8 @@ class StructureConfig:
     max_detail: int | None = None  # the finest (None: log2 of the frame side, cells of one pixel)
     drop_prob: float = 0.1  # how often a training clip gets no structure at all (level 0): the model then also
                             # knows "without it", for guidance and for plain text-to-video
-    pooling: str = "mean"  # "mean": each cell holds its fraction of ink (which also says how thick the stroke is);
-                           # "max": 1 where a cell holds any ink (where, not how much)
+    pooling: str = "max"  # "max": 1 where a cell holds any ink (where, not how much); "mean": each cell holds its
+                          # fraction of ink, which also says how thick the stroke is (and the model then copies it)
     default_detail: int = 2  # the level an edit uses when none is asked for: on the shipped cpu-v2v model the
                              # measured compromise between following the input and taking the prompt's digit
                              # (docs/video_to_video.md)
@@ -118,11 +119,11 @@ def cell_size(level: int, image_size: int) -> int:
 
 
 def silhouette(video: Tensor) -> Tensor:
-    """``video (b, 1, f, H, W)`` in [-1, 1] → 1.0 where a pixel has ink, else 0.0, same shape."""
+    """``video (b, 1, f, H, W)`` in [-1, 1] → 1.0 where a pixel has ink (above ``INK_THRESHOLD``), else 0.0."""
     return (video > INK_THRESHOLD).to(torch.float32)
 
 
-def pool(sil: Tensor, level: int, pooling: str = "mean") -> Tensor:
+def pool(sil: Tensor, level: int, pooling: str = "max") -> Tensor:
     """The silhouette ``(b, 1, f, H, W)`` pooled over cells of side ``H / 2^level`` and drawn back at ``H×W``: each
     cell holds the fraction of its pixels with ink ("mean") or 1 if any has ink ("max"); level 0 gives zeros, the
     finest level the silhouette itself."""
@@ -157,13 +158,13 @@ def structure_channels_for(downsample: int) -> int:
     return downsample**2 + 1
 
 
-def structure_maps(video: Tensor, level, downsample: int, pooling: str = "mean") -> Tensor:
+def structure_maps(video: Tensor, level, downsample: int, pooling: str = "max") -> Tensor:
     """Pixel clips ``(b, 1, f, H, W)`` in [-1, 1] → their structure maps at ``level`` (one int, or one per clip
     ``(b,)``) as the U-Net's input ``(b, d² + 1, f, H/d, W/d)``: ``to_channels(pool(silhouette(video), level))``."""
     return maps_of_silhouettes(silhouette(video), level, downsample, pooling)
 
 
-def maps_of_silhouettes(sil: Tensor, level, downsample: int, pooling: str = "mean") -> Tensor:
+def maps_of_silhouettes(sil: Tensor, level, downsample: int, pooling: str = "max") -> Tensor:
     """``structure_maps`` from silhouettes already made (``(b, 1, f, H, W)`` of 0s and 1s); ``level`` an int or
     ``(b,)``: clips drawn at different levels are pooled level by level."""
     b, size = sil.shape[0], sil.shape[-1]
@@ -178,7 +179,7 @@ def maps_of_silhouettes(sil: Tensor, level, downsample: int, pooling: str = "mea
     return to_channels(pooled, levels.to(sil.device, sil.dtype), downsample)  # (b, d² + 1, f, h, w)
 
 
-def structure_image(video: Tensor, level: int, pooling: str = "mean") -> Tensor:
+def structure_image(video: Tensor, level: int, pooling: str = "max") -> Tensor:
     """What a model is shown, as a picture: ``video (b, 1, f, H, W)`` in [-1, 1] → the pooled silhouette at ``level``
     as uint8 ``(b, f, H, W)``, 255 = a cell full of ink (what ``sample`` writes to structure.npy)."""
     return (pool(silhouette(video), level, pooling)[:, 0] * 255).round().to(torch.uint8)  # (b, f, H, W)
