@@ -213,11 +213,13 @@ def _new_figure(nrows: int, ncols: int, figsize: tuple[float, float]):
     return fig, axes
 
 
-def _finish(fig):
-    """Close the figure on pyplot's side (so Jupyter draws only the returned object, once) and return it."""
+def _finish(fig, title_inches: float = 0.0):
+    """Lay the figure out (leaving ``title_inches`` at the top for a suptitle, which ``tight_layout`` alone would let
+    overlap the first row's titles), close it on pyplot's side (so Jupyter draws only the returned object, once)
+    and return it."""
     import matplotlib.pyplot as plt  # lazily, as in _new_figure
 
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - title_inches / fig.get_figheight()))
     plt.close(fig)
     return fig
 
@@ -281,7 +283,7 @@ def filmstrip(
                 ax.set_ylabel(str(labels[r]), fontsize=8, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title)
-    return _finish(fig)
+    return _finish(fig, title_inches=0.35 if title else 0.0)
 
 
 def plot_schedules(schedules: Mapping[str, Any] | Sequence[Any] | Any):
