@@ -281,3 +281,36 @@ def test_exercise_checks_reject_wrong_answers_and_wait_for_unattempted_ones(chec
     for check in (checks.check_psnr, checks.check_latent_shape, checks.check_kl, checks.check_scale_factor):
         assert not check(not_yet) and not check(None)
     assert "not attempted yet" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the temporally fine-tuned decoder ----
+
+
+def test_a_temporal_decoder_starts_as_the_per_frame_one_and_fine_tunes_only_its_temporal_layers(tmp_path):
+    from vdiff_edu.autoencoder import finetune_temporal_decoder, with_temporal_decoder
+
+    torch.manual_seed(0)
+    base = FrameAutoencoder(AutoencoderConfig.smoke()).eval()
+    clips = torch.rand(6, 1, 4, 16, 16) * 2 - 1
+    z = base.encode(clips)  # (6, 4, 4, 4, 4)
+    video = with_temporal_decoder(base)
+    assert video.cfg.temporal_decoder and not base.cfg.temporal_decoder
+    torch.testing.assert_close(video.decode(z), base.decode(z))  # zero-initialised: the same decoder at first
+    losses = finetune_temporal_decoder(video, clips, steps=5, batch_size=2)
+    assert len(losses) == 5 and all(math.isfinite(x) for x in losses)
+    trained = {k for k, v in video.state_dict().items()
+               if k in base.state_dict() and not torch.equal(v, base.state_dict()[k])}
+    assert trained == set()  # encoder and the per-frame decoder untouched
+    with torch.no_grad():
+        torch.testing.assert_close(video.decode(z, temporal=False), base.decode(z))  # "before", exactly
+        after = video.decode(z)
+        assert not torch.allclose(after, base.decode(z))
+        # frames mix: changing frame 0's latent changes frame 1 only with the temporal layers
+        z2 = z.clone()
+        z2[:, :, 0] += 1.0
+        assert not torch.allclose(video.decode(z2)[:, :, 1], after[:, :, 1])
+        torch.testing.assert_close(video.decode(z2, temporal=False)[:, :, 1], base.decode(z)[:, :, 1])
+    path = video.save(tmp_path / "ae.safetensors")
+    torch.testing.assert_close(FrameAutoencoder.load(path).decode(z), after)
+    with pytest.raises(ValueError, match="with_temporal_decoder"):
+        finetune_temporal_decoder(base, clips, steps=1)

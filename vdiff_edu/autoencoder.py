@@ -162,6 +162,24 @@ class Encoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))  # (n, 2·c_z, h/d, w/d)
 
 
+class TemporalMix(nn.Module):
+    """h + conv(SiLU(GroupNorm(h))) where conv is 3×1×1 along the frames: each pixel mixes with the same pixel one
+    frame before and after. Zero-initialised, so a decoder that gains these layers first decodes exactly as before.
+    ``(b·f, c, h, w) -> (b·f, c, h, w)``."""
+
+    def __init__(self, channels: int, groups: int = 8):
+        super().__init__()
+        self.norm = _group_norm(channels, groups)
+        self.conv = nn.Conv2d(channels, channels, (3, 1), padding=(1, 0))  # over the (f, h·w) plane
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, h: torch.Tensor, num_frames: int) -> torch.Tensor:
+        y = rearrange(F.silu(self.norm(h)), "(b f) c h w -> b c f (h w)", f=num_frames)  # (b, c, f, h·w)
+        y = rearrange(self.conv(y), "b c f (h w) -> (b f) c h w", h=h.shape[-2])  # (b·f, c, h, w)
+        return h + y
+
+
 class Decoder(nn.Module):
     """Latent frames ``(n, c_z, h/d, w/d)`` → pixels ``(n, in_ch, h, w)`` in (−1, 1) (tanh, see the module doc)."""
 
@@ -181,11 +199,21 @@ class Decoder(nn.Module):
         self.up = nn.Sequential(*layers)
         self.norm_out = _group_norm(ch, cfg.groups)
         self.conv_out = nn.Conv2d(ch, cfg.in_channels, 3, padding=1)
+        # optional: frames mix after the middle block (latent resolution) and before the output (full resolution)
+        self.temporal = (nn.ModuleList([TemporalMix(widths[-1], cfg.groups), TemporalMix(ch, cfg.groups)])
+                         if cfg.temporal_decoder else None)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:  # z: (n, c_z, h/d, w/d)
+    def forward(self, z: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:  # z: (n, c_z, h/d, w/d)
+        """With ``num_frames`` (z holds clips of that many frames, ``n = b·f``) and temporal layers, neighbouring
+        frames mix; otherwise every frame is decoded on its own (the per-frame decoder, exactly)."""
+        mix = self.temporal is not None and num_frames is not None
         h = self.conv_in(z)  # (n, widths[-1], h/d, w/d)
         h = self.mid(h)
+        if mix:
+            h = self.temporal[0](h, num_frames)
         h = self.up(h)  # (n, widths[0], h, w)
+        if mix:
+            h = self.temporal[1](h, num_frames)
         return torch.tanh(self.conv_out(F.silu(self.norm_out(h))))  # (n, in_ch, h, w) in (-1, 1)
 
 
@@ -205,6 +233,9 @@ class AutoencoderConfig:
     groups: int = 8  # GroupNorm groups
     image_size: int = 32  # frame side the presets are made for (any multiple of d works)
     kl_weight: float = 1e-3  # weight of the KL term (nats per latent element) against L1 (per pixel)
+    temporal_decoder: bool = False  # temporal layers in the decoder, mixing neighbouring frames (Video LDM,
+                                    # Blattmann et al. 2023): fine-tuned on clips with everything else frozen
+                                    # (finetune_temporal_decoder); False = every frame decoded on its own
     # training defaults, used by train_autoencoder when not given
     train_steps: int = 500
     batch_size: int = 64  # frames per step (frames, not clips: the autoencoder sees one frame at a time)
@@ -310,15 +341,16 @@ class FrameAutoencoder(nn.Module):
         z = q.sample(generator) if sample else q.mode()  # (b, c_z, f, h/d, w/d)
         return z * self.scale_factor
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Scaled latent ``(b, c_z, f, h', w')`` → video ``(b, c, f, h'·d, w'·d)`` in (−1, 1)."""
+    def decode(self, z: torch.Tensor, temporal: bool = True) -> torch.Tensor:
+        """Scaled latent ``(b, c_z, f, h', w')`` → video ``(b, c, f, h'·d, w'·d)`` in (−1, 1). ``temporal=False``
+        decodes every frame on its own even when the decoder has temporal layers (the per-frame decoder)."""
         self._check_latent(z)
-        return self._decode_unscaled(z / self.scale_factor)
+        return self._decode_unscaled(z / self.scale_factor, temporal)
 
-    def _decode_unscaled(self, z: torch.Tensor) -> torch.Tensor:
-        b = z.shape[0]
+    def _decode_unscaled(self, z: torch.Tensor, temporal: bool = True) -> torch.Tensor:
+        b, f = z.shape[0], z.shape[2]
         frames = rearrange(z, "b c f h w -> (b f) c h w")  # (b·f, c_z, h', w')
-        x = self.decoder(frames)  # (b·f, c, h, w)
+        x = self.decoder(frames, f if temporal else None)  # (b·f, c, h, w)
         return rearrange(x, "(b f) c h w -> b c f h w", b=b)  # (b, c, f, h, w)
 
     def forward(self, x: torch.Tensor, sample_posterior: bool = True,
@@ -540,3 +572,53 @@ __all__ = [
     "DiagonalGaussian", "ResBlock2d", "Downsample2d", "Upsample2d", "Encoder", "Decoder", "AutoencoderConfig",
     "FrameAutoencoder", "autoencoder_loss", "train_autoencoder", "estimate_scale_factor", "reconstruct",
 ]
+
+
+# ---------------------------------------------------------------- temporal fine-tuning of the decoder ----
+
+
+def with_temporal_decoder(model: FrameAutoencoder) -> FrameAutoencoder:
+    """A copy of ``model`` whose decoder has temporal layers (zero-initialised: it decodes exactly as ``model``)."""
+    cfg = AutoencoderConfig(**{**asdict(model.cfg), "temporal_decoder": True})
+    out = FrameAutoencoder(cfg).to(next(model.parameters()).device)
+    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("decoder.temporal.") for k in missing), (missing, unexpected)
+    return out
+
+
+def finetune_temporal_decoder(model: FrameAutoencoder, clips: torch.Tensor, steps: int = 300, batch_size: int = 16,
+                              lr: float = 1e-3, latent_noise: float = 0.1, seed: int = 0,
+                              progress: bool = False) -> list[float]:
+    """Train only the decoder's temporal layers on ``clips`` ``(n, 1, f, h, w)`` in [-1, 1], everything else frozen
+    (Video LDM, Blattmann et al. 2023, section 3.1, with an L1 loss instead of their video discriminator).
+
+    Each step decodes the posterior means of ``batch_size`` clips, each frame's latent jittered by independent
+    Gaussian noise of ``latent_noise`` × the latents' std: a sampler's latents differ a little from frame to frame
+    in just this way, and that difference is what flickers. Returns the loss of every step."""
+    if model.decoder.temporal is None:
+        raise ValueError("this autoencoder's decoder has no temporal layers; fine-tune with_temporal_decoder(model)")
+    device = next(model.parameters()).device
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("decoder.temporal."))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        std = float(model.posterior(clips[:64].to(device)).mean.std())
+    losses = []
+    model.train()
+    for _ in tqdm(range(steps), desc="temporal decoder", disable=not progress):
+        idx = torch.randint(0, len(clips), (batch_size,), generator=generator)
+        x = clips[idx].to(device)  # (b, 1, f, h, w)
+        with torch.no_grad():
+            z = model.posterior(x).mean  # (b, c_z, f, h/d, w/d), unscaled
+            z = z + latent_noise * std * torch.randn(z.shape, generator=generator).to(device)
+        loss = (model._decode_unscaled(z) - x).abs().mean()  # L1 per pixel
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return losses
