@@ -261,6 +261,9 @@ def test_edit_at_level_zero_ignores_the_input_and_otherwise_reads_it(v2v_run):
     assert torch.equal(pipe.edit(video, detail=0, **same), pipe.edit(other, detail=0, **same))
     assert not torch.equal(pipe.edit(video, **same), pipe.edit(other, **same))
     assert pipe.edit(video, **same).shape == video.shape
+    z = pipe.edit(video, return_latents=True, **same)  # the same sampling, stopped before the decoder
+    assert z.shape == (2, *cfg.latent_shape)
+    torch.testing.assert_close(pipe.decode(z), pipe.edit(video, **same))
     with pytest.raises(ValueError, match="frames"):
         pipe.edit(video[:, :, :2], **same)
     with pytest.raises(ValueError, match="from 0"):

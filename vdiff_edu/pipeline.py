@@ -182,9 +182,10 @@ class LatentVideoPipeline:
     # ------------------------------------------------------------ 4. back to pixels (and the way in)
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latent clips ``(n, c_z, f, h/d, w/d)`` → videos ``(n, 1, f, h, w)`` in [-1, 1], on the CPU."""
-        return self.autoencoder.decode(latents.to(self.device)).clamp(-1, 1).float().cpu()
+    def decode(self, latents: torch.Tensor, temporal: bool = True) -> torch.Tensor:
+        """Latent clips ``(n, c_z, f, h/d, w/d)`` → videos ``(n, 1, f, h, w)`` in [-1, 1], on the CPU.
+        ``temporal=False``: every frame decoded on its own, even by a temporally fine-tuned decoder."""
+        return self.autoencoder.decode(latents.to(self.device), temporal).clamp(-1, 1).float().cpu()
 
     @torch.no_grad()
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -277,7 +278,7 @@ class LatentVideoPipeline:
              detail: int | None = None, sampler: str | None = None, steps: int | None = None,
              guidance_scale: float | dict[str, float] | None = None, temporal_guidance: float = 1.0,
              seed: int | None = 0, generator: torch.Generator | None = None, batch_size: int = 64,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, return_latents: bool = False) -> torch.Tensor:
         """Video to video (Gen-1, Esser et al. 2023): new clips ``(n, 1, f, h, w)`` in [-1, 1] (CPU) that keep the
         structure of ``structure_from`` (pixel clips ``(n, 1, f, h, w)`` in [-1, 1]) and take their content from
         ``prompts`` (a text model: "a bold 8"; one per clip, or one for all) or ``labels``.
@@ -288,7 +289,8 @@ class LatentVideoPipeline:
         guidance pushes towards the prompt only (``{<prompt kind>: guidance_scale}``); the structure is read as
         given, unless ``guidance_scale`` is a dict that names "structure" too. ``temporal_guidance`` ω_t: 1 = the
         video model; > 1 pushes away from its frame-by-frame image prediction (``sampling.temporal_guided_prediction``),
-        for steadier clips."""
+        for steadier clips. ``return_latents=True`` returns the latents ``(n, c_z, f, h/d, w/d)`` instead (to decode
+        them yourself, e.g. with and without the decoder's temporal layers)."""
         if not self.reads_structure:
             raise ValueError("this model reads no structure (it was not trained for video to video); load a "
                              "*-v2v model (a run of --preset cpu-v2v) or use the pipeline's own call for new clips")
@@ -315,7 +317,7 @@ class LatentVideoPipeline:
             z_0 = sample(self.unet, self.schedule, None, _rows(cond, rows), generator=generator, device=self.device,
                          progress=progress, x_T=z_T, conditioning=conditioning, temporal_guidance=temporal_guidance,
                          **self._sampling(sampler, steps, guidance_scale))  # (b, c_z, f, h/d, w/d)
-            videos.append(self.decode(z_0))  # (b, 1, f, h, w)
+            videos.append(z_0.cpu() if return_latents else self.decode(z_0))  # (b, 1, f, h, w)
         return torch.cat(videos)
 
     def _check_pixels(self, frames, what: str) -> torch.Tensor:
