@@ -450,11 +450,11 @@ def test_the_shipped_v2v_model_moves_its_digit_as_the_input_and_takes_the_prompt
     assert (centre_distance(u8(out), u8(video)) < 2.0).sum() >= 3
     assert (centre_distance(u8(out_moved), u8(moved)) < 2.0).sum() >= 3
     assert (centre_distance(u8(out_moved), u8(out)) > 2.5).sum() >= 3
-    # at a coarse level, another prompt: another digit on the same path
-    coarse = dict(detail=1, steps=10, seed=0)
+    # at a coarser level (the default), another prompt: another digit on the same path
+    coarse = dict(detail=2, steps=10, seed=0)
     eights, ones = pipe.edit(video, prompts="the bold digit 8", **coarse), pipe.edit(video, prompts="a 1", **coarse)
-    assert (centre_distance(u8(eights), u8(video)) < 3.0).sum() >= 3
-    assert (centre_distance(u8(ones), u8(video)) < 3.0).sum() >= 3
+    assert (centre_distance(u8(eights), u8(video)) < 3.5).sum() >= 3
+    assert (centre_distance(u8(ones), u8(video)) < 3.5).sum() >= 3
     read = load_feature_nets().frame_outputs(u8(eights))[0].mean(dim=1).argmax(dim=1)  # (4,) the digit reader
     assert (read == 8).sum() >= 3, read.tolist()
     assert (ones - eights).abs().mean() > 0.05
