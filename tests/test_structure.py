@@ -27,10 +27,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def quick_v2v() -> ExperimentConfig:
     """smoke-v2v, smaller still: the whole run in a few seconds."""
-    cfg = ExperimentConfig.preset("smoke-v2v")
-    return replace(cfg, num_clips=16, autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
-                   image_train=replace(cfg.image_train, steps=3, batch_size=8, progress="none"),
-                   train=replace(cfg.train, steps=4, batch_size=2, warmup=1, checkpoint_every=0, progress="none"))
+    from test_text_video import shrunk
+
+    return shrunk(ExperimentConfig.preset("smoke-v2v"))
 
 
 @pytest.fixture(scope="module")

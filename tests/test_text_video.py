@@ -27,7 +27,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def quick_text() -> ExperimentConfig:
     """smoke-text, smaller still: the whole run in a few seconds."""
-    cfg = ExperimentConfig.preset("smoke-text")
+    return shrunk(ExperimentConfig.preset("smoke-text"))
+
+
+def shrunk(cfg: ExperimentConfig) -> ExperimentConfig:
+    """A smoke preset smaller still (16 clips, a few steps a stage)."""
     return replace(cfg, num_clips=16, autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
                    image_train=replace(cfg.image_train, steps=3, batch_size=8, progress="none"),
                    train=replace(cfg.train, steps=4, batch_size=2, warmup=1, checkpoint_every=0, progress="none"))

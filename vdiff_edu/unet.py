@@ -147,6 +147,24 @@ class UNetBlock(nn.Module):
 # ----------------------------------------------------------------------------- the U-Net
 
 
+def _extra_channels(cond: dict, key: str, field: str, channels: int, x: torch.Tensor, what: str):
+    """``cond[key]``, the ``channels`` input channels concatenated to ``x (b, c, f, h, w)``, checked: zeros when
+    missing (nothing given), an error naming ``UNetConfig.<field>`` when the model has no such channels."""
+    value = cond.get(key)
+    if value is not None and channels == 0:
+        raise ValueError(f"cond has {key!r} but the model was built with {field}=0; use UNetConfig({field}=...) to "
+                         f"condition on {what}")
+    if not channels:
+        return None
+    b, _, f, h, w = x.shape
+    if value is None:
+        return x.new_zeros(b, channels, f, h, w)
+    if value.shape != (b, channels, f, h, w):
+        raise ValueError(f"cond[{key!r}] must have shape (b, {field}, f, h, w) = {(b, channels, f, h, w)}, got "
+                         f"{tuple(value.shape)}")
+    return value
+
+
 class UNet3D(nn.Module):
     """The video denoiser: ``forward(x (b, c_in, f, h, w), t (b,), cond=None) -> (b, c_out, f, h, w)``.
 
@@ -335,28 +353,10 @@ class UNet3D(nn.Module):
                                  f"got {tuple(context_mask.shape)}")
         elif context_mask is not None:
             raise ValueError("cond has 'context_mask' but no 'context'")
-        # conditioning frames
-        frames = cond.get("frames")
-        if frames is not None and cfg.cond_channels == 0:
-            raise ValueError("cond has 'frames' but the model was built with cond_channels=0; "
-                             "use UNetConfig(cond_channels=...) to condition on frames")
-        if cfg.cond_channels:
-            if frames is None:
-                frames = x.new_zeros(b, cfg.cond_channels, f, h, w)
-            elif frames.shape != (b, cfg.cond_channels, f, h, w):
-                raise ValueError(f"cond['frames'] must have shape (b, cond_channels, f, h, w) = "
-                                 f"{(b, cfg.cond_channels, f, h, w)}, got {tuple(frames.shape)}")
-        # structure maps of an input video
-        structure = cond.get("structure")
-        if structure is not None and cfg.structure_channels == 0:
-            raise ValueError("cond has 'structure' but the model was built with structure_channels=0; "
-                             "use UNetConfig(structure_channels=...) to condition on an input video's structure")
-        if cfg.structure_channels:
-            if structure is None:
-                structure = x.new_zeros(b, cfg.structure_channels, f, h, w)
-            elif structure.shape != (b, cfg.structure_channels, f, h, w):
-                raise ValueError(f"cond['structure'] must have shape (b, structure_channels, f, h, w) = "
-                                 f"{(b, cfg.structure_channels, f, h, w)}, got {tuple(structure.shape)}")
+        # channels concatenated to x: given frames, the structure maps of an input video
+        frames = _extra_channels(cond, "frames", "cond_channels", cfg.cond_channels, x, "frames")
+        structure = _extra_channels(cond, "structure", "structure_channels", cfg.structure_channels, x,
+                                    "an input video's structure")
         return t, labels, context, context_mask, frames, structure
 
     # ------------------------------------------------------------------------- helpers for learners
