@@ -357,7 +357,7 @@ BAD_INPUTS = [
     (["sample", "--weights", "{run}", "--out", "{dir}/taken"], {}, "--out"),
     (["frobnicate"], {}, "frobnicate"),
     (["evaluate", "{dir}/nowhere.npy"], {}, "nowhere.npy"),
-    (["evaluate", "{dir}/not_npy.npy"], {}, "not_npy.npy"),
+    (["evaluate", "{dir}/not_npy.npy"], {}, "not_npy.npy is not a .npy file"),
     (["evaluate", "{dir}/objects.npy"], {}, "objects.npy"),
     (["evaluate", "{dir}/flat.npy"], {}, "flat.npy"),
     (["evaluate", "{dir}/floats.npy"], {}, "floats.npy"),

@@ -744,6 +744,12 @@ def read_npy(path: str | os.PathLike, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what}: no file at {path}; pass the .npy written by `python -m vdiff_edu sample`")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not (head == b"\x93NUMPY" or head.startswith(b"PK")):  # a .npy, or an .npz (a zip archive)
+        raise ValueError(f"{what}: {path} is not a .npy file (a .npy starts with \\x93NUMPY; this one with "
+                         f"{head!r}); save the clips with np.save(path, clips.astype(np.uint8)), e.g. the samples.npy "
+                         f"that `python -m vdiff_edu sample` writes")
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as e:
