@@ -10,7 +10,7 @@ depth; its structure is its **silhouette**, the pixels with ink, and the level o
     level L      the silhouette pooled over square cells of side H / 2^L, then drawn back at H×W (pooling
                  "max": 1 where a cell has any ink; "mean": the fraction of each cell with ink):
                    L = log2(H) (5 on 32 px frames)  cells of one pixel: the exact silhouette, the digit's shape
-                   L = 3                            4 px cells: a blurred shape
+                   L = 3                            4 px cells: a blocky outline of the shape
                    L = 1                            16 px cells, a 2×2 grid: only roughly where the ink is
                    L = 0                            no structure at all (zeros): the model is text-to-video
     channels     the pooled map folded into the latent grid, each d×d pixel patch as d² channels (pixel
