@@ -221,7 +221,8 @@ def sample_and_write(pipe, out_dir: Path, title: str) -> tuple[dict, float]:
         video = pipe.edit(structure_from, prompts=prompts, seed=0)  # at the model's default level of detail
         paths = write_samples(video, prompt_labels(prompts, pipe.config.num_digits), out_dir, title=title,
                               prompts=prompts)
-        maps = structure_image(structure_from, pipe.config.structure.default_detail, pipe.config.structure.pooling)  # (n, f, h, w) uint8
+        structure = pipe.config.structure
+        maps = structure_image(structure_from, structure.default_detail, structure.pooling)  # (n, f, h, w) uint8
         paths["structure"] = write_array(maps.numpy(), out_dir / "structure.npy")
         return paths, time.perf_counter() - t0
     if pipe.reads_prompts:  # a text model: "the digit 0 moves left and right", "the digit 1 moves up and down", ...
@@ -851,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "2 for cpu-v2v)")
     p.add_argument("--temporal-guidance", type=float, default=1.0,
                    help="with --structure-from: temporal-consistency guidance ω_t (Gen-1): 1 = the video model "
-                        "(default), above 1 pushes away from the frame-by-frame image model for steadier clips")
+                        "(default), above 1 pushes away from the frame-by-frame image model, 0 is that image model")
     p.add_argument("--out", default=None, help="output folder (default: a new runs/samples/<weights>[-N])")
     p.add_argument("--overwrite", action="store_true", help="replace the samples already in --out")
     p.add_argument("--device", default=None)

@@ -128,7 +128,8 @@ class LatentVideoPipeline:
             if num_videos is not None and len(prompts) != num_videos:
                 raise ValueError(f"got {len(prompts)} prompts for num_videos={num_videos}; give one prompt per video "
                                  f"(or leave num_videos out)")
-            return self.conditioning.without("frames", "structure").from_batch({"caption": prompts}, self.device)  # ids, mask (n, L)
+            given = self.conditioning.without("frames", "structure")  # conditions that come from pixels: elsewhere
+            return given.from_batch({"caption": prompts}, self.device)  # ids, mask (n, L)
         if prompts is not None:
             raise ValueError("this model reads digit labels, not prompts (it was trained without captions); call it "
                              "with labels=[3, 7], or load a text model (a run of --preset cpu-text)")
@@ -153,7 +154,8 @@ class LatentVideoPipeline:
         if num_videos is not None and len(labels) != num_videos:
             raise ValueError(f"got {len(labels)} labels for num_videos={num_videos}; give one label per video "
                              f"(or leave num_videos out)")
-        return self.conditioning.without("frames", "structure").from_batch({"labels": labels}, self.device)  # {"labels": (n, slots)}
+        given = self.conditioning.without("frames", "structure")  # conditions that come from pixels: elsewhere
+        return given.from_batch({"labels": labels}, self.device)  # {"labels": (n, slots)}
 
     # ------------------------------------------------------------ 2. the starting noise
 
@@ -285,12 +287,13 @@ class LatentVideoPipeline:
 
         ``detail`` is the structure's level of detail (``structure.py``): from 1 (only where the ink is) to
         ``structure.finest_level(h)`` (its exact silhouette); 0 ignores the input; None: the model's
-        ``StructureConfig.default_detail`` (2 for cpu-v2v). Classifier-free
-        guidance pushes towards the prompt only (``{<prompt kind>: guidance_scale}``); the structure is read as
-        given, unless ``guidance_scale`` is a dict that names "structure" too. ``temporal_guidance`` ω_t: 1 = the
-        video model; > 1 pushes away from its frame-by-frame image prediction (``sampling.temporal_guided_prediction``),
-        for steadier clips. ``return_latents=True`` returns the latents ``(n, c_z, f, h/d, w/d)`` instead (to decode
-        them yourself, e.g. with and without the decoder's temporal layers)."""
+        ``StructureConfig.default_detail`` (2 for cpu-v2v). Classifier-free guidance pushes towards the prompt only;
+        both branches read the structure, unless ``guidance_scale`` is a dict that names "structure" too.
+
+        ``temporal_guidance`` ω_t: 1 = the video model; > 1 pushes away from its frame-by-frame image prediction
+        (``sampling.temporal_guided_prediction``; on cpu-v2v ω_t = 2 measured no less flicker and a weaker prompt,
+        ``docs/video_to_video.md``). ``return_latents=True`` returns the latents ``(n, c_z, f, h/d, w/d)`` instead,
+        to decode them yourself (e.g. with and without a decoder's temporal layers)."""
         if not self.reads_structure:
             raise ValueError("this model reads no structure (it was not trained for video to video); load a "
                              "*-v2v model (a run of --preset cpu-v2v) or use the pipeline's own call for new clips")
