@@ -29,11 +29,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vdiff_edu import captions  # noqa: E402
+from vdiff_edu import captions, viz  # noqa: E402
 from vdiff_edu.eval.feature_nets import load_feature_nets  # noqa: E402
 from vdiff_edu.eval.prompts import ATTRIBUTES, calibrate_style_cuts, prompt_faithfulness  # noqa: E402
 from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
@@ -145,22 +144,11 @@ def table(results: dict, rows=("generated", "real, own caption", "real, shuffled
 
 
 def figure(shown: dict, path: Path) -> None:
-    f = shown["seen"][0].shape[1]
-    rows = sum(len(m) for m, _ in shown.values())
-    fig, axes = plt.subplots(rows, f, figsize=(f * 0.8 + 5, rows * 0.8), squeeze=False)
-    row = 0
-    for name, (made, prompts) in shown.items():
-        for clip, prompt in zip(made, prompts):
-            for t in range(f):
-                axes[row, t].imshow(clip[t], cmap="gray", vmin=0, vmax=255)
-                axes[row, t].set_xticks([]), axes[row, t].set_yticks([])
-            axes[row, 0].set_ylabel(f"{name}\n{prompt}", fontsize=6, rotation=0, ha="right", va="center")
-            row += 1
-    for t in range(f):
-        axes[0, t].set_title(f"frame {t}", fontsize=7)
-    fig.subplots_adjust(left=0.5, right=0.99, top=0.97, bottom=0.01, wspace=0.05, hspace=0.08)
+    """The first clips of each group, one row per clip labelled with its group and prompt (``viz.filmstrip``)."""
+    clips = np.concatenate([made for made, _ in shown.values()])  # uint8 (rows, f, h, w)
+    labels = [f"{name}\n{prompt}" for name, (_, prompts) in shown.items() for prompt in prompts]
+    fig = viz.filmstrip(clips, labels=labels, frames=clips.shape[1])
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def main() -> None:

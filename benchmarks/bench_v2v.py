@@ -30,11 +30,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vdiff_edu import captions  # noqa: E402
+from vdiff_edu import captions, viz  # noqa: E402
 from vdiff_edu.eval.edits import edit_scores  # noqa: E402
 from vdiff_edu.eval.feature_nets import load_feature_nets  # noqa: E402
 from vdiff_edu.eval.metrics import flicker  # noqa: E402
@@ -146,24 +145,12 @@ def table(results: dict) -> str:
 
 
 def figure(shown: dict, path: Path) -> None:
+    """One input, then its map and its edit at every level: a ``viz.filmstrip`` of uint8 clips."""
     levels = sorted(shown["maps"])
-    f = shown["input"].shape[0]
-    rows = 1 + 2 * len(levels)
-    fig, axes = plt.subplots(rows, f, figsize=(f * 0.8 + 2.6, rows * 0.8), squeeze=False)
-    labelled = [("input", shown["input"])]
-    for level in levels:
-        labelled += [(f"level {level}: map", shown["maps"][level]), (f"level {level}: edit", shown["edits"][level])]
-    for row, (label, clip) in enumerate(labelled):
-        for t in range(f):
-            axes[row, t].imshow(clip[t], cmap="gray", vmin=0, vmax=255)
-            axes[row, t].set_xticks([]), axes[row, t].set_yticks([])
-        axes[row, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    for t in range(f):
-        axes[0, t].set_title(f"frame {t}", fontsize=7)
-    fig.suptitle(f"prompt: {shown['prompt']!r}", fontsize=8)
-    fig.subplots_adjust(left=0.2, right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.08)
+    rows = [shown["input"]] + [clip for level in levels for clip in (shown["maps"][level], shown["edits"][level])]
+    labels = ["input"] + [f"level {level}: {what}" for level in levels for what in ("map", "edit")]
+    fig = viz.filmstrip(np.stack(rows), labels=labels, title=f"prompt: {shown['prompt']!r}", frames=len(rows[0]))
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def main() -> None:
