@@ -35,7 +35,7 @@ test-fast: $(STAMP)
 ## check-full: every notebook top to bottom in FULL mode (VDIFF_SMOKE unset: full-mode geometry, models, weights and
 ## code paths) on the CPU, with each long loop cut to VDIFF_MAX_STEPS iterations (vdiff_edu.config.capped). Not part
 ## of `make test` or CI; its time is in docs/benchmarks.md. A subset: make check-full CHECK_FULL_NOTEBOOKS="notebooks/03_*"
-CHECK_FULL_NOTEBOOKS ?= $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+CHECK_FULL_NOTEBOOKS ?= $(wildcard notebooks/[0-9][0-9]*_*.ipynb)
 CHECK_FULL_JOBS      ?= auto
 CHECK_FULL_MAX_STEPS ?= 2
 CHECK_FULL_ENV := OMP_NUM_THREADS=1 VDIFF_SMOKE= VDIFF_MAX_STEPS=$(CHECK_FULL_MAX_STEPS) VDIFF_OFFLINE=1 MPLBACKEND=Agg

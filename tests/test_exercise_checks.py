@@ -24,7 +24,7 @@ def _not_yet(*args):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("nn", sorted(p.stem[-2:] for p in (NOTEBOOKS / "exercises").glob("checks_*.py")))
+@pytest.mark.parametrize("nn", sorted(p.stem.removeprefix("checks_") for p in (NOTEBOOKS / "exercises").glob("checks_*.py")))
 def test_every_check_returns_a_verdict_that_jupyter_does_not_echo(exercises, nn, capsys):
     from IPython.core.formatters import DisplayFormatter
 
@@ -98,3 +98,46 @@ def test_checks_10_accept_solutions_and_reject_mistakes(exercises, capsys):
     out = capsys.readouterr().out
     assert "unknown slot" in out and "does not know 'zooms'" in out and "never names the digit" in out
     assert "describes 2 digits" in out and "not attempted yet" not in out
+
+
+def test_checks_01a_accept_solutions_and_reject_mistakes(exercises, capsys):
+    from functools import partial
+
+    import torch
+
+    from exercises import checks_01a as checks
+    from exercises import solutions_01a as solutions
+    from vdiff_edu.schedule import NoiseSchedule
+
+    alpha_bar = NoiseSchedule("cosine", num_steps=100).alpha_bar.float()
+    predict_x0 = partial(solutions.predict_x0, alpha_bar=alpha_bar)
+    assert checks.check_predict_x0(predict_x0, alpha_bar)
+    assert not checks.check_predict_x0(  # forgot the square roots
+        lambda x, t, e: (x - (1 - alpha_bar[t]) * e) / alpha_bar[t], alpha_bar)
+    assert not checks.check_predict_x0(  # took the noise out but kept the signal's scale
+        lambda x, t, e: x - (1 - alpha_bar[t]).sqrt() * e, alpha_bar)
+    assert not checks.check_predict_x0(lambda x, t, e: x, alpha_bar)  # x_t itself: right only near t = 0
+
+    def ideal_eps(x_t, t, data):  # section 6's exact denoiser, as the notebook writes it
+        a = alpha_bar[t]
+        w = torch.softmax(-torch.cdist(x_t, a.sqrt() * data).pow(2) / (2 * (1 - a)), dim=1)
+        return (x_t - a.sqrt() * (w @ data)) / (1 - a).sqrt()
+
+    gaussian_eps = partial(solutions.gaussian_eps, alpha_bar=alpha_bar)
+    assert checks.check_gaussian_eps(gaussian_eps, alpha_bar, ideal_eps)
+    out = capsys.readouterr().out
+    agreement = float(out.split("agrees with your formula to ")[1].split(" %")[0])
+    assert agreement < 5.0  # the exact denoiser of 20,000 N(0, I) points is the formula, up to sampling noise
+    assert not checks.check_gaussian_eps(lambda x, t: (1 - alpha_bar[t]) * x, alpha_bar)  # a variance, not a std
+    assert not checks.check_gaussian_eps(lambda x, t: x / (1 - alpha_bar[t]).sqrt(), alpha_bar)  # grows
+    assert not checks.check_gaussian_eps(lambda x, t: torch.zeros_like(x), alpha_bar)
+    assert not checks.check_gaussian_eps(lambda x, t: x, alpha_bar)  # right only at t = T
+
+    assert checks.check_no_noise_guess(solutions.no_noise_guess, 0.4)
+    assert not checks.check_no_noise_guess("larger", 0.4)
+    assert checks.check_no_noise_guess("same", 1.05)
+    assert checks.check_no_noise_guess("larger", 1.6)
+    assert not checks.check_no_noise_guess("bigger", 0.4)
+    assert not checks.check_no_noise_guess(None, 0.4)
+    out = capsys.readouterr().out
+    assert "matches" in out and "the measurement says" in out and "expected one of" in out and "not attempted" in out

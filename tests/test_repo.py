@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
 
 def _cells(nb_path: Path) -> list[dict]:
@@ -53,3 +53,11 @@ def test_nothing_from_shared_is_committed():
     # The offline MNIST copy in ../shared is for development only; the repo must not carry idx files.
     idx = [p for p in ROOT.rglob("*idx*-ubyte*") if ".venv" not in p.parts and "cache" not in p.parts]
     assert not idx, f"MNIST idx files must not be committed: {idx}"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_stubs_do_not_hold_the_answer_in_a_comment(nb_path):
+    # a stub is "# YOUR CODE HERE" then "raise NotImplementedError": a comment after the raise gives the answer away
+    hinted = [line.strip() for c in _cells(nb_path) if c["cell_type"] == "code"
+              for line in _source(c).splitlines() if re.match(r"\s*raise NotImplementedError\s*#", line)]
+    assert not hinted, f"{nb_path.name}: exercise stubs with the answer beside them: {hinted}"
