@@ -287,6 +287,10 @@ def test_checks_08_accept_solutions_and_reject_mistakes(exercises, capsys):
     assert checks.check_generate(solutions.generate)
     assert not checks.check_generate(lambda pipe, labels, seed, steps: pipe(labels=labels, seed=seed + 1, steps=steps))
     assert "Hint" in capsys.readouterr().out
+    # the pipeline's own call gives the right clips, but the exercise is to write its steps
+    assert not checks.check_generate(lambda pipe, labels, seed, steps: pipe(labels=labels, seed=seed, steps=steps))
+    assert "called the pipeline itself" in capsys.readouterr().out
+    assert checks.check_generate(solutions.generate)  # the watcher does not break a second check of the same answer
 
 
 def test_checks_are_friendly_before_an_attempt(exercises, capsys):

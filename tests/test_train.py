@@ -454,6 +454,19 @@ def test_notebook_06_checks_accept_solutions_and_reject_wrong_answers(capsys):
     assert not checks.check_ema_update(swapped)
     assert "swapped" in capsys.readouterr().out
 
+    def new_tensors(ema_params, params, decay):  # the right values, but the EMA model never changes
+        return [decay * e + (1 - decay) * p for e, p in zip(ema_params, params)]
+
+    def into_params(ema_params, params, decay):  # right values in ema, but the model's weights overwritten too
+        for e, p in zip(ema_params, params):
+            e.mul_(decay).add_(p, alpha=1 - decay)
+            p.copy_(e)
+
+    assert not checks.check_ema_update(new_tensors)
+    assert "did not change" in capsys.readouterr().out
+    assert not checks.check_ema_update(into_params)
+    assert "params) changed" in capsys.readouterr().out
+
     def not_yet(*args):
         raise NotImplementedError
 

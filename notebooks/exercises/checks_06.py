@@ -105,21 +105,25 @@ def check_ema_update(fn) -> bool:
     g = torch.Generator().manual_seed(0)
     ema = [torch.randn(3, 4, generator=g), torch.randn(4, generator=g)]
     new = [torch.randn(3, 4, generator=g), torch.randn(4, generator=g)]
-    before = [e.clone() for e in ema]
+    before, new_before = [e.clone() for e in ema], [p.clone() for p in new]
     out, msg = call(fn, name, ema, new, 0.9)
     if msg:
         print(msg)
         return False
+    expected = [0.9 * b + 0.1 * p for b, p in zip(before, new)]
     result = ema
     if all(torch.equal(e, b) for e, b in zip(ema, before)):
-        if isinstance(out, (list, tuple)) and len(out) == 2 and all(isinstance(o, torch.Tensor) for o in out):
-            result = list(out)
-            print(f"ℹ️ {name}: you returned new tensors; the Trainer needs the update in place "
-                  "(e.g. e.lerp_(p, 1 - d)), so the EMA model's own parameters change. Checking the values anyway.")
-        else:
-            return fail(f"{name}: ema_params did not change.",
-                        "update each tensor in place: e.mul_(d).add_(p, alpha=1 - d).")
-    expected = [0.9 * b + 0.1 * p for b, p in zip(before, new)]
+        returned = isinstance(out, (list, tuple)) and len(out) == 2 and all(isinstance(o, torch.Tensor) for o in out)
+        if returned and all(close(o, e) for o, e in zip(out, expected)):
+            return fail(f"{name}: the values you returned are right, but ema_params did not change: the EMA model "
+                        "the Trainer samples from would keep its first weights for ever.",
+                        "update each tensor in place, e.mul_(d).add_(p, alpha=1 - d) or e.lerp_(p, 1 - d), "
+                        "instead of building new ones.")
+        return fail(f"{name}: ema_params did not change.",
+                    "update each tensor in place: e.mul_(d).add_(p, alpha=1 - d).")
+    if not all(torch.equal(p, b) for p, b in zip(new, new_before)):
+        return fail(f"{name}: the model's own weights (params) changed.",
+                    "params are only read: write the average into ema_params.")
     if all(close(r, e) for r, e in zip(result, expected)):
         return ok(f"{name}: correct: each step moves the average 10 % of the way to the new weights.")
     if all(close(r, 0.1 * b + 0.9 * p) for r, b, p in zip(result, before, new)):

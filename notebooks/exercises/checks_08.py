@@ -55,16 +55,41 @@ def check_compression(compression) -> bool:
     return _ok("right: 4 pixels per latent number for the cpu preset, but 16× fewer positions for the U-Net")
 
 
+def _watch(pipe) -> list[str]:
+    """Make ``pipe`` record the names of the methods called on it (a subclass swapped in); return the record."""
+    calls: list[str] = []
+    base = type(pipe)
+
+    def recorder(name):
+        def method(self, *args, **kwargs):
+            calls.append(name)
+            return getattr(base, name)(self, *args, **kwargs)
+        return method
+
+    names = ("__call__", "encode_condition", "initial_noise", "denoise", "decode")
+    pipe.__class__ = type(f"Watched{base.__name__}", (base,), {n: recorder(n) for n in names})
+    return calls
+
+
 @verdict
 def check_generate(generate) -> bool:
     """``generate(pipe, labels, seed, steps)`` must equal ``pipe(labels=labels, seed=seed, steps=steps)``."""
     pipe = _tiny_pipeline()
     labels, seed, steps = [2, 5], 4, 3
+    want = pipe(labels=labels, seed=seed, steps=steps)
+    watched = _watch(pipe)  # records which of the pipeline's methods the answer calls
     got, msg = _call(generate, "generate", pipe, labels, seed, steps)
     if msg:
         print(msg)
         return False
-    want = pipe(labels=labels, seed=seed, steps=steps)
+    if "__call__" in watched:
+        return _fail("you called the pipeline itself, pipe(...): the exercise is to write the four steps it runs",
+                     "cond = pipe.encode_condition(labels); z = pipe.initial_noise(len(labels), generator=g); "
+                     "then pipe.denoise and pipe.decode")
+    missing = [m for m in ("encode_condition", "initial_noise", "denoise", "decode") if m not in watched]
+    if missing:
+        return _fail(f"your answer never calls pipe.{missing[0]}", "the four steps: encode_condition, initial_noise, "
+                     "denoise, decode")
     if not isinstance(got, torch.Tensor) or got.shape != want.shape:
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
         return _fail(f"got {shape}, expected a tensor shaped {tuple(want.shape)}",
