@@ -70,3 +70,56 @@ def test_minutes_zero_and_fixed_steps_train_the_recipe_as_written(tmp_path, monk
     assert out["history"]["step"][-1] == 3
     out = train_pipeline(cfg, tmp_path / "b", steps=2, log=lambda s: None)
     assert out["history"]["step"][-1] == 2
+
+
+def _budget(monkeypatch, seconds: float, rates: dict) -> "recipe._Budget":
+    monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: dict(rates))
+    monkeypatch.setattr(recipe, "MARGIN_SECONDS", 0.0)
+    messages: list[str] = []
+    budget = recipe._Budget(ExperimentConfig.smoke(), seconds, [None], "cpu", None, 1, 0.0, messages.append)
+    return budget, messages
+
+
+def test_a_running_stage_slower_than_planned_is_cut_to_fit_and_never_lengthened(monkeypatch):
+    rates = {"autoencoder": 0.01, "frames": 0.01, "clips": 0.01, "encode_clip": 0.0, "sample_clip": 0.0}
+    budget, messages = _budget(monkeypatch, 100.0, rates)
+    budget.plan["clips"] = 1000
+    budget.end = recipe.time.perf_counter() + 50.0  # 50 s left (less the 4 % margin: 46 s)
+    # 100 of its steps took 20 s: 0.2 s a step where 0.01 was planned, so 46 / 0.2 = 230 more steps fit
+    plan = budget.resize_running("clips", took=20.0, done=100)
+    assert 100 + 225 <= plan["clips"] <= 100 + 230 and budget.rates["clips"] == pytest.approx(0.2)
+    assert "runs at" in messages[-1] and "not 1,000" in messages[-1]
+    # a stage that runs faster than planned keeps its length: a fast start says little about the rest
+    fast, _ = _budget(monkeypatch, 100.0, rates)
+    fast.plan["clips"] = 300
+    assert fast.resize_running("clips", took=0.1, done=100)["clips"] == 300
+    # with no time left it still takes one more step (a stage always ends on a step it was planned to take)
+    late, _ = _budget(monkeypatch, 100.0, rates)
+    late.plan["clips"], late.end = 300, recipe.time.perf_counter() - 1.0
+    assert late.resize_running("clips", took=20.0, done=100)["clips"] == 101
+
+
+def test_a_budgeted_clip_stage_is_cut_after_its_first_tenth_and_a_resume_keeps_the_cut(tmp_path, monkeypatch):
+    cfg = ExperimentConfig.smoke()
+    cfg = replace(cfg, num_clips=16, time_budget_minutes=10 / 60,
+                  autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
+                  image_train=replace(cfg.image_train, steps=4, batch_size=8, progress="none"),
+                  train=replace(cfg.train, steps=6, batch_size=2, warmup=1, checkpoint_every=0, progress="none"))
+    monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: {"autoencoder": 0.01, "frames": 0.01, "clips": 0.01,
+                                                              "encode_clip": 0.0, "sample_clip": 0.0})
+    monkeypatch.setattr(recipe, "plan_steps", lambda steps, rates, left: {k: {"clips": 60}.get(k, 2) for k in steps})
+    seen = {}
+
+    def cut(self, stage, took, done):  # the stage ran slower than planned: 25 steps in all fit
+        seen["done"] = done
+        self.plan = {**self.plan, stage: 25}
+        return self.plan
+
+    monkeypatch.setattr(recipe._Budget, "resize_running", cut)
+    result = train_pipeline(cfg, tmp_path, log=lambda s: None)
+    assert seen["done"] == 20  # timed over its first tenth, at least PROBE_STEPS
+    assert result["history"]["step"][-1] == 25 == result["config"].train.steps
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["overrides"]["plan"]["clips"] == 25 and record["stages"]["clips"]["steps"] == 25
+    again = train_pipeline(None, tmp_path, resume="latest", log=lambda s: None)  # done: nothing more to train
+    assert again["history"]["step"][-1] == 25

@@ -481,3 +481,30 @@ def test_train_denoiser_builds_a_unet_that_fits_the_data(tmp_path, monkeypatch):
     trainer = train_denoiser(make_data(6), cfg, run_dir=tmp_path, device="cpu")
     assert trainer.step == 2 and latest_checkpoint(tmp_path).name == "step_0000002.pt"
     assert (trainer.module.cfg.in_channels, trainer.module.cfg.num_label_slots) == (1, 2)
+
+
+# ---------------------------------------------------------------- re-aiming a running stage ----
+
+
+def test_retarget_reaims_the_learning_rate_and_a_resume_builds_the_same_schedule(tmp_path):
+    from dataclasses import replace
+
+    from vdiff_edu.optim import warmup_cosine
+
+    a = make_trainer(tmp_path / "a", steps=20, checkpoint_every=4)
+    a.train(num_steps=6)
+    a.retarget(replace(a.cfg, steps=12))  # a budget found the stage slower than planned: end at 12, not 20
+    a.train()
+    assert a.step == 12 and a.history["step"][-1] == 12
+    for step, lr in zip(a.history["step"], a.history["lr"]):  # step s (1-based) ran at the rate of position s-1
+        total = 20 if step <= 6 else 12
+        assert lr == pytest.approx(a.cfg.lr * warmup_cosine(step - 1, 2, total, a.cfg.min_lr_ratio), rel=1e-6)
+    assert a.history["lr"][-1] == pytest.approx(a.cfg.lr * warmup_cosine(11, 2, 12, a.cfg.min_lr_ratio))
+    # a fresh Trainer with the new length, resumed from the checkpoint at step 8, ends bit-identical
+    b = make_trainer(tmp_path / "a", steps=12, checkpoint_every=4)
+    b.train(resume=tmp_path / "a" / "checkpoints" / "step_0000008.pt")
+    assert_same_state(a, b)
+    with pytest.raises(ValueError, match="changes only steps and warmup.*'lr'"):
+        a.retarget(replace(a.cfg, steps=30, lr=1.0))
+    with pytest.raises(ValueError, match="beyond the step reached"):
+        a.retarget(replace(a.cfg, steps=10))

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .conditioning import Conditioning, as_single_frames
-from .optim import adamw_with_decay_groups, warmup_cosine_scheduler
+from .optim import adamw_with_decay_groups, warmup_cosine, warmup_cosine_scheduler
 from .runs import checkpoint_steps
 from .schedule import PREDICTIONS
 from .utils import get_device, seed_everything
@@ -485,6 +485,24 @@ class Trainer:
         self.history: dict[str, list] = {"step": [], "loss": [], "lr": [], "grad_norm": [], "clips_per_s": []}
         self._stop_requested = False
         self._last_saved_step = -1
+
+    def retarget(self, cfg: TrainConfig) -> None:
+        """Carry on with ``cfg``, which may change only ``steps`` and ``warmup`` (a time budget that re-sizes a
+        running stage): the learning-rate schedule is re-aimed at the new end, from the step reached; the steps
+        already taken keep the rates they had. A resume from a later checkpoint builds the same schedule."""
+        changed = {k for k, v in asdict(cfg).items() if asdict(self.cfg)[k] != v}
+        if changed - {"steps", "warmup"}:
+            raise ValueError(f"retarget changes only steps and warmup; got changes to {sorted(changed)}")
+        if cfg.steps <= self.step:
+            raise ValueError(f"retarget needs steps beyond the step reached ({self.step}); got steps={cfg.steps}")
+        self.cfg = cfg
+
+        def scale(step: int) -> float:
+            return warmup_cosine(step, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+
+        self.lr_scheduler.lr_lambdas = [scale] * len(self.optimizer.param_groups)  # the same position, a new end
+        for group, base in zip(self.optimizer.param_groups, self.lr_scheduler.base_lrs):
+            group["lr"] = base * scale(self.lr_scheduler.last_epoch)  # the rate of the next step
 
     # ------------------------------------------------------------ one step
 
