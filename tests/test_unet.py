@@ -198,6 +198,14 @@ def test_shape_table_and_flops():
     assert frame_wise.flops_per_clip(4, 16, 16) > conv_in_only
     # temporal attention grows faster than linearly in the frames
     assert model.flops_per_clip(16, 16, 16) > 2 * model.flops_per_clip(8, 16, 16) - emb
+    # split by kind: the parts add up to the total; 4× the positions per frame costs the convolutions 4× and the
+    # spatial attention's products 16× (they compare every position with every other)
+    model = UNet3D(UNetConfig.smoke(spatial_attn_levels=(0, 1)))
+    small, large = model.flops_per_clip(4, 8, 8, by_kind=True), model.flops_per_clip(4, 16, 16, by_kind=True)
+    assert sum(small.values()) == model.flops_per_clip(4, 8, 8)
+    assert large["conv"] == 4 * small["conv"] and small["spatial attention"] > 0
+    assert large["spatial attention"] == 16 * small["spatial attention"]
+    assert large["temporal attention"] == 4 * small["temporal attention"]  # f² per position: linear in positions
 
 
 def test_verbose_prints_parameter_count(capsys):

@@ -417,31 +417,33 @@ class UNet3D(nn.Module):
         lines.append(f"{'total':<{width}}  {'':<22} {self.num_parameters():>10,}")
         return "\n".join(lines)
 
-    def flops_per_clip(self, f: int = 8, h: int = 32, w: int = 32) -> int:
+    def flops_per_clip(self, f: int = 8, h: int = 32, w: int = 32, by_kind: bool = False) -> int | dict[str, int]:
         """Estimated forward-pass FLOPs for one clip (2 × multiply-adds of convs, linears and attention).
 
         Counted with forward hooks on one example clip; GroupNorm, activations and additions are left out
-        (a few percent). A training step (forward + backward) costs about 3 times this.
+        (a few percent). A training step (forward + backward) costs about 3 times this. ``by_kind=True`` returns
+        them split: ``{"conv", "linear", "spatial attention", "temporal attention", "cross attention"}`` (the
+        attention entries count its two products, q·kᵀ and weights·v; its projections are linears).
         """
-        macs = [0]
+        macs = dict.fromkeys(("conv", "linear", "spatial attention", "temporal attention", "cross attention"), 0)
 
         def conv_hook(module, inputs, output):
             k = module.weight[0].numel()  # in_ch/groups · kernel elements
-            macs[0] += output.numel() * k
+            macs["conv"] += output.numel() * k
 
         def linear_hook(module, inputs, output):
-            macs[0] += output.numel() * module.in_features
+            macs["linear"] += output.numel() * module.in_features
 
         def attn_hook(module, inputs, output):
             x = inputs[0]
             b, c, fr, hh, ww = x.shape
             inner = module.to_out.weight.shape[1]  # heads · head_dim
             if isinstance(module, SpatialAttention):
-                macs[0] += 2 * b * fr * (hh * ww) ** 2 * inner  # q·kᵀ and weights·v
+                macs["spatial attention"] += 2 * b * fr * (hh * ww) ** 2 * inner  # q·kᵀ and weights·v
             elif isinstance(module, TemporalAttention):
-                macs[0] += 2 * b * hh * ww * fr**2 * inner
+                macs["temporal attention"] += 2 * b * hh * ww * fr**2 * inner
             elif isinstance(module, CrossAttention):
-                macs[0] += 2 * b * fr * hh * ww * inputs[1].shape[1] * inner
+                macs["cross attention"] += 2 * b * fr * hh * ww * inputs[1].shape[1] * inner
 
         handles = []
         for m in self.modules():
@@ -452,7 +454,9 @@ class UNet3D(nn.Module):
             elif isinstance(m, (SpatialAttention, TemporalAttention, CrossAttention)):
                 handles.append(m.register_forward_hook(attn_hook))
         self._run_example(handles, f, h, w)
-        return 2 * macs[0]
+        if by_kind:
+            return {kind: 2 * n for kind, n in macs.items()}
+        return 2 * sum(macs.values())
 
 
 def _describe(blk: UNetBlock) -> str:
