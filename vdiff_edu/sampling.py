@@ -328,7 +328,7 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
            generator: torch.Generator | None = None, device: torch.device | str | None = None,
            return_trajectory: bool = False, progress: bool = False, clip_x0: float | None = None,
            x_T: Tensor | None = None, null_cond: dict | None = None, conditioning: Conditioning | None = None,
-           known: tuple[Tensor, Tensor] | None = None, temporal_guidance: float = 1.0):
+           known: tuple[Tensor, Tensor] | None = None, temporal_guidance: float = 1.0, strength: float = 1.0):
     """Draw clips shaped ``shape`` = (b, c, f, h, w) from noise with ``steps`` network calls.
 
     ``sampler`` is ``"ddim"`` (η = ``eta``), ``"ddpm"`` (ancestral) or ``"dpmpp"`` (DPM-Solver++ 2M);
@@ -337,6 +337,8 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     ``x_T`` gives the starting noise yourself (then ``shape`` may be None). ``known = (latents, mask)`` gives
     frames through the noise (``replace_known``): ``latents (b, c, f, h, w)``, ``mask (b, f)`` True = given.
     ``temporal_guidance`` ω_t ≠ 1 mixes in the image model's prediction (``temporal_guided_prediction``).
+    ``strength`` < 1 runs only the last ``round(strength · steps)`` steps, starting from ``x_T`` taken to be at the
+    first of them (``edit_start``): the second half of SDEdit (``sdedit``).
 
     Returns the clips x₀, or with ``return_trajectory=True`` the pair ``(x0, trajectory)`` where
     ``trajectory = {"t": (steps,) long, "x_t": (steps + 1, b, c, f, h, w), "x0_hat": (steps, b, c, f, h, w)}``
@@ -348,6 +350,10 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     was_training = model.training
     device = torch.device(device) if device is not None else next(model.parameters()).device
     pairs = timestep_pairs(schedule, steps)
+    if strength != 1.0:
+        if x_T is None:
+            raise ValueError("strength < 1 starts part-way, from a given x_T at that step: pass x_T (sdedit does)")
+        pairs = pairs[len(pairs) - _kept_steps(steps, strength):]
     # 1. start from pure Gaussian noise x_T ~ N(0, I)
     x = x_T.to(device) if x_T is not None else randn_like(torch.empty(shape, device=device), generator)
     solver = DPMSolverPP(schedule) if sampler == "dpmpp" else None
@@ -379,6 +385,73 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
         return x
     ts = torch.tensor([t for t, _ in pairs], dtype=torch.long)
     return x, {"t": ts, "x_t": torch.stack(xs), "x0_hat": torch.stack(x0s)}
+
+
+# ---------------------------------------------------------------- editing: SDEdit and DDIM inversion ----
+
+
+def _kept_steps(steps: int, strength: float) -> int:
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength is the fraction of the sampler's steps to run again, in (0, 1]; got {strength}. "
+                         f"Small keeps the input, 1 ignores it.")
+    return max(1, round(strength * steps))
+
+
+def edit_start(schedule, steps: int, strength: float) -> int:
+    """The step t₀ an edit of ``strength`` starts from: the first of the last ``round(strength · steps)`` steps a
+    ``steps``-step sampler visits (as diffusers' image-to-image pipelines count it)."""
+    pairs = timestep_pairs(schedule, steps)
+    return pairs[len(pairs) - _kept_steps(steps, strength)][0]
+
+
+@torch.no_grad()
+def sdedit(model: nn.Module, schedule, x0: Tensor, strength: float, cond: dict | None = None, steps: int = 50,
+           generator: torch.Generator | None = None, **sample_kwargs) -> Tensor:
+    """SDEdit (Meng et al. 2022): edit clean clips ``x0 (b, c, f, h, w)`` by noising them part-way and denoising
+    from there, with (possibly) another condition.
+
+        1. t₀ = edit_start(schedule, steps, strength)
+        2. x_t₀ = √ᾱ_t₀·x₀ + √(1−ᾱ_t₀)·ε                 (DDPM eq. 4: the input, noised to t₀)
+        3. the last round(strength · steps) steps of the sampler, from x_t₀
+
+    Small ``strength`` keeps the input's layout and details; ``strength = 1`` starts from (almost) pure noise and
+    keeps almost nothing. The other arguments are ``sample``'s.
+    """
+    t0 = edit_start(schedule, steps, strength)
+    x_t0 = schedule.q_sample(x0, torch.full((x0.shape[0],), t0, device=x0.device), randn_like(x0, generator))
+    return sample(model, schedule, None, cond, steps=steps, x_T=x_t0, strength=strength, generator=generator,
+                  **sample_kwargs)
+
+
+@torch.no_grad()
+def ddim_invert(model: nn.Module, schedule, x0: Tensor, cond: dict | None = None, steps: int = 50,
+                prediction: str = "v", guidance_scale: float = 1.0, conditioning: Conditioning | None = None,
+                null_cond: dict | None = None) -> Tensor:
+    """DDIM inversion (Song et al. 2021, §4.3; Dhariwal & Nichol 2021): run deterministic DDIM (η = 0) backwards,
+    from clean clips ``x0`` to the noise ``x_T`` that DDIM with the same ``steps`` and condition maps back to them.
+
+    For each step t_prev → t of the sampler, in reverse (x is at t_prev):
+        1. ε̂ from the network at (x, t)                     (x stands in for the unknown x_t)
+        2. x̂₀ = (x − √(1−ᾱ_prev)·ε̂) / √ᾱ_prev              (eq. 4 solved for x₀, at t_prev)
+        3. x ← √ᾱ_t·x̂₀ + √(1−ᾱ_t)·ε̂                        (DDIM eq. 12 with η = 0, one step up)
+
+    Step 1's stand-in is the only approximation: with enough steps ``sample(..., sampler="ddim", x_T=inverted)``
+    gives back ``x0`` closely. Sampling from it with another condition is an edit that keeps the input's noise.
+    """
+    _check_prediction(prediction)
+    pairs = timestep_pairs(schedule, steps)
+    was_training = model.training
+    model.eval()
+    x = x0
+    for t, t_prev in reversed(pairs):
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)  # (b,)
+        out = guided_prediction(model, x, t_batch, cond, guidance_scale, conditioning, null_cond)
+        _, eps = predict_x0_eps(schedule, out, t, x, prediction)  # 1.
+        alpha_bar_t, alpha_bar_prev = _alpha_bar(schedule, t, x), _alpha_bar(schedule, t_prev, x)
+        x0_hat = (x.double() - (1 - alpha_bar_prev).sqrt() * eps.double()) / alpha_bar_prev.sqrt()  # 2.
+        x = (alpha_bar_t.sqrt() * x0_hat + (1 - alpha_bar_t).sqrt() * eps.double()).to(x0.dtype)  # 3.
+    model.train(was_training)
+    return x
 
 
 def _maybe_tqdm(pairs: list, progress: bool, sampler: str):
