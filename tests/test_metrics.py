@@ -595,3 +595,39 @@ def test_coherence_over_time_sees_a_video_that_changes_its_digit(nets, cpu_real)
         assert bad["label_kept"][1] == 0.0 and good["label_kept"][1] >= 0.9
     with pytest.raises(ValueError, match="no window of 8"):
         M.coherence_over_time(clips[:, :4], labels, nets)
+
+
+def test_teleport_shifts_the_second_half_by_hand():
+    clips = np.zeros((1, 8, 30, 30), dtype=np.uint8)
+    clips[0, :, 3, 4] = 255  # one ink pixel, standing still
+    out = M.corrupt(clips, "teleport", 1.0)
+    np.testing.assert_array_equal(out[0, :4], clips[0, :4])  # the first half untouched
+    assert (out[0, 4:, 13, 14] == 255).all() and out[0, 4:].sum() == 4 * 255  # then 30/3 = 10 px, towards the middle
+    clips[0, :, 3, 4], clips[0, :, 25, 26] = 0, 255  # near the other corner: it jumps up and left
+    assert (M.corrupt(clips, "teleport", 1.0)[0, 4:, 15, 16] == 255).all()
+    np.testing.assert_array_equal(M.corrupt(clips, "teleport", 0.0), clips)
+    with pytest.raises(ValueError, match="'teleport'"):
+        M.corrupt(clips, "jump")
+
+
+def test_a_digit_swapped_half_way_and_a_teleport_are_each_caught_by_the_metric_made_for_them(nets, cpu_real):
+    """The two failures notebook 09 shows: identity must see the swap and not the jump; motion plausibility must see
+    the jump and not the swap."""
+    data = M.replaced_frame_clips(64, 0, frame=4, until_end=True, **CPU)
+    changed = (data["clips"] != data["replaced"]).any(axis=(2, 3))  # (n, f)
+    assert changed[:, 4:].all() and not changed[:, :4].any()  # frames 4..7, in every clip
+    real, labels, source = cpu_real
+    np.testing.assert_array_equal(data["clips"], real)
+    sets = {"real": real, "swapped": data["replaced"], "teleported": M.corrupt(real, "teleport", 1.0)}
+    speeds = M.speed_range_of(M.track_digits(real, 1))  # as evaluate_clips takes it from real clips
+    m = {name: M.clip_set_measures(c, nets, 1, CPU["digit_size"], CPU["rule"], labels, speeds)
+         for name, c in sets.items()}
+    # one jump breaks the two moments around it, of the six a clip of 8 frames has: at best 4/6 stay plausible
+    assert m["real"]["motion_plausibility"] >= 0.95 and m["teleported"]["motion_plausibility"] <= 4 / 6 + 0.05
+    assert m["teleported"]["dynamic_degree"] > 1.5 * m["real"]["dynamic_degree"]
+    assert m["swapped"]["motion_plausibility"] > 0.8 * m["real"]["motion_plausibility"]  # same path, other digit
+    if real_digits(source):
+        assert m["swapped"]["identity_persistence"] <= 0.1 < 0.9 <= m["real"]["identity_persistence"]
+        assert m["teleported"]["identity_persistence"] >= 0.8  # the digit is the same, only elsewhere
+    else:  # the nets never saw synthetic digits: only the direction is guaranteed
+        assert m["swapped"]["identity_persistence"] < m["real"]["identity_persistence"]

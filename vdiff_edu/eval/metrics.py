@@ -149,13 +149,25 @@ def _unit(clips: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(clips)).float() / 255.0  # (n, f, h, w) in [0, 1]
 
 
+def _shift(frames: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Frames ``(f, h, w)`` moved by (dy, dx) px; what moves out is lost, what moves in is background (0)."""
+    out = np.zeros_like(frames)
+    h, w = frames.shape[-2:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        frames[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
 def corrupt(clips, kind: str, strength: float = 1.0, seed: int = 0) -> np.ndarray:
     """A broken copy of uint8 ``clips (n, f, h, w)``, for baselines and for watching metrics respond:
 
     * ``"shuffle"``: a random permutation of a ``strength`` fraction of the frames (1 = all frames shuffled);
     * ``"freeze"``: the last ``strength`` fraction of the frames replaced by the first frame (1 = a still image);
     * ``"noise"``: blend towards uniform noise, (1 − s)·clip + s·noise (1 = pure noise);
-    * ``"blur"``: a Gaussian blur of σ = 2·strength px on every frame.
+    * ``"blur"``: a Gaussian blur of σ = 2·strength px on every frame;
+    * ``"teleport"``: from the middle frame on, every frame shifted by round(strength · h/3) px on each axis,
+      towards the middle of the frame (so the digit stays in view): a digit that jumps once, then moves on as
+      before.
     """
     clips = _uint8_clips(clips)
     if not 0 <= strength <= 1:
@@ -181,7 +193,19 @@ def corrupt(clips, kind: str, strength: float = 1.0, seed: int = 0) -> np.ndarra
             return out
         x = gaussian_blur(_unit(clips).reshape(n * f, 1, h, w), sigma=2.0 * strength)  # (n·f, 1, h, w) in [0, 1]
         return (x.reshape(n, f, h, w) * 255).round().clamp(0, 255).to(torch.uint8).numpy()  # back from _unit
-    raise ValueError(f"kind must be one of 'shuffle', 'freeze', 'noise', 'blur'; got {kind!r}")
+    if kind == "teleport":
+        jump = int(round(strength * h / 3))
+        if jump:
+            mid = clips[:, f // 2].astype(np.float64)  # (n, h, w) the frame where the jump happens
+            mass = mid.sum(axis=(1, 2)) + 1e-9
+            centre_y = (mid.sum(axis=2) * np.arange(h)).sum(axis=1) / mass  # (n,) the ink's centre
+            centre_x = (mid.sum(axis=1) * np.arange(w)).sum(axis=1) / mass
+            for i in range(n):
+                dy = jump if centre_y[i] < h / 2 else -jump  # towards the middle of the frame
+                dx = jump if centre_x[i] < w / 2 else -jump
+                out[i, f // 2:] = _shift(clips[i, f // 2:], dy, dx)
+        return out
+    raise ValueError(f"kind must be one of 'shuffle', 'freeze', 'noise', 'blur', 'teleport'; got {kind!r}")
 
 
 # ---------------------------------------------------------------- 3. identity from the digit classifier ----
@@ -832,12 +856,15 @@ def real_clips(n: int, start: int, image_size: int, num_frames: int, num_digits:
 
 
 def replaced_frame_clips(n: int, start: int, image_size: int, num_frames: int, num_digits: int, digit_size: int,
-                         rule: str, seed: int = 0, frame: int | None = None, **overrides) -> dict[str, np.ndarray]:
+                         rule: str, seed: int = 0, frame: int | None = None, until_end: bool = False,
+                         **overrides) -> dict[str, np.ndarray]:
     """Real clips and the same clips with one frame's digit swapped: the defect ``identity_persistence`` must see.
 
     Clip i of the evaluation split (as ``real_clips``) is rendered again with, in one frame (``frame``, or one
     drawn per clip from ``seed``), the image of its first digit replaced by another test-split MNIST digit of a
-    different class, at the same size, stroke style and position; every other frame is left as it was. Returns
+    different class, at the same size, stroke style and position; every other frame is left as it was.
+    ``until_end=True`` swaps it from that frame to the last: a 3 that turns into an 8 half-way (``frame=f // 2``)
+    and stays one. Returns
     uint8 ``clips`` and ``replaced`` ``(n, f, h, w)``, the ``frame`` index of each swap ``(n,)``, and the digits
     ``labels (n, num_digits)`` and ``new_labels (n,)`` (what the replaced frame shows instead of labels[:, 0])."""
     spec = dict(image_size=image_size, num_frames=num_frames, num_digits=num_digits, digit_size=digit_size, rule=rule)
@@ -858,10 +885,11 @@ def replaced_frame_clips(n: int, start: int, image_size: int, num_frames: int, n
         ids[0] = k
         pixels = [stroke_style(resize_digit(ds.digits.images[d], ds.digit_size), STYLES[s])  # num_digits × (d, d)
                   for d, s in zip(ids, item["styles"].tolist())]
-        # 3. frame j rendered again at the same positions, everything else untouched
-        frame_j = render_clip(pixels, item["positions"][j:j + 1].numpy(), ds.image_size, ds.rule)  # (1, h, w) in [0, 1]
+        # 3. frame j (to the end, with until_end) rendered again at the same positions, everything else untouched
+        end = num_frames if until_end else j + 1
+        frames_j = render_clip(pixels, item["positions"][j:end].numpy(), ds.image_size, ds.rule)  # (e, h, w) in [0, 1]
         swapped = clip.copy()
-        swapped[j] = to_uint8(torch.from_numpy(frame_j * 2 - 1))[0].numpy()  # (h, w) uint8, as MovingMNIST + to_uint8
+        swapped[j:end] = to_uint8(torch.from_numpy(frames_j * 2 - 1)).numpy()  # (e, h, w) uint8, as MovingMNIST
         clips.append(clip), replaced.append(swapped), frames.append(j)
         labels.append(item["labels"].numpy()), new_labels.append(int(ds.digits.labels[k]))
     return {"clips": np.stack(clips), "replaced": np.stack(replaced), "frame": np.array(frames),
