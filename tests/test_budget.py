@@ -32,12 +32,17 @@ def test_plan_keeps_the_proportions_and_fits_the_time():
         plan_steps(steps, rates, -5.0)
 
 
-def test_a_budgeted_run_sizes_its_stages_and_a_resume_keeps_the_plan(tmp_path, monkeypatch):
+def _tiny_budgeted() -> ExperimentConfig:
+    """The smoke preset cut to a few steps a stage, with a 10-second budget."""
     cfg = ExperimentConfig.smoke()
-    cfg = replace(cfg, num_clips=16, time_budget_minutes=10 / 60,
-                  autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
-                  image_train=replace(cfg.image_train, steps=4, batch_size=8, progress="none"),
-                  train=replace(cfg.train, steps=6, batch_size=2, warmup=1, checkpoint_every=0, progress="none"))
+    return replace(cfg, num_clips=16, time_budget_minutes=10 / 60,
+                   autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
+                   image_train=replace(cfg.image_train, steps=4, batch_size=8, progress="none"),
+                   train=replace(cfg.train, steps=6, batch_size=2, warmup=1, checkpoint_every=0, progress="none"))
+
+
+def test_a_budgeted_run_sizes_its_stages_and_a_resume_keeps_the_plan(tmp_path, monkeypatch):
+    cfg = _tiny_budgeted()
     fake = {"autoencoder": 0.2, "frames": 0.2, "clips": 0.2, "encode_clip": 0.0, "sample_clip": 0.0}
     calls = []
     monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: calls.append(1) or dict(fake))
@@ -100,11 +105,7 @@ def test_a_running_stage_slower_than_planned_is_cut_to_fit_and_never_lengthened(
 
 
 def test_a_budgeted_clip_stage_is_cut_after_its_first_tenth_and_a_resume_keeps_the_cut(tmp_path, monkeypatch):
-    cfg = ExperimentConfig.smoke()
-    cfg = replace(cfg, num_clips=16, time_budget_minutes=10 / 60,
-                  autoencoder=replace(cfg.autoencoder, train_steps=3, batch_size=8),
-                  image_train=replace(cfg.image_train, steps=4, batch_size=8, progress="none"),
-                  train=replace(cfg.train, steps=6, batch_size=2, warmup=1, checkpoint_every=0, progress="none"))
+    cfg = _tiny_budgeted()
     monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: {"autoencoder": 0.01, "frames": 0.01, "clips": 0.01,
                                                               "encode_clip": 0.0, "sample_clip": 0.0})
     monkeypatch.setattr(recipe, "plan_steps", lambda steps, rates, left: {k: {"clips": 60}.get(k, 2) for k in steps})

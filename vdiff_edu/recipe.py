@@ -262,8 +262,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
                       conditioning=conditioning, run_id=run.run_id)
     clip_resume = resume if resume is not None and str(resume) != "latest" else ("latest" if continuing else None)
     probe_end = min(cfg.train.steps, max(PROBE_STEPS, cfg.train.steps // 10))
-    if shared["replanning"] and not continuing and probe_end < cfg.train.steps:
-        # a budget: time the first tenth of the clip stage, then cut it if it runs slower than planned
+    probed = shared["replanning"] and not continuing and probe_end < cfg.train.steps
+    if probed:  # a budget: time the first tenth of the clip stage, then cut it if it runs slower than planned
         t_probe = time.perf_counter()
         trainer.train(resume=clip_resume, num_steps=probe_end)
         clip_resume = None
@@ -274,7 +274,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
                 cfg = replace(cfg, train=replace(cfg.train, steps=steps_and_warmup[0], warmup=steps_and_warmup[1]))
                 trainer.retarget(cfg.train)
                 result["config"] = cfg
-    if trainer.step == 0 or trainer.step >= probe_end:
+    if not probed or trainer.step == probe_end:  # (a probe stopped by Ctrl-C stops the run)
         trainer.train(resume=clip_resume)
     histories["video stage" if cfg.image_train is not None else "loss"] = trainer.history
     result["history"] = trainer.history

@@ -427,7 +427,7 @@ def sdedit(model: nn.Module, schedule, x0: Tensor, strength: float, cond: dict |
 def ddim_invert(model: nn.Module, schedule, x0: Tensor, cond: dict | None = None, steps: int = 50,
                 prediction: str = "v", guidance_scale: float = 1.0, conditioning: Conditioning | None = None,
                 null_cond: dict | None = None) -> Tensor:
-    """DDIM inversion (Song et al. 2021, §4.3; Dhariwal & Nichol 2021): run deterministic DDIM (η = 0) backwards,
+    """DDIM inversion (Song et al. 2021, §4.3 and §5.4): run deterministic DDIM (η = 0) backwards,
     from clean clips ``x0`` to the noise ``x_T`` that DDIM with the same ``steps`` and condition maps back to them.
 
     For each step t_prev → t of the sampler, in reverse (x is at t_prev):
