@@ -2,6 +2,7 @@
 
     VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/bench_budgets.py                        # 5, 10 and 20 minutes
     VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/bench_budgets.py --minutes 10 --n 200   # one budget
+    VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/bench_budgets.py --minutes 10 --lr 0.002  # another clip-stage LR
 
 For each budget the script runs ``vdiff_edu.recipe.train_pipeline`` exactly as ``train --preset cpu --minutes M``
 does (a few calibration steps measure this machine, every stage is scaled to fit, and the plan is re-sized at each
@@ -46,10 +47,11 @@ def load() -> str:
         return "n/a"
 
 
-def one_budget(minutes: float, n: int, mnist_dir: str | None) -> dict:
-    """Train the cpu preset under a budget of ``minutes``, sample ``n`` clips, score them. Returns every number."""
+def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None = None) -> dict:
+    """Train the cpu preset under a budget of ``minutes`` (with the clip stage's peak learning rate ``lr``, default
+    the preset's), sample ``n`` clips, score them. Returns every number."""
     cfg = ExperimentConfig.preset("cpu")
-    run_dir = runs_dir() / f"budget_{minutes:g}min"
+    run_dir = runs_dir() / (f"budget_{minutes:g}min" + (f"_lr{lr:g}" if lr is not None else ""))
     lines: list[str] = []
 
     def log(s: str) -> None:
@@ -58,7 +60,7 @@ def one_budget(minutes: float, n: int, mnist_dir: str | None) -> dict:
 
     start = time.perf_counter()
     result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, minutes=minutes, log=log, overwrite=True,
-                            progress="none")
+                            progress="none", lr=lr)
     train_wall = time.perf_counter() - start
     stages = json.loads((run_dir / "run.json").read_text())["stages"]  # the steps each stage really trained
     steps = {stage: stages.get(stage, {}).get("steps", 0) for stage in ("autoencoder", "frames", "clips")}
@@ -70,7 +72,7 @@ def one_budget(minutes: float, n: int, mnist_dir: str | None) -> dict:
     scores = evaluate_clips(np.asarray(to_uint8(video)[:, 0]), labels.numpy()[:, None], rule=cfg.rule,
                             reference={"mnist_dir": mnist_dir} if mnist_dir else None, out_dir=run_dir / "eval",
                             verbose=False)["metrics"]
-    return {"minutes": minutes, "train_wall_s": round(train_wall, 1), "sample_s": round(sample_seconds, 1),
+    return {"minutes": minutes, "lr": lr if lr is not None else cfg.train.lr, "train_wall_s": round(train_wall, 1), "sample_s": round(sample_seconds, 1),
             "steps": steps, "seconds": {k: round(v, 1) for k, v in result["seconds"].items()},
             "budget_log": [s.strip() for s in lines if "budget" in s],
             "generated": {k: scores[k]["generated"] for k in COLUMNS},
@@ -84,7 +86,8 @@ def table(rows: list[dict]) -> str:
     out = [head, "|" + "---|" * (3 + len(COLUMNS))]
     for r in rows:
         s = r["steps"]
-        out.append(f"| {r['minutes']:g}-minute budget | {r['train_wall_s'] / 60:.1f} min | "
+        out.append(f"| {r['minutes']:g}-minute budget, clip lr {r.get('lr', recipe.train.lr):g} | "
+                   f"{r['train_wall_s'] / 60:.1f} min | "
                    f"{s['autoencoder']} / {s['frames']} / {s['clips']} | "
                    + " | ".join(f"{r['generated'][k]:.3f}" for k in COLUMNS) + " |")
     out.append(f"| real clips (same geometry) | | (recipe: {recipe.autoencoder.train_steps} / "
@@ -98,6 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20], help="the budgets, in minutes")
     parser.add_argument("--n", type=int, default=200, help="clips to sample and score per budget")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
+    parser.add_argument("--lr", type=float, default=None, help="the clip stage's peak learning rate (default: the preset's)")
     args = parser.parse_args(argv)
     if any(not m > 0 for m in args.minutes):
         raise SystemExit(f"--minutes takes budgets above 0 (0 means no budget); got {args.minutes}")
@@ -106,7 +110,7 @@ def main(argv=None) -> int:
     rows = []
     for minutes in args.minutes:
         print(f"\n=== a {minutes:g}-minute budget ===", flush=True)
-        rows.append(one_budget(minutes, args.n, mnist_dir))
+        rows.append(one_budget(minutes, args.n, mnist_dir, args.lr))
         print(f"    trained in {rows[-1]['train_wall_s'] / 60:.1f} min, steps {rows[-1]['steps']}, "
               f"load average {load()}", flush=True)
         if args.json:
