@@ -349,11 +349,9 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     _check_prediction(prediction)
     was_training = model.training
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    pairs = timestep_pairs(schedule, steps)
-    if strength != 1.0:
-        if x_T is None:
-            raise ValueError("strength < 1 starts part-way, from a given x_T at that step: pass x_T (sdedit does)")
-        pairs = pairs[len(pairs) - _kept_steps(steps, strength):]
+    if strength != 1.0 and x_T is None:
+        raise ValueError("strength < 1 starts part-way, from a given x_T at that step: pass x_T (sdedit does)")
+    pairs = timestep_pairs(schedule, steps) if strength == 1.0 else _edit_pairs(schedule, steps, strength)
     # 1. start from pure Gaussian noise x_T ~ N(0, I)
     x = x_T.to(device) if x_T is not None else randn_like(torch.empty(shape, device=device), generator)
     solver = DPMSolverPP(schedule) if sampler == "dpmpp" else None
@@ -390,18 +388,19 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
 # ---------------------------------------------------------------- editing: SDEdit and DDIM inversion ----
 
 
-def _kept_steps(steps: int, strength: float) -> int:
+def _edit_pairs(schedule, steps: int, strength: float) -> list[tuple[int, int]]:
+    """The last ``round(strength · steps)`` (at least one) of the (t, t_prev) pairs a ``steps``-step sampler visits
+    (as diffusers' image-to-image pipelines count them)."""
     if not 0 < strength <= 1:
         raise ValueError(f"strength is the fraction of the sampler's steps to run again, in (0, 1]; got {strength}. "
                          f"Small keeps the input, 1 ignores it.")
-    return max(1, round(strength * steps))
+    pairs = timestep_pairs(schedule, steps)
+    return pairs[len(pairs) - max(1, round(strength * steps)):]
 
 
 def edit_start(schedule, steps: int, strength: float) -> int:
-    """The step t₀ an edit of ``strength`` starts from: the first of the last ``round(strength · steps)`` steps a
-    ``steps``-step sampler visits (as diffusers' image-to-image pipelines count it)."""
-    pairs = timestep_pairs(schedule, steps)
-    return pairs[len(pairs) - _kept_steps(steps, strength)][0]
+    """The step t₀ an edit of ``strength`` starts from: the first of its ``_edit_pairs``."""
+    return _edit_pairs(schedule, steps, strength)[0][0]
 
 
 @torch.no_grad()

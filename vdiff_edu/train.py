@@ -490,7 +490,8 @@ class Trainer:
         """Carry on with ``cfg``, which may change only ``steps`` and ``warmup`` (a time budget that re-sizes a
         running stage): the learning-rate schedule is re-aimed at the new end, from the step reached; the steps
         already taken keep the rates they had. A resume from a later checkpoint builds the same schedule."""
-        changed = {k for k, v in asdict(cfg).items() if asdict(self.cfg)[k] != v}
+        now = asdict(self.cfg)
+        changed = {k for k, v in asdict(cfg).items() if now[k] != v}
         if changed - {"steps", "warmup"}:
             raise ValueError(f"retarget changes only steps and warmup; got changes to {sorted(changed)}")
         if cfg.steps <= self.step:

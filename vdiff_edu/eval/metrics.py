@@ -196,13 +196,10 @@ def corrupt(clips, kind: str, strength: float = 1.0, seed: int = 0) -> np.ndarra
     if kind == "teleport":
         jump = int(round(strength * h / 3))
         if jump:
-            mid = clips[:, f // 2].astype(np.float64)  # (n, h, w) the frame where the jump happens
-            mass = mid.sum(axis=(1, 2)) + 1e-9
-            centre_y = (mid.sum(axis=2) * np.arange(h)).sum(axis=1) / mass  # (n,) the ink's centre
-            centre_x = (mid.sum(axis=1) * np.arange(w)).sum(axis=1) / mass
+            centre = track_digits(clips[:, f // 2:f // 2 + 1], 1)[:, 0, 0].numpy()  # (n, 2) (y, x) at the jump
             for i in range(n):
-                dy = jump if centre_y[i] < h / 2 else -jump  # towards the middle of the frame
-                dx = jump if centre_x[i] < w / 2 else -jump
+                dy = jump if centre[i, 0] < h / 2 else -jump  # towards the middle of the frame
+                dx = jump if centre[i, 1] < w / 2 else -jump
                 out[i, f // 2:] = _shift(clips[i, f // 2:], dy, dx)
         return out
     raise ValueError(f"kind must be one of 'shuffle', 'freeze', 'noise', 'blur', 'teleport'; got {kind!r}")
