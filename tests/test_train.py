@@ -477,6 +477,23 @@ def test_notebook_06_checks_accept_solutions_and_reject_wrong_answers(capsys):
         assert not check(not_yet) and not check(None)  # a friendly reminder, never an exception
     assert "not attempted yet" in capsys.readouterr().out
 
+    # exercise 4: the measurement decides which guess is right, and the message says what was measured
+    quiet_worse, quiet_same = {0.3: 0.55, 0.02: 0.25}, {0.3: 0.55, 0.02: 0.53}
+    assert checks.check_label_std_guess("fewer", quiet_worse)
+    assert "0.25" in capsys.readouterr().out
+    assert not checks.check_label_std_guess("more", quiet_worse)  # a plausible wrong guess
+    assert 'says "fewer"' in capsys.readouterr().out
+    assert not checks.check_label_std_guess("fewer", quiet_same)  # the same guess, where the measurement differs
+    assert checks.check_label_std_guess("same", quiet_same)
+    assert checks.check_label_std_guess("more", {0.3: 0.4, 0.02: 0.5})
+    capsys.readouterr()
+    assert not checks.check_label_std_guess("less", quiet_worse)
+    assert "expected one of" in capsys.readouterr().out
+    assert not checks.check_label_std_guess("fewer", {0.3: 0.55})  # only one of the two runs
+    assert "both starting sizes" in capsys.readouterr().out
+    assert not checks.check_label_std_guess(None, None)
+    assert "not attempted yet" in capsys.readouterr().out
+
 
 def test_train_denoiser_builds_a_unet_that_fits_the_data(tmp_path, monkeypatch):
     monkeypatch.setenv("VDIFF_SMOKE", "1")

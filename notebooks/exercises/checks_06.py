@@ -14,7 +14,7 @@ from torch import nn
 from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.train import diffusion_loss, min_snr_weight
 
-from ._checking import call, close, fail, ok, verdict
+from ._checking import NOT_YET, call, close, fail, ok, verdict
 
 
 class _Conv(nn.Module):
@@ -130,3 +130,37 @@ def check_ema_update(fn) -> bool:
         return fail(f"{name}: decay and 1 − decay are swapped.",
                     "the OLD average keeps the big share d; the new weights get 1 − d.")
     return fail(f"{name}: the values are off.", "θ_ema ← d·θ_ema + (1 − d)·θ for every tensor.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Exercise 4: guess, then measure the label embedding's starting size
+
+LABEL_GUESSES = ("more", "same", "fewer")
+
+
+@verdict
+def check_label_std_guess(guess, measured: dict | None = None, tolerance: float = 0.05) -> bool:
+    """``guess`` is "more", "same" or "fewer"; ``measured`` maps the label embedding's starting std (0.3 and 0.02) to
+    the share of frames read as the digit asked for. The measurement decides; the message says why either way."""
+    name = "Exercise 4 (guess, then measure)"
+    if guess is None or callable(guess):
+        print(NOT_YET.format(name=name) + ' Set my_guess to "more", "same" or "fewer".')
+        return False
+    if guess not in LABEL_GUESSES:
+        return fail(f"{name}: my_guess = {guess!r}; expected one of {LABEL_GUESSES}")
+    if not measured or not {0.3, 0.02} <= set(measured):
+        return fail(f"{name}: need the frames read right for both starting sizes, 0.3 and 0.02; got {measured}",
+                    "run the cell with my_guess set: it trains the quiet-label model and measures both")
+    diff = float(measured[0.02]) - float(measured[0.3])
+    answer = "same" if abs(diff) <= tolerance else ("more" if diff > 0 else "fewer")
+    line = (f"measured: {measured[0.3]:.2f} of frames show the asked digit with the label at std 0.3, "
+            f"{measured[0.02]:.2f} at std 0.02")
+    why = {"fewer": "the label is added to the timestep embedding, of order 1; at 0.02 its signal is 50× smaller, "
+                    "its gradient too, and a short run spends most of its steps learning to hear it",
+           "more": "this run is unusual: the quiet label caught up within these steps (try another seed, or "
+                   "fewer steps, and see whether it holds)",
+           "same": "within noise (±0.05) for this many clips and steps: score more clips, or train fewer steps, "
+                   "where the start matters most"}[answer]
+    if guess == answer:
+        return ok(f"{name}: your guess \"{guess}\" matches. {line}. Why: {why}.")
+    return fail(f"{name}: you guessed \"{guess}\", the measurement says \"{answer}\". {line}.", f"why: {why}")
