@@ -197,6 +197,16 @@ def test_train_pipeline_from_nothing_then_resume(tmp_path):
     assert loaded.metadata["train_steps"] == 4
 
 
+def test_progress_applies_to_both_denoiser_stages(tmp_path, capsys):
+    cfg = quick_config()
+    assert cfg.image_train is not None and cfg.image_train.progress == "text"  # the preset would print both stages
+    train_pipeline(cfg, tmp_path / "quiet", progress="none", log=lambda s: None)
+    assert "step " not in capsys.readouterr().out  # neither the single-frame stage nor the clip stage printed
+    train_pipeline(cfg, tmp_path / "text", progress="text", log=lambda s: None)
+    out = capsys.readouterr().out
+    assert f"{cfg.image_train.steps}/{cfg.image_train.steps}" in out and f"{cfg.train.steps}/{cfg.train.steps}" in out
+
+
 def test_denoiser_stage_needs_an_autoencoder(tmp_path):
     with pytest.raises(ValueError, match="no run in .* to continue"):
         train_pipeline(quick_config(), tmp_path, stage="denoiser", log=lambda s: None)

@@ -355,9 +355,11 @@ def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mn
                                                                             max(1, overrides["steps"] // 10)))
     if "lr" in overrides:
         train_cfg = replace(train_cfg, lr=overrides["lr"])
-    if progress is not None:
+    image_cfg = cfg.image_train
+    if progress is not None:  # both stages show their progress the same way
         train_cfg = replace(train_cfg, progress=progress)
-    cfg = replace(cfg, train=train_cfg)
+        image_cfg = replace(image_cfg, progress=progress) if image_cfg is not None else None
+    cfg = replace(cfg, train=train_cfg, image_train=image_cfg)
     result["config"] = cfg
 
     # 2. the autoencoder, trained on single frames of those clips (it keeps no checkpoints: ~1 min on a CPU)
