@@ -535,8 +535,13 @@ def test_exercise_checks_accept_solutions_and_reject_wrong_answers(exercises, ca
     checks, solutions = exercises
     assert checks.check_frechet_distance_1d(solutions.frechet_distance_1d)
     assert not checks.check_frechet_distance_1d(lambda x, y: float((x.mean() - y.mean()) ** 2))
-    assert checks.check_mmd2_unbiased(solutions.mmd2_unbiased)
-    assert not checks.check_mmd2_unbiased(lambda kxx, kyy, kxy: float(kxx.mean() + kyy.mean() - 2 * kxy.mean()))
+    # exercise 2: the measurement decides, and a plausible wrong guess ("positive", FD's behaviour) fails
+    noisy_zero, biased = [0.4, -0.3, 0.1, -0.2, 0.05, -0.1, 0.3, -0.25, 0.0, 0.02], [2.1, 1.8, 2.4, 1.9, 2.2]
+    assert checks.check_kid_guess(solutions.kid_guess, noisy_zero)
+    assert not checks.check_kid_guess("positive", noisy_zero)
+    assert checks.check_kid_guess("positive", biased) and not checks.check_kid_guess("around zero", biased)
+    assert not checks.check_kid_guess("zero", noisy_zero)  # not one of the three answers
+    assert not checks.check_kid_guess("around zero", [0.1])  # too few splits to decide
     assert checks.check_naive_flicker(solutions.naive_flicker)
     assert not checks.check_naive_flicker(lambda clips: float(np.abs(np.diff(clips, axis=1)).mean()))
     out = capsys.readouterr().out
@@ -549,10 +554,11 @@ def test_exercise_checks_never_raise_when_not_attempted(exercises, capsys):
     def todo(*args):
         raise NotImplementedError
 
-    for check in (checks.check_frechet_distance_1d, checks.check_mmd2_unbiased, checks.check_naive_flicker):
+    for check in (checks.check_frechet_distance_1d, checks.check_naive_flicker):
         assert not check(None)
         assert not check(todo)
         assert not check(lambda *a: 1 / 0)
+    assert not checks.check_kid_guess(None)
     assert "not attempted yet" in capsys.readouterr().out
 
 

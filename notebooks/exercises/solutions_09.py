@@ -12,16 +12,12 @@ def frechet_distance_1d(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((x.mean() - y.mean()) ** 2 + (x.std() - y.std()) ** 2)
 
 
-def mmd2_unbiased(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor) -> float:
-    """Exercise 2: the unbiased MMD² from kernel matrices of two sets of m samples each (Bińkowski et al. 2018):
-    within-set sums leave out the diagonal and divide by m(m − 1); the cross term is a plain mean."""
-    m = k_xx.shape[0]
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return float(within - 2 * k_xy.mean())
-
-
 def naive_flicker(clips) -> float:
     """Exercise 3: the mean absolute change between consecutive frames, in [0, 1] units, with no motion
     compensation. uint8 clips ``(n, f, h, w)``."""
     x = torch.as_tensor(clips).float() / 255
     return float((x[:, 1:] - x[:, :-1]).abs().mean())
+
+
+# Exercise 2 is a guess, then a measurement: "around zero" (KID is unbiased at any set size).
+kid_guess = "around zero"
