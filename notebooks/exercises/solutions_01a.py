@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
-
 
 def predict_x0(x_t, t, eps_hat, alpha_bar):
     """Exercise 1. DDPM eq. 4 solved for x₀: x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t."""
