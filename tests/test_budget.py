@@ -85,7 +85,7 @@ def _budget(monkeypatch, seconds: float, rates: dict) -> "recipe._Budget":
     return budget, messages
 
 
-def test_a_running_stage_slower_than_planned_is_cut_to_fit_and_never_lengthened(monkeypatch):
+def test_a_running_stage_is_resized_to_fit_the_time_left_at_its_slower_rate(monkeypatch):
     rates = {"autoencoder": 0.01, "frames": 0.01, "clips": 0.01, "encode_clip": 0.0, "sample_clip": 0.0}
     budget, messages = _budget(monkeypatch, 100.0, rates)
     budget.plan["clips"] = 1000
@@ -94,33 +94,48 @@ def test_a_running_stage_slower_than_planned_is_cut_to_fit_and_never_lengthened(
     plan = budget.resize_running("clips", took=20.0, done=100)
     assert 100 + 225 <= plan["clips"] <= 100 + 230 and budget.rates["clips"] == pytest.approx(0.2)
     assert "runs at" in messages[-1] and "not 1,000" in messages[-1]
-    # a stage that runs faster than planned keeps its length: a fast start says little about the rest
-    fast, _ = _budget(monkeypatch, 100.0, rates)
-    fast.plan["clips"] = 300
-    assert fast.resize_running("clips", took=0.1, done=100)["clips"] == 300
+    # a stage that runs faster than planned is lengthened to fill the time: 46 / 0.1 = 460 more steps, not 200
+    fast, messages = _budget(monkeypatch, 100.0, rates)
+    fast.plan["clips"], fast.end = 300, recipe.time.perf_counter() + 50.0
+    assert 100 + 455 <= fast.resize_running("clips", took=10.0, done=100)["clips"] <= 100 + 460
+    assert "not 300" in messages[-1]
+    # ... unless its recent steps ran slower than its average: 8 s for the last 20, 0.4 s a step, 115 more
+    slowing, _ = _budget(monkeypatch, 100.0, rates)
+    slowing.plan["clips"], slowing.end = 300, recipe.time.perf_counter() + 50.0
+    assert 100 + 110 <= slowing.resize_running("clips", took=10.0, done=100, recent=(8.0, 20))["clips"] <= 100 + 115
     # with no time left it still takes one more step (a stage always ends on a step it was planned to take)
     late, _ = _budget(monkeypatch, 100.0, rates)
     late.plan["clips"], late.end = 300, recipe.time.perf_counter() - 1.0
     assert late.resize_running("clips", took=20.0, done=100)["clips"] == 101
 
 
-def test_a_budgeted_clip_stage_is_cut_after_its_first_tenth_and_a_resume_keeps_the_cut(tmp_path, monkeypatch):
+def test_calibration_takes_the_fastest_of_its_timed_calls(monkeypatch):
+    clock = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])  # three timed calls: 5 s, 1 s, 3 s
+    monkeypatch.setattr(recipe.time, "perf_counter", lambda: next(clock))
+    calls = []
+    assert recipe._seconds_per_call(lambda: calls.append(1), warmup=2, repeats=3) == 1.0
+    assert len(calls) == 5  # two untimed warm-up calls, then three timed ones
+
+
+def test_a_budgeted_clip_stage_is_resized_as_it_runs_and_a_resume_keeps_the_last_size(tmp_path, monkeypatch):
     cfg = _tiny_budgeted()
     monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: {"autoencoder": 0.01, "frames": 0.01, "clips": 0.01,
                                                               "encode_clip": 0.0, "sample_clip": 0.0})
-    monkeypatch.setattr(recipe, "plan_steps", lambda steps, rates, left: {k: {"clips": 60}.get(k, 2) for k in steps})
-    seen = {}
+    monkeypatch.setattr(recipe, "plan_steps", lambda steps, rates, left: {k: {"clips": 200}.get(k, 2) for k in steps})
+    seen, sizes = [], iter([200, 150, 150, 120])  # what each re-sizing decides: keep, cut, keep, cut
 
-    def cut(self, stage, took, done):  # the stage ran slower than planned: 25 steps in all fit
-        seen["done"] = done
-        self.plan = {**self.plan, stage: 25}
+    def resize(self, stage, took, done, recent=None):
+        seen.append((done, recent[1]))
+        self.plan = {**self.plan, stage: next(sizes)}
         return self.plan
 
-    monkeypatch.setattr(recipe._Budget, "resize_running", cut)
+    monkeypatch.setattr(recipe._Budget, "resize_running", resize)
     result = train_pipeline(cfg, tmp_path, log=lambda s: None)
-    assert seen["done"] == 20  # timed over its first tenth, at least PROBE_STEPS
-    assert result["history"]["step"][-1] == 25 == result["config"].train.steps
+    # re-sized after 10 %, 30 %, 50 % and 70 % of the steps planned at that moment (85 % of 120 is behind it);
+    # each time with the steps since the last re-sizing as the recent ones
+    assert seen == [(20, 20), (60, 40), (75, 15), (105, 30)]
+    assert result["history"]["step"][-1] == 120 == result["config"].train.steps
     record = json.loads((tmp_path / "run.json").read_text())
-    assert record["overrides"]["plan"]["clips"] == 25 and record["stages"]["clips"]["steps"] == 25
+    assert record["overrides"]["plan"]["clips"] == 120 and record["stages"]["clips"]["steps"] == 120
     again = train_pipeline(None, tmp_path, resume="latest", log=lambda s: None)  # done: nothing more to train
-    assert again["history"]["step"][-1] == 25
+    assert again["history"]["step"][-1] == 120

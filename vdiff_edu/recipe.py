@@ -150,7 +150,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     it stopped. ``steps`` and ``lr`` override the clip stage's step count and peak learning rate (and are
     remembered by the run). ``minutes`` (default ``cfg.time_budget_minutes``; 0 = none) is a time budget for the
     whole run: a few calibration steps measure this machine, every stage's step count is scaled to fit (keeping
-    the recipe's proportions), and the plan is re-sized at each stage boundary from the time actually left;
+    the recipe's proportions), the plan is re-sized at each stage boundary from the time actually left, and the
+    clip stage is re-sized again at a few points as it runs (``PROBES``), shorter or longer, at the speed measured;
     ``deadline`` (a ``time.time()``) ends the budget at a clock time instead. A fixed ``steps`` turns it off. The
     chosen plan is remembered by the run, so a resume continues it exactly. An interruption (Ctrl-C) in any stage stops the run: ``result["interrupted"]`` names the
     stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
@@ -261,20 +262,26 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     trainer = Trainer(unet, schedule, data, cfg.train, device=device, run_dir=run_dir, callback=callback,
                       conditioning=conditioning, run_id=run.run_id)
     clip_resume = resume if resume is not None and str(resume) != "latest" else ("latest" if continuing else None)
-    probe_end = min(cfg.train.steps, max(PROBE_STEPS, cfg.train.steps // 10))
-    probed = shared["replanning"] and not continuing and probe_end < cfg.train.steps
-    if probed:  # a budget: time the first tenth of the clip stage, then cut it if it runs slower than planned
-        t_probe = time.perf_counter()
-        trainer.train(resume=clip_resume, num_steps=probe_end)
-        clip_resume = None
-        if trainer.step == probe_end:  # (fewer: Ctrl-C, the run stops below)
-            took = time.perf_counter() - t_probe
-            steps_and_warmup = procs.leader_does(lambda: _resize_running_clips(budget, run, took, probe_end))
+    stopped = False  # by Ctrl-C during one of the budget's stretches
+    if shared["replanning"] and not continuing:  # a budget: time the clip stage as it runs, re-size it at PROBES
+        t_stage = time.perf_counter()
+        for fraction in PROBES:
+            target = max(PROBE_STEPS, round(fraction * cfg.train.steps))
+            if target >= cfg.train.steps or target <= trainer.step:
+                continue
+            t_chunk, chunk_start = time.perf_counter(), trainer.step
+            trainer.train(resume=clip_resume, num_steps=target - trainer.step)
+            clip_resume = None
+            if trainer.step < target:  # Ctrl-C: the run stops below
+                stopped = True
+                break
+            took, recent = time.perf_counter() - t_stage, (time.perf_counter() - t_chunk, trainer.step - chunk_start)
+            steps_and_warmup = procs.leader_does(lambda: _resize_running_clips(budget, run, took, trainer.step, recent))
             if steps_and_warmup[0] != cfg.train.steps:
                 cfg = replace(cfg, train=replace(cfg.train, steps=steps_and_warmup[0], warmup=steps_and_warmup[1]))
                 trainer.retarget(cfg.train)
                 result["config"] = cfg
-    if not probed or trainer.step == probe_end:  # (a probe stopped by Ctrl-C stops the run)
+    if not stopped:
         trainer.train(resume=clip_resume)
     histories["video stage" if cfg.image_train is not None else "loss"] = trainer.history
     result["history"] = trainer.history
@@ -493,11 +500,12 @@ def _replan_clips(budget: "_Budget", run: RunFolder, took: float) -> int:
     return overrides["plan"]["clips"]
 
 
-def _resize_running_clips(budget: "_Budget", run: RunFolder, took: float, done: int) -> tuple[int, int]:
+def _resize_running_clips(budget: "_Budget", run: RunFolder, took: float, done: int,
+                          recent: tuple[float, int] | None = None) -> tuple[int, int]:
     """Re-size the running clip stage and remember the plan; returns its steps and warm-up, the warm-up sized as
     ``with_steps`` sizes it when the run is resumed from its plan."""
     overrides = run.record.get("overrides", {})
-    overrides["plan"] = budget.resize_running("clips", took, done)
+    overrides["plan"] = budget.resize_running("clips", took, done, recent)
     run.set(overrides=overrides)
     steps = overrides["plan"]["clips"]
     return steps, with_steps(budget.cfg, overrides["plan"]).train.warmup
@@ -571,7 +579,8 @@ def inflate_to_video(unet: nn.Module) -> nn.Module:
 STAGE_NAMES = ("autoencoder", "frames", "clips")  # the stages whose step counts a budget sizes
 MARGIN = 0.04  # keep 4 % of the budget, and MARGIN_SECONDS, in hand: machines are noisy and rates drift
 MARGIN_SECONDS = 10.0
-PROBE_STEPS = 20  # the clip stage is timed over its first tenth (at least this many steps), then re-sized
+PROBE_STEPS = 20  # a budgeted clip stage is first re-sized after its first tenth (at least this many steps) ...
+PROBES = (0.1, 0.3, 0.5, 0.7, 0.85)  # ... and again after these shares of its steps: the machine's speed drifts
 
 
 def recipe_steps(cfg: ExperimentConfig) -> dict[str, int]:
@@ -598,12 +607,16 @@ def plan_steps(steps: dict[str, int], seconds_per_step: dict[str, float], second
 
 
 def _seconds_per_call(fn: Callable[[], Any], warmup: int = 1, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` timed calls, after ``warmup`` untimed ones: noise on a busy machine only ever adds
+    time, and a stage that then runs slower than this is re-sized as it runs (``_Budget.resize_running``)."""
     for _ in range(warmup):
         fn()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        t0 = time.perf_counter()
         fn()
-    return (time.perf_counter() - t0) / repeats
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
@@ -613,12 +626,12 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
     schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
     ae = FrameAutoencoder(cfg.autoencoder)
     few = clips[: max(1, min(len(clips), cfg.autoencoder.batch_size))]
-    # one short call first (kernels, threads and caches warm up), then a timed one; its fixed cost is counted in,
-    # which errs on the safe side
+    # one short call first (kernels, threads and caches warm up), then three timed ones of two steps; each call's
+    # fixed cost is counted in, which errs on the safe side
     train_autoencoder(ae, few, steps=1, device=device, progress=False, log_every=10**9)
     rates = {}
-    rates["autoencoder"] = _seconds_per_call(lambda: train_autoencoder(ae, few, steps=6, device=device, progress=False,
-                                                                       log_every=10**9), warmup=0, repeats=1) / 6
+    rates["autoencoder"] = _seconds_per_call(lambda: train_autoencoder(ae, few, steps=2, device=device, progress=False,
+                                                                       log_every=10**9), warmup=0, repeats=3) / 2
     batch = clips[:16].to(device)
     with torch.no_grad():
         rates["encode_clip"] = _seconds_per_call(lambda: ae.encode(batch), repeats=2) / len(batch)
@@ -673,7 +686,8 @@ def with_steps(cfg: ExperimentConfig, steps: dict[str, int]) -> ExperimentConfig
 
 
 class _Budget:
-    """The running plan of a time-budgeted run: calibrates once, then re-sizes the stages not yet started."""
+    """The running plan of a time-budgeted run: calibrates once, re-sizes the stages not yet started at each stage
+    boundary, and the running clip stage at a few points along it."""
 
     def __init__(self, cfg: ExperimentConfig, seconds: float, clips, device, conditioning, num_clips: int,
                  data_seconds: float, log: Callable[[str], None]):
@@ -719,21 +733,25 @@ class _Budget:
                      f"{' + '.join(f'{new[k]:,}' for k in stages)} steps")
         return self.plan
 
-    def resize_running(self, stage: str, took: float, done: int) -> dict[str, int]:
-        """``stage`` has run ``done`` of its planned steps in ``took`` seconds: if it runs slower than planned, cut
-        its total to what fits in the time left (never lengthen it: a fast start says little about the rest).
-        Measured: a 20-minute budget's clip stage ran at 72 clips/s where 93 were planned, and overran by 2.3 min."""
+    def resize_running(self, stage: str, took: float, done: int,
+                       recent: tuple[float, int] | None = None) -> dict[str, int]:
+        """``stage`` has run ``done`` steps in ``took`` seconds (the last ``recent = (seconds, steps)`` of them most
+        recently): re-size its total to what fits in the time left, at the slower of the two rates, shorter or
+        longer than planned. Measured: a 20-minute budget's clip stage ran at 72 clips/s where 93 were planned
+        and overran by 2.3 min (before this re-sizing); a 10-minute one calibrated at 53 clips/s in a slow moment
+        and ended after 6.0 min (before it could lengthen)."""
         rate = took / max(1, done)  # seconds per step, as it ran (its first steps' start-up cost included)
-        planned_rate = self.rates[stage]
-        self.rates[stage] = max(planned_rate, rate)
+        if recent is not None and recent[1] > 0:
+            rate = max(rate, recent[0] / recent[1])  # a stage that slows down: the recent rate rules
+        planned_rate, planned = self.rates[stage], self.plan[stage]
+        self.rates[stage] = rate
         left = self.end - time.perf_counter() - self.after - self.margin
-        total = min(self.plan[stage], done + max(0, math.floor(left / self.rates[stage])))
-        total = max(done + 1, total)
-        if total < self.plan[stage]:
+        total = max(done + 1, done + max(0, math.floor(left / rate)))
+        if total != planned:
             batch = self.cfg.train.batch_size
             self.log(f"      budget: the clip stage runs at {batch / rate:,.0f} clips/s, not the {batch / planned_rate:,.0f} "
                      f"planned: {total:,} clip steps in all fit in the remaining {left / 60:.1f} min, not "
-                     f"{self.plan[stage]:,}")
+                     f"{planned:,}")
         self.plan = {**self.plan, stage: total}
         return self.plan
 
