@@ -43,7 +43,7 @@ def _tiny_budgeted() -> ExperimentConfig:
 
 def test_a_budgeted_run_sizes_its_stages_and_a_resume_keeps_the_plan(tmp_path, monkeypatch):
     cfg = _tiny_budgeted()
-    fake = {"autoencoder": 0.2, "frames": 0.2, "clips": 0.2, "encode_clip": 0.0, "sample_clip": 0.0}
+    fake = {"autoencoder": 0.5, "frames": 0.5, "clips": 0.5, "encode_clip": 0.0, "sample_clip": 0.0}
     calls = []
     monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: calls.append(1) or dict(fake))
     monkeypatch.setattr(recipe, "MARGIN_SECONDS", 0.0)
@@ -56,7 +56,7 @@ def test_a_budgeted_run_sizes_its_stages_and_a_resume_keeps_the_plan(tmp_path, m
     assert "the recipe's 3 + 4 + 6 steps" in first  # it says what it measured and what it chose
     assert any("clip steps fit in the remaining" in m for m in messages)
     assert result["history"]["step"][-1] == plan["clips"] == result["config"].train.steps
-    # the stages not yet begun were re-sized from the time really left (the fake 0.2 s/step was far too slow, so
+    # the stages not yet begun were re-sized from the time really left (the fake 0.5 s/step was far too slow, so
     # time was left over); a stage that ran fast never makes the estimates faster, only the time left counts
     assert plan["frames"] >= round(4 * plan["autoencoder"] / 3) and plan["clips"] > round(6 * plan["autoencoder"] / 3)
     # a resume continues the remembered plan, without measuring again
@@ -99,6 +99,11 @@ def test_a_running_stage_is_resized_to_fit_the_time_left_at_its_slower_rate(monk
     fast.plan["clips"], fast.end = 300, recipe.time.perf_counter() + 50.0
     assert 100 + 455 <= fast.resize_running("clips", took=10.0, done=100)["clips"] <= 100 + 460
     assert "not 300" in messages[-1]
+    # a plan that moves by less than 2 % is not worth a line of output
+    steady, messages = _budget(monkeypatch, 100.0, rates)
+    steady.plan["clips"], steady.end = 560, recipe.time.perf_counter() + 50.0
+    count = len(messages)
+    assert 555 <= steady.resize_running("clips", took=10.0, done=100)["clips"] <= 560 and len(messages) == count
     # ... unless its recent steps ran slower than its average: 8 s for the last 20, 0.4 s a step, 115 more
     slowing, _ = _budget(monkeypatch, 100.0, rates)
     slowing.plan["clips"], slowing.end = 300, recipe.time.perf_counter() + 50.0

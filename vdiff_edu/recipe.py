@@ -747,7 +747,7 @@ class _Budget:
         self.rates[stage] = rate
         left = self.end - time.perf_counter() - self.after - self.margin
         total = max(done + 1, done + max(0, math.floor(left / rate)))
-        if total != planned:
+        if abs(total - planned) > 0.02 * planned:  # say so when the plan moves by more than 2 %
             batch = self.cfg.train.batch_size
             self.log(f"      budget: the clip stage runs at {batch / rate:,.0f} clips/s, not the {batch / planned_rate:,.0f} "
                      f"planned: {total:,} clip steps in all fit in the remaining {left / 60:.1f} min, not "
