@@ -12,7 +12,8 @@ Variants (each changes one thing of ``ExperimentConfig.cpu()``):
   (``--extra-steps``, default 700, measured: the 800 × 256-frame stage costs about as much as 700 × 32-clip steps).
 * ``small-label-init``: the label embedding keeps the module's own init (std 0.02).
 
-Each run trains with ``vdiff_edu.recipe.train_pipeline`` under ``runs/ablate_<variant>/``, draws ``--n`` clips
+Each run trains with ``vdiff_edu.recipe.train_pipeline`` under ``runs/ablate_<variant>/``, at its step counts as written
+(no time budget: ``minutes=0``), draws ``--n`` clips
 (labels 0–9 in turn, the preset's sampler) and scores them with ``vdiff_edu.eval.metrics.evaluate_clips`` against the
 fixed real evaluation split. ``--seed`` reruns a variant with other data, initialisation and noise, to see how far
 two runs of the same recipe differ; ``--frame-steps`` and ``--clip-steps`` change the two stages' lengths. It prints the wall time of each stage and one Markdown table row;
@@ -71,7 +72,8 @@ def main(argv=None) -> int:
     run_dir = runs_dir() / f"ablate_{name}"
     mnist_dir = os.environ.get("VDIFF_MNIST_DIR")
     start = time.perf_counter()
-    result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, log=lambda s: print(s, flush=True))
+    # minutes=0: the variant's steps as written, not scaled by the preset's time budget, so rows compare recipes
+    result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, minutes=0, log=lambda s: print(s, flush=True))
     wall = time.perf_counter() - start
     pipe = result["pipeline"]
     labels = torch.arange(args.n) % cfg.unet.num_classes
