@@ -12,10 +12,13 @@ that names another digit than the input's and a random stroke ("the bold digit 8
     digit, style faithfulness to the prompt (digit reader; stroke width)
     leak         share of edits whose output the digit reader reads as the input's digit
     flicker      motion-compensated change between frames (``metrics.flicker``; real clips ≈ 0)
+    FVD-MM       Fréchet distance of the video encoder's features to another ``n`` real clips of the evaluation
+                 split (``metrics.frechet_distance``; the "input itself" row is real against real, the floor)
 
 and two rows that bracket them: the input clips themselves scored against the same prompts (structure kept exactly,
 content never changed), and real clips of the requested digit and stroke (what the readers confirm at best, and
-their centres against the inputs': an unrelated path). Prints a Markdown table, writes ``results.json`` and a figure
+their centres against the inputs': an unrelated path). ``--text-weights cpu-text`` adds a row for a text-to-video
+model given the same prompts (no structure), for its FVD-MM and faithfulness beside the edits'. Prints a Markdown table, writes ``results.json`` and a figure
 (one input, its maps and the edit at every level) to ``--out``.
 """
 
@@ -36,7 +39,7 @@ import torch  # noqa: E402
 from vdiff_edu import captions, viz  # noqa: E402
 from vdiff_edu.eval.edits import edit_scores  # noqa: E402
 from vdiff_edu.eval.feature_nets import load_feature_nets  # noqa: E402
-from vdiff_edu.eval.metrics import flicker  # noqa: E402
+from vdiff_edu.eval.metrics import flicker, frechet_distance  # noqa: E402
 from vdiff_edu.eval.prompts import calibrate_style_cuts  # noqa: E402
 from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
 from vdiff_edu.pipeline import LatentVideoPipeline  # noqa: E402
@@ -72,9 +75,16 @@ def requests(meanings: list[captions.Meaning], seed: int = 0) -> list[captions.M
 
 
 def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: str | None = None,
-            steps: int | None = None, batch: int = 50, omegas=(), omega_level: int = 2) -> tuple[dict, dict]:
+            steps: int | None = None, batch: int = 50, omegas=(), omega_level: int = 2,
+            text_pipe=None) -> tuple[dict, dict]:
     cfg = pipe.config
     nets = load_feature_nets()
+    reference, _ = real_clips(cfg, n, 60_000)  # real clips that are neither inputs nor requests: FVD-MM's reference
+    ref_features = nets.video_features(reference)
+
+    def fvd_mm(clips: np.ndarray) -> float:  # uint8 (n, f, h, w) against the reference
+        return frechet_distance(nets.video_features(clips), ref_features)
+
     cal_clips, cal_meanings = real_clips(cfg, 300, 20_000)
     cuts = calibrate_style_cuts(cal_clips, [m.style for m in cal_meanings])
     inputs, meanings = real_clips(cfg, n, 0)
@@ -98,9 +108,13 @@ def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: s
     results = {"style_cuts": cuts, "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                f"torch {torch.__version__}", "n": n, "prompts": prompts[:8], "rows": {}}
     results["rows"]["input itself"] = {**edit_scores(inputs, inputs, prompts, input_digits, nets, cuts),
-                                       "flicker": flicker(inputs)}
+                                       "flicker": flicker(inputs), "fvd_mm": fvd_mm(inputs)}
     results["rows"]["real clip of the request"] = {**edit_scores(wanted, inputs, prompts, input_digits, nets, cuts),
-                                                   "flicker": flicker(wanted)}
+                                                   "flicker": flicker(wanted), "fvd_mm": fvd_mm(wanted)}
+    if text_pipe is not None:  # text to video with the same prompts, no structure: where the edits' FVD-MM sits
+        made = to_uint8(text_pipe(prompts=prompts, sampler=sampler, steps=steps, seed=1, batch_size=batch)[:, 0]).numpy()
+        results["rows"]["text to video (no input)"] = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts),
+                                                       "flicker": flicker(made), "fvd_mm": fvd_mm(made)}
     shown = {"input": inputs[0], "prompt": prompts[0], "maps": {}, "edits": {}}
     for level in levels:
         start = time.perf_counter()
@@ -109,7 +123,8 @@ def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: s
         seconds = time.perf_counter() - start
         made = to_uint8(video[:, 0]).numpy()
         row = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts), "flicker": flicker(made),
-               "cell px": cell_size(level, cfg.image_size) if level else None, "seconds per clip": seconds / n}
+               "fvd_mm": fvd_mm(made), "cell px": cell_size(level, cfg.image_size) if level else None,
+               "seconds per clip": seconds / n}
         results["rows"][f"level {level}"] = row
         shown["maps"][level] = structure_image(video_in[:1], level, cfg.structure.pooling)[0].numpy()
         shown["edits"][level] = made[0]
@@ -122,7 +137,7 @@ def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: s
         seconds = time.perf_counter() - start
         made = to_uint8(video[:, 0]).numpy()
         row = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts), "flicker": flicker(made),
-               "seconds per clip": seconds / n}
+               "fvd_mm": fvd_mm(made), "seconds per clip": seconds / n}
         results.setdefault("temporal guidance", {"level": omega_level, "rows": {}})["rows"][f"{omega:g}"] = row
         print(f"ω_t {omega:g} (level {omega_level}): {seconds / n:.3f} s per clip; " + ", ".join(
             f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
@@ -130,7 +145,7 @@ def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: s
 
 
 def table(results: dict) -> str:
-    cols = ("centre_px", "close", "digit", "style", "leak", "flicker")
+    cols = ("centre_px", "close", "digit", "style", "leak", "flicker", "fvd_mm")
     lines = ["| clips | cells | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
     for name, r in results["rows"].items():
         cells = (f"{r['cell px']} px" if r.get("cell px") else "none") if name.startswith("level") else ""
@@ -162,6 +177,7 @@ def main() -> None:
     ap.add_argument("--omegas", default="", help="comma-separated temporal-consistency scales ω_t to measure too "
                                                 "(e.g. 0,1,2,3; default: none)")
     ap.add_argument("--omega-level", type=int, default=2, help="the level of detail of the ω_t rows (default 2)")
+    ap.add_argument("--text-weights", default=None, help="a text-to-video model (e.g. cpu-text) for a row beside the edits")
     ap.add_argument("--sampler", default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch", type=int, default=50)
@@ -177,8 +193,9 @@ def main() -> None:
         raise SystemExit(f"{args.weights} reads no structure; give a video-to-video run (--preset cpu-v2v)")
     levels = None if args.levels is None else [int(v) for v in args.levels.split(",")]
     omegas = [float(v) for v in args.omegas.split(",") if v.strip()]
+    text_pipe = LatentVideoPipeline.from_pretrained(args.text_weights) if args.text_weights else None
     results, shown = measure(pipe, args.n, levels, args.guidance, args.sampler, args.steps, args.batch, omegas,
-                             args.omega_level)
+                             args.omega_level, text_pipe)
     results["weights"] = str(args.weights)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\n{args.weights}, {args.n} edits per row; {results['machine']}\n")
