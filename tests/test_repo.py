@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -63,15 +64,14 @@ def test_exercise_stubs_do_not_hold_the_answer_in_a_comment(nb_path):
     assert not hinted, f"{nb_path.name}: exercise stubs with the answer beside them: {hinted}"
 
 
-# viz functions that close their figure on pyplot's side and return it (viz._finish): Jupyter draws such a figure
-# only when it is the value of the cell, so a call anywhere else draws nothing, silently
-RETURNS_A_FIGURE = {"filmstrip", "plot_schedules", "plot_loss"}
+# viz functions that return their picture instead of drawing it: a Figure closed on pyplot's side (viz._finish), the
+# HTML animation, the scrubber widget. Jupyter shows one only when it is the value of the cell, so a call anywhere
+# else shows nothing, silently
+RETURNS_A_PICTURE = {"filmstrip", "plot_schedules", "plot_loss", "show_video", "diffusion_scrubber"}
 
 
 def _figures_never_drawn(source: str) -> list[int]:
-    """Line numbers of bare calls to a RETURNS_A_FIGURE function that are not the cell's last statement."""
-    import ast
-
+    """Line numbers of bare calls to a RETURNS_A_PICTURE function that are not the cell's last statement."""
     code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
     tree = ast.parse(code)
     last = tree.body[-1] if tree.body else None
@@ -79,7 +79,7 @@ def _figures_never_drawn(source: str) -> list[int]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and node is not last:
             func = node.value.func
-            if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) in RETURNS_A_FIGURE:
+            if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) in RETURNS_A_PICTURE:
                 lost.append(node.lineno)
     return lost
 
@@ -89,12 +89,13 @@ def test_a_figure_that_is_not_the_cells_value_is_found():
     assert _figures_never_drawn("for c in clips:\n    viz.plot_loss(c)") == [2]  # in a loop: lost too
     assert _figures_never_drawn("print('first')\nviz.filmstrip(x)") == []  # the cell's value: drawn
     assert _figures_never_drawn("display(viz.filmstrip(x))\nprint('done')") == []  # shown explicitly
+    assert _figures_never_drawn("viz.show_video(v)\nx = 1") == [1]  # an animation is lost the same way
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_figure_is_drawn(nb_path):
     lost = {i: lines for i, c in enumerate(_cells(nb_path))
             if c["cell_type"] == "code" and (lines := _figures_never_drawn(_source(c)))}
-    assert not lost, (f"{nb_path.name}: cells {sorted(lost)} call a viz function that returns a figure, but not as "
+    assert not lost, (f"{nb_path.name}: cells {sorted(lost)} call a viz function that returns a picture, but not as "
                       f"the cell's last line, so Jupyter never draws it (lines {lost}); make it the last line or "
                       f"wrap it in display(...)")

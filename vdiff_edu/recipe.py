@@ -275,7 +275,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
             if trainer.step < target:  # Ctrl-C: the run stops below
                 stopped = True
                 break
-            took, recent = time.perf_counter() - t_stage, (time.perf_counter() - t_chunk, trainer.step - chunk_start)
+            now = time.perf_counter()
+            took, recent = now - t_stage, (now - t_chunk, trainer.step - chunk_start)
             steps_and_warmup = procs.leader_does(lambda: _resize_running_clips(budget, run, took, trainer.step, recent))
             if steps_and_warmup[0] != cfg.train.steps:
                 cfg = replace(cfg, train=replace(cfg.train, steps=steps_and_warmup[0], warmup=steps_and_warmup[1]))
