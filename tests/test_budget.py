@@ -77,6 +77,26 @@ def test_minutes_zero_and_fixed_steps_train_the_recipe_as_written(tmp_path, monk
     assert out["history"]["step"][-1] == 2
 
 
+def test_a_plan_trains_exactly_its_step_counts_and_is_remembered(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: pytest.fail("a planned run must not calibrate"))
+    cfg = _tiny_budgeted()  # a 10-second budget that the plan turns off
+    plan = {"autoencoder": 2, "frames": 3, "clips": 5}
+    out = train_pipeline(cfg, tmp_path, plan=plan, log=lambda s: None)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["overrides"]["plan"] == plan and record["stages"]["autoencoder"]["steps"] == 2
+    assert out["history"]["step"][-1] == 5 and out["config"].image_train.steps == 3
+    again = train_pipeline(None, tmp_path, resume="latest", log=lambda s: None)  # a resume keeps it
+    assert again["history"]["step"][-1] == 5
+    # what a plan must give: a whole number >= 1 for each of the recipe's stages, and nothing else
+    for wrong, message in (({"autoencoder": 2, "clips": 5}, "autoencoder, frames, clips; got autoencoder, clips"),
+                           ({**plan, "frames": 0}, "frames=0"), ({**plan, "clips": 2.5}, "clips=2.5")):
+        with pytest.raises(ValueError, match=message):
+            train_pipeline(cfg, tmp_path / "wrong", plan=wrong, log=lambda s: None)
+    with pytest.raises(ValueError, match="give one of them"):
+        train_pipeline(cfg, tmp_path / "wrong", plan=plan, steps=4, log=lambda s: None)
+    assert not (tmp_path / "wrong").exists()  # refused before any folder is made
+
+
 def _budget(monkeypatch, seconds: float, rates: dict) -> "recipe._Budget":
     monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: dict(rates))
     monkeypatch.setattr(recipe, "MARGIN_SECONDS", 0.0)

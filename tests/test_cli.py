@@ -91,6 +91,12 @@ def test_train_resume_and_stage(trained_run, capsys):
     (["train", "--preset", "smoke", "--name", "x", "--resume", "nowhere.pt"], "no such checkpoint"),
     (["sample", "--weights", "gpu"], "no shipped weights for preset 'gpu'"),
     (["sample", "--weights", "runs_that_do_not_exist"], "neither a preset"),
+    (["train", "--preset", "cpu", "--plan", "323,626"], "--plan takes 3 whole numbers >= 1, the step counts of the "
+                                                        "cpu recipe's autoencoder, frames, clips stages (e.g. --plan "
+                                                        "400,800,1400); got '323,626'"),
+    (["train", "--preset", "cpu", "--plan", "323,0,1179"], "--plan takes 3 whole numbers"),
+    (["train", "--preset", "cpu", "--plan", "323,626,1179", "--minutes", "5"], "cannot go with --minutes"),
+    (["train", "--name", "x", "--resume", "latest", "--plan", "1,2,3"], "cannot go with --resume"),
 ])
 def test_errors_teach(runs, capsys, argv, message):
     assert cli.main(argv) == 2
@@ -100,6 +106,12 @@ def test_errors_teach(runs, capsys, argv, message):
 def test_bad_labels_teach(trained_run, capsys):
     assert cli.main(["sample", "--weights", str(trained_run), "--labels", "3,x"]) == 2
     assert "--labels must be" in capsys.readouterr().err
+
+
+def test_train_with_a_plan_trains_those_steps(runs, quick_smoke, capsys):
+    assert cli.main(["train", "--preset", "smoke", "--name", "planned", "--plan", "2,3,4"]) == 0
+    out = capsys.readouterr().out
+    assert "--plan: exactly autoencoder 2, frames 3, clips 4 steps" in out and "trained to step 4" in out
 
 
 def test_parse_labels():

@@ -82,6 +82,19 @@ def finite_number(flag: str, value: float | None, low: float = 0.0, low_inclusiv
     return value
 
 
+def parse_plan(text: str, cfg) -> dict[str, int]:
+    """``--plan 323,626,1179`` → ``{"autoencoder": 323, "frames": 626, "clips": 1179}`` for ``cfg``'s stages."""
+    from .recipe import STAGE_NAMES, recipe_steps
+
+    stages = [k for k in STAGE_NAMES if k in recipe_steps(cfg)]
+    example = ",".join(str(recipe_steps(cfg)[k]) for k in stages)
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != len(stages) or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise UsageError(f"--plan takes {len(stages)} whole numbers >= 1, the step counts of the {cfg.name} recipe's "
+                         f"{', '.join(stages)} stages (e.g. --plan {example}); got {text!r}")
+    return dict(zip(stages, map(int, parts)))
+
+
 def check_seed(value: int) -> int:
     if not 0 <= value <= MAX_SEED:
         raise UsageError(f"--seed must be between 0 and 2**63 - 1 = {MAX_SEED}; got {value}")
@@ -307,12 +320,18 @@ def _train(args) -> int:
     check_device(args.device)
     check_mnist_dir(args.mnist_dir, "--mnist-dir")
     continuing = args.resume is not None or args.stage == "denoiser"
+    if args.plan is not None and (args.minutes is not None or args.steps is not None or continuing):
+        given = "--minutes" if args.minutes is not None else "--steps" if args.steps is not None else (
+            "--resume" if args.resume is not None else "--stage denoiser")
+        raise UsageError(f"--plan fixes every stage's step count for a fresh run; it cannot go with {given} "
+                         f"(a resumed run keeps its own plan)")
     if args.overwrite and continuing:
         raise UsageError("--overwrite starts a fresh run (moving the old one aside); it cannot go with --resume or "
                          "--stage denoiser, which continue the run")
     preset = args.preset or (None if continuing else default_preset())
     cfg = ExperimentConfig.preset(preset) if preset is not None else None  # a resumed run reads its own recipe
     run_dir = _run_dir(args.name or preset or default_preset())
+    plan = parse_plan(args.plan, cfg) if args.plan is not None else None
     if args.resume is not None and args.resume != "latest" and not Path(args.resume).is_file():
         raise UsageError(f"--resume {args.resume}: no such checkpoint. Pass 'latest' (the newest in "
                          f"{run_dir}/checkpoints) or the path of a .pt file there")
@@ -323,13 +342,15 @@ def _train(args) -> int:
             if args.minutes is not None:
                 print(f"  --minutes {args.minutes:g}: " + ("the recipe's step counts as written" if args.minutes == 0
                                                          else f"a {args.minutes:g}-minute budget for this run"))
+            if plan is not None:
+                print("  --plan: exactly " + ", ".join(f"{k} {n:,}" for k, n in plan.items()) + " steps (no time budget)")
         print(f"run folder: {run_dir}/  (torch threads: {torch.get_num_threads()}"
               + (f"; {world_size} processes" if world_size > 1 else "") + ")", flush=True)
     start = time.perf_counter()
     try:
         result = train_pipeline(cfg, run_dir, stage=args.stage, resume=args.resume, mnist_dir=args.mnist_dir,
                                 steps=args.steps, device=args.device, overwrite=args.overwrite, lr=args.lr,
-                                minutes=args.minutes)
+                                minutes=args.minutes, plan=plan)
         if rank != 0:
             return 0
     except FloatingPointError as e:
@@ -809,6 +830,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=None,
                    help="time budget for the whole run: every stage is sized to fit it on this machine (default: the "
                         "preset's, 10 for cpu; 0 = exactly the recipe's step counts, as the shipped weights)")
+    p.add_argument("--plan", default=None, metavar="AE,FRAMES,CLIPS",
+                   help="exactly these step counts for the autoencoder, single-frame and clip stages (two numbers "
+                        "for a recipe without a single-frame stage), no budget: repeats the plan a budgeted run "
+                        "chose (its run.json, overrides.plan), e.g. the shipped weights' --plan 323,626,1179")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     p.set_defaults(func=cmd_train)
 

@@ -135,7 +135,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
                    steps: int | None = None, device: torch.device | str | None = None,
                    progress: str | None = None, callback: Callable | None = None,
                    log: Callable[[str], None] = print, overwrite: bool = False, lr: float | None = None,
-                   minutes: float | None = None, deadline: float | None = None) -> dict[str, Any]:
+                   minutes: float | None = None, deadline: float | None = None,
+                   plan: dict[str, int] | None = None) -> dict[str, Any]:
     """Train a latent video pipeline from nothing and write everything under ``run_dir`` (a run folder, runs.py):
 
         1. clips      ``cfg.num_clips`` Moving MNIST clips (MovingMNIST, split "train")
@@ -153,7 +154,9 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     the recipe's proportions), the plan is re-sized at each stage boundary from the time actually left, and the
     clip stage is re-sized again at a few points as it runs (``PROBES``), shorter or longer, at the speed measured;
     ``deadline`` (a ``time.time()``) ends the budget at a clock time instead. A fixed ``steps`` turns it off. The
-    chosen plan is remembered by the run, so a resume continues it exactly. An interruption (Ctrl-C) in any stage stops the run: ``result["interrupted"]`` names the
+    chosen plan is remembered by the run, so a resume continues it exactly. ``plan`` (``{"autoencoder": …,
+    "frames": …, "clips": …}``, as a budgeted run's run.json records it) trains exactly those step counts, with no
+    budget: a budgeted run's step counts repeated on any machine. An interruption (Ctrl-C) in any stage stops the run: ``result["interrupted"]`` names the
     stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
     the seconds each stage took and the paths written.
     """
@@ -165,6 +168,12 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         raise ValueError(f"lr must be a positive number; got {lr}")
     run_dir = Path(run_dir)
     continuing = resume is not None or stage == "denoiser"
+    if plan is not None:
+        if continuing:
+            raise ValueError("a resumed run keeps the step counts it started with; plan is only for a fresh run")
+        if steps is not None:
+            raise ValueError("plan gives every stage's step count, steps only the clip stage's; give one of them")
+        plan = checked_plan(plan, cfg)
     # under torchrun: the first process writes every file (run folder, autoencoder, latents, weights); the others
     # wait for it, then all of them train the denoiser together (DistributedDataParallel, the global batch split)
     procs = Processes(device)
@@ -175,7 +184,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
 
     def prepare() -> dict:
         prepared.update(_prepare(cfg, run_dir, stage, resume, mnist_dir, steps, device, progress, log, overwrite, lr,
-                                 minutes, deadline))
+                                 minutes, deadline, plan))
         return {"finished": "cfg" not in prepared, "cfg": prepared["cfg"].to_dict() if "cfg" in prepared else None,
                 "train": asdict(prepared["cfg"].train) if "cfg" in prepared else None,
                 "replanning": prepared.get("budget") is not None}
@@ -309,7 +318,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
 
 def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mnist_dir, steps: int | None,
              device: torch.device, progress: str | None, log: Callable[[str], None], overwrite: bool,
-             lr: float | None, minutes: float | None, deadline: float | None) -> dict[str, Any]:
+             lr: float | None, minutes: float | None, deadline: float | None,
+             plan: dict[str, int] | None = None) -> dict[str, Any]:
     """Steps 1-3 of ``train_pipeline`` (on the first process only, when there are several): claim the run folder,
     make the clips, plan the time budget, train the autoencoder and cache the latents. Returns what the denoiser
     needs, or ``{"result": ...}`` when the run stops here."""
@@ -320,7 +330,7 @@ def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mn
         log(f"removed {len(removed)} temporary file(s) left by an interrupted save: {', '.join(p.name for p in removed)}")
     # overrides of the clip stage, remembered by the run so that a later resume keeps them
     overrides = {**run.record.get("overrides", {}), **({"steps": steps} if steps is not None else {}),
-                 **({"lr": lr} if lr is not None else {})}
+                 **({"lr": lr} if lr is not None else {}), **({"plan": plan} if plan is not None else {})}
     run.set(overrides=overrides)
     weights_dir = run_dir / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -590,6 +600,19 @@ def recipe_steps(cfg: ExperimentConfig) -> dict[str, int]:
     if cfg.image_train is not None:
         steps["frames"] = cfg.image_train.steps
     return steps
+
+
+def checked_plan(plan: dict[str, int], cfg: ExperimentConfig) -> dict[str, int]:
+    """``plan`` if it gives a positive step count to each of ``cfg``'s stages and to nothing else; else a
+    ValueError that names what was expected."""
+    expected = [k for k in STAGE_NAMES if k in recipe_steps(cfg)]
+    if sorted(plan) != sorted(expected):
+        raise ValueError(f"a plan for the {cfg.name} recipe gives the step counts of {', '.join(expected)}; got "
+                         f"{', '.join(plan) or 'none'}")
+    for k in expected:
+        if not isinstance(plan[k], int) or isinstance(plan[k], bool) or plan[k] < 1:
+            raise ValueError(f"a plan's step counts are whole numbers >= 1; got {k}={plan[k]!r}")
+    return {k: plan[k] for k in expected}
 
 
 def plan_steps(steps: dict[str, int], seconds_per_step: dict[str, float], seconds_left: float) -> dict[str, int]:
