@@ -23,8 +23,9 @@ Three presets:
   (measured, see ``docs/benchmarks.md``): 32×32 frames and 8 frames per clip, one digit of 20 px (a smaller digit
   leaves room to move), latents 4×8×8 per frame, a small factorized (2+1)-D U-Net with attention at 4×4; the clip
   stage's peak learning rate 2e-3 and guidance 4, which keep the digit in 0.975–0.98 of the clips of a 10-minute
-  run on the 2-core CPU (the shipped ``cpu`` weights were trained with 1e-3 and sample with guidance 3, as their
-  metadata says; ``cpu-text``, ``cpu-frames`` and ``cpu-v2v`` keep that first recipe).
+  run on the 2-core CPU at about 1,050 clip steps and more (the shipped ``cpu`` weights: the step counts one such
+  run chose, ``train --preset cpu --plan 323,626,1179``; ``cpu-text``, ``cpu-frames`` and ``cpu-v2v`` keep the first
+  recipe, clip lr 1e-3 and guidance 3, ``_cpu_first_recipe``).
 * ``gpu``: the full mode of the notebooks: 64×64, 16 frames, two digits, a U-Net of tens of millions of
   parameters that fits a 16 GB GPU.
 * ``smoke-text``, ``cpu-text``, ``gpu-text``: the same geometries conditioned on a caption instead of a label
@@ -211,7 +212,7 @@ class ExperimentConfig:
                                     ema_decay=0.995, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
                                     log_every=50, checkpoint_every=400, keep_last=1),
             # B: ... then how they move, from clips (peak lr 2e-3, the single-frame stage's; at equal steps it keeps
-            # the digit as 1e-3 does and scores a lower FVD-MM, 4.3 against 4.9; the shipped weights used 1e-3)
+            # the digit as 1e-3 does and scores a lower FVD-MM, 4.3 against 4.9; the first shipped weights used 1e-3)
             train=TrainConfig(steps=1_400, batch_size=32, lr=2e-3, warmup=50, min_lr_ratio=0.1, weight_decay=0.0,
                               ema_decay=0.995, prediction="v", min_snr_gamma=5.0, cond_drop_prob=0.1,
                               log_every=50, checkpoint_every=700, keep_last=2),
@@ -223,7 +224,7 @@ class ExperimentConfig:
             # the clips (two runs; 0.935 and 0.95 at 3), with motion plausibility 0.75 and 0.80 (0.78 and 0.82 at 3)
             sampler="ddpm", sample_steps=50, guidance_scale=4.0,
             # a classroom laptop is not the machine these steps were measured on: fit them into 10 minutes there
-            # (`--minutes 0` trains exactly the steps above; the shipped weights were trained so, with `--lr 0.001`)
+            # (`--minutes 0` trains exactly the steps above; `--plan 323,626,1179`, the shipped weights' counts, those)
             time_budget_minutes=10.0,
         )
 
