@@ -11,7 +11,9 @@ with the coherence-over-time curve.
    say which digit (the null label, "any digit"), so guidance is off.
 2. **Rollouts** of ``--length`` frames from ``k`` real frames, each later window given the last ``k`` frames made,
    for k in ``--contexts`` and each scheme: plain (the context as made) and noise-augmented (the context noised
-   at ``--noise-level`` before the model reads it). Per window of 8 frames: identity persistence, identity per
+   at ``--noise-level`` before the model reads it), and each of them with the clip's label given as well ("plain +
+   label", "noise-augmented + label": guided at the model's guidance scale, the frames kept in both branches);
+   ``--schemes`` picks which. Per window of 8 frames: identity persistence, identity per
    frame, the context's digit kept, FVD-MM against real clips, ink and speed (``eval.metrics.coherence_over_time``).
 
 Writes ``results.json`` and ``coherence.png`` to ``--out`` and prints Markdown tables for docs/benchmarks.md.
@@ -90,12 +92,18 @@ def rollouts(pipe, args, nets) -> dict:
     video_real, labels = real_clips(cfg, args.n_rollout, cfg.num_frames, seed=13)
     reference, _ = real_clips(cfg, 256, 8, seed=17)
     results = {}
+    # the "+ label" schemes are told the digit too: the frames say where it is, the label which it is
+    schemes = {"plain": (0.0, False), "noise-augmented": (args.noise_level, False), "plain + label": (0.0, True),
+               "noise-augmented + label": (args.noise_level, True)}
     for k in args.contexts:
-        for scheme, level in (("plain", 0.0), ("noise-augmented", args.noise_level)):
+        for scheme in args.schemes:
+            level, labelled = schemes[scheme]
             t0 = time.perf_counter()
             first = from_uint8(torch.from_numpy(video_real[:, :k]))[:, None]  # (n, 1, k, h, w)
+            given = dict(labels=[tuple(r) if len(r) > 1 else int(r[0]) for r in labels.tolist()], guidance_scale=cfg.guidance_scale) if labelled else dict(
+                guidance_scale=1.0)  # no label: the null one, "any digit", and nothing to guide towards
             video = pipe.rollout(first, args.length, context=k, noise_level=level, sampler=args.sampler,
-                                 steps=args.steps, guidance_scale=1.0, seed=0, progress=False)
+                                 steps=args.steps, seed=0, progress=False, **given)
             frames = np.asarray(to_uint8(video[:, 0]))  # (n, L, h, w)
             curve = M.coherence_over_time(frames, labels, nets, window=8, reference=reference)
             results[f"k={k} {scheme}"] = {key: np.asarray(v).tolist() for key, v in curve.items()}
@@ -112,7 +120,7 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True)
     for ax, (key, title) in zip(axes.flat, keys):
         for name, curve in results.items():
-            style = "-" if "plain" in name else "--"
+            style = ("-" if "plain" in name else "--") if "label" not in name else (":" if "plain" in name else "-.")
             ax.plot(np.asarray(curve["start"]) + 4, curve[key], style, marker=".", label=name)
         ax.set(title=title, xlabel="frame (window centre)")
         ax.grid(alpha=0.3)
@@ -136,6 +144,8 @@ def main() -> None:
     p.add_argument("--noise-level", type=float, default=0.1)
     p.add_argument("--sampler", default="dpmpp")
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--schemes", nargs="+", default=["plain", "noise-augmented"],
+                   choices=["plain", "noise-augmented", "plain + label", "noise-augmented + label"])
     p.add_argument("--skip", choices=("prediction", "rollouts"), default=None)
     args = p.parse_args()
     out = Path(args.out)
