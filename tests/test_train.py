@@ -21,8 +21,8 @@ from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.unet import UNet3D, UNetConfig
 from vdiff_edu.optim import warmup_cosine
 from vdiff_edu.recipe import train_denoiser
-from vdiff_edu.train import (EMA, IndexSampler, NonFiniteStep, TrainConfig, Trainer, diffusion_loss, drop_labels,
-                             fetch_batch, latest_checkpoint, min_snr_weight, training_step)
+from vdiff_edu.train import (EMA, IndexSampler, NonFiniteStep, TrainConfig, Trainer, diffusion_loss, draw_timesteps,
+                             drop_labels, fetch_batch, latest_checkpoint, min_snr_weight, training_step)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (4, 1, 3, 8, 8)  # (b, c, f, h, w)
@@ -121,6 +121,41 @@ def test_diffusion_loss_draws_from_the_generator():
     assert a.item() == b.item()
     with pytest.raises(ValueError, match="prediction must be one of"):
         diffusion_loss(model, schedule, x0, prediction="score")
+
+
+def test_timesteps_uniform_is_randint_and_logit_normal_tilts_towards_noise():
+    uniform = draw_timesteps(1000, 50, torch.Generator().manual_seed(3))
+    assert torch.equal(uniform, torch.randint(0, 1000, (50,), generator=torch.Generator().manual_seed(3)))
+    t = draw_timesteps(1000, 200_000, torch.Generator().manual_seed(0), kind="logit-normal", loc=1.5, scale=1.5)
+    assert t.dtype == torch.long and 0 <= int(t.min()) and int(t.max()) <= 999
+    # by hand: the median is T·σ(m) = 1000·σ(1.5) = 817.6; P(t ≥ 950) = P(z > (logit 0.95 − 1.5)/1.5) = P(z > 0.963)
+    assert abs(float(t.float().median()) - 817.6) < 3
+    assert abs(float((t >= 950).float().mean()) - 0.1678) < 0.005  # uniform gives these steps 0.05
+    centred = draw_timesteps(1000, 200_000, torch.Generator().manual_seed(0), kind="logit-normal")
+    assert abs(float(centred.float().median()) - 500) < 3
+    with pytest.raises(ValueError, match="timesteps must be one of"):
+        draw_timesteps(1000, 4, kind="cosine")
+    with pytest.raises(ValueError, match="timesteps must be one of"):
+        TrainConfig(timesteps="lognormal").validate()
+    with pytest.raises(ValueError, match="timestep_scale must be > 0"):
+        TrainConfig(timesteps="logit-normal", timestep_scale=0.0).validate()
+
+
+def test_the_trainer_draws_its_timesteps_as_configured(monkeypatch):
+    seen = []
+    real = training_step
+
+    def spy(*args, t=None, **kwargs):
+        seen.append(t.clone())
+        return real(*args, t=t, **kwargs)
+
+    monkeypatch.setattr("vdiff_edu.train.training_step", spy)
+    make_trainer(steps=30, batch_size=8, timesteps="logit-normal", timestep_loc=3.0, timestep_scale=0.3).train()
+    t = torch.cat(seen).float()  # σ(3 ± 3·0.3) is 0.89–0.98: every t in about 890–980
+    assert len(t) == 240 and t.min() > 800 and t.mean() > 900
+    seen.clear()
+    make_trainer(steps=30, batch_size=8).train()  # the default: uniform
+    assert torch.cat(seen).float().mean() < 700
 
 
 def test_drop_labels_uses_the_null_token():

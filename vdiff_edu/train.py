@@ -46,6 +46,8 @@ from .runs import checkpoint_steps
 from .schedule import PREDICTIONS
 from .utils import get_device, seed_everything
 
+TIMESTEPS = ("uniform", "logit-normal")  # how training draws each clip's t (draw_timesteps)
+
 
 # ---------------------------------------------------------------- config ----
 
@@ -67,6 +69,10 @@ class TrainConfig:
     # --- objective
     prediction: str = "v"               # what the network outputs: "eps" (noise), "x0" (clean clip) or "v"
     min_snr_gamma: float | None = 5.0   # min-SNR-γ loss weighting (Hang et al. 2023); None: plain MSE
+    timesteps: str = "uniform"          # how each clip's t is drawn: "uniform" over {0, …, T−1} (DDPM), or
+                                        # "logit-normal" (draw_timesteps), tilted towards the noisy steps when
+    timestep_loc: float = 0.0           # ... its location m > 0 (m = 0, s = 1: Esser et al. 2024, SD3, §3.1)
+    timestep_scale: float = 1.0         # ... and its scale s
     cond_drop_prob: float = 0.1         # drop each condition (labels → null token) this often, for classifier-free
                                         # guidance; the Trainer's Conditioning uses it unless given its own
     frame_prob: float = 0.0             # this share of steps trains on the batch's frames as one-frame clips, the
@@ -109,6 +115,10 @@ class TrainConfig:
                              f"over {world_size} processes; use a multiple of {world_size}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"TrainConfig.cond_drop_prob must be in [0, 1); got {self.cond_drop_prob}")
+        if self.timesteps not in TIMESTEPS:
+            raise ValueError(f"TrainConfig.timesteps must be one of {TIMESTEPS}; got {self.timesteps!r}")
+        if not self.timestep_scale > 0:
+            raise ValueError(f"TrainConfig.timestep_scale must be > 0; got {self.timestep_scale}")
         if not 0.0 <= self.frame_prob < 1.0:
             raise ValueError(f"TrainConfig.frame_prob is the share of steps on single frames, in [0, 1) (0 = clips "
                              f"only); got {self.frame_prob}")
@@ -136,6 +146,25 @@ def min_snr_weight(snr: Tensor, prediction: str, gamma: float) -> Tensor:
     if prediction == "eps":
         return (gamma / snr).clamp(max=1.0)  # written this way so SNR = 0 gives 1, not 0/0
     return snr.clamp(max=gamma) / (snr + 1)
+
+
+def draw_timesteps(num_steps: int, n: int, generator: torch.Generator | None = None, device=None,
+                   kind: str = "uniform", loc: float = 0.0, scale: float = 1.0) -> Tensor:
+    """``n`` training timesteps in {0, …, T−1}, T = ``num_steps`` (long, on ``device``):
+
+        uniform       t ~ U{0, …, T−1}                                   (DDPM, Ho et al. 2020, Algorithm 1)
+        logit-normal  t = min(⌊T·σ(m + s·z)⌋, T − 1),  z ~ N(0, 1)       (Esser et al. 2024, SD3, §3.1)
+
+    The logit-normal puts more of training on the middle steps (m = 0) or, with m > 0, on the noisy ones, where
+    a clip's layout and motion are decided; its tails are thin, so the very first and last steps get fewer draws
+    than uniform gives them. "uniform" draws exactly what ``torch.randint`` draws (the random stream is unchanged).
+    """
+    if kind == "uniform":
+        return torch.randint(0, num_steps, (n,), generator=generator, device=device)
+    if kind != "logit-normal":
+        raise ValueError(f"timesteps must be one of {TIMESTEPS}; got {kind!r}")
+    z = torch.randn(n, generator=generator, device=device)  # (n,)
+    return (torch.sigmoid(loc + scale * z) * num_steps).long().clamp(max=num_steps - 1)  # (n,)
 
 
 def diffusion_loss(model: nn.Module, schedule, x0: Tensor, cond: dict | None = None, prediction: str = "v",
@@ -520,7 +549,8 @@ class Trainer:
         # draw t, ε and the dropout masks for the WHOLE global batch, then keep this process's rows: every process
         # draws the same numbers, so N processes train exactly like one process with the same global batch
         g = self.noise_generator
-        t = torch.randint(0, self.schedule.num_steps, (B,), generator=g, device=self.device)[shard]  # (b,)
+        t = draw_timesteps(self.schedule.num_steps, B, g, self.device, self.cfg.timesteps, self.cfg.timestep_loc,
+                           self.cfg.timestep_scale)[shard]  # (b,)
         noise = torch.randn((B, *x0.shape[1:]), generator=g, device=self.device)[shard]            # (b, c, f, h, w)
         drops = self.conditioning.draw_drops(B, g, self.device, shard, shape=(B, *x0.shape[1:]))  # {kind: (b,) bool, …}
         cond = self.conditioning.drop(self.conditioning.from_batch(batch, self.device), drops)
