@@ -13,7 +13,7 @@ Variants (each changes one thing of ``ExperimentConfig.preset("cpu-text")``):
   and captions (``--clip-steps``, ``text.train_tiny_clip``), then frozen; the U-Net learns to read its features.
   This is Gen-2's arrangement (a pre-trained CLIP text encoder, never trained with the denoiser) in miniature.
 * ``noisy-steps``: the clip stage trains more on the noisiest steps, where the direction of travel is worth the
-  most loss (``benchmarks/motion_in_the_mean.py``): its t drawn logit-normal, m = 1.5, s = 1.5 (median t = 818,
+  most loss (``benchmarks/motion_in_the_mean.py``): its t drawn logit-normal, loc 1.5 and scale 1.5 (median t = 818,
   t ≥ 950 on 17 % of draws against 5 % uniform; ``train.draw_timesteps``), and plain v-loss instead of
   min-SNR-γ, whose weight for v, min(SNR, γ)/(SNR + 1), is nearly 0 on exactly those steps.
 

@@ -128,7 +128,8 @@ def test_timesteps_uniform_is_randint_and_logit_normal_tilts_towards_noise():
     assert torch.equal(uniform, torch.randint(0, 1000, (50,), generator=torch.Generator().manual_seed(3)))
     t = draw_timesteps(1000, 200_000, torch.Generator().manual_seed(0), kind="logit-normal", loc=1.5, scale=1.5)
     assert t.dtype == torch.long and 0 <= int(t.min()) and int(t.max()) <= 999
-    # by hand: the median is T·σ(m) = 1000·σ(1.5) = 817.6; P(t ≥ 950) = P(z > (logit 0.95 − 1.5)/1.5) = P(z > 0.963)
+    # by hand: the median is T·sigmoid(loc) = 1000·sigmoid(1.5) = 817.6; P(t ≥ 950) = P(z > (logit 0.95 − 1.5)/1.5),
+    # = P(z > 0.963)
     assert abs(float(t.float().median()) - 817.6) < 3
     assert abs(float((t >= 950).float().mean()) - 0.1678) < 0.005  # uniform gives these steps 0.05
     centred = draw_timesteps(1000, 200_000, torch.Generator().manual_seed(0), kind="logit-normal")
@@ -151,7 +152,7 @@ def test_the_trainer_draws_its_timesteps_as_configured(monkeypatch):
 
     monkeypatch.setattr("vdiff_edu.train.training_step", spy)
     make_trainer(steps=30, batch_size=8, timesteps="logit-normal", timestep_loc=3.0, timestep_scale=0.3).train()
-    t = torch.cat(seen).float()  # σ(3 ± 3·0.3) is 0.89–0.98: every t in about 890–980
+    t = torch.cat(seen).float()  # sigmoid(3 ± 3·0.3) is 0.89–0.98: every t in about 890–980
     assert len(t) == 240 and t.min() > 800 and t.mean() > 900
     seen.clear()
     make_trainer(steps=30, batch_size=8).train()  # the default: uniform

@@ -71,8 +71,8 @@ class TrainConfig:
     min_snr_gamma: float | None = 5.0   # min-SNR-γ loss weighting (Hang et al. 2023); None: plain MSE
     timesteps: str = "uniform"          # how each clip's t is drawn: "uniform" over {0, …, T−1} (DDPM), or
                                         # "logit-normal" (draw_timesteps), tilted towards the noisy steps when
-    timestep_loc: float = 0.0           # ... its location m > 0 (m = 0, s = 1: Esser et al. 2024, SD3, §3.1)
-    timestep_scale: float = 1.0         # ... and its scale s
+    timestep_loc: float = 0.0           # ... its location is > 0 (0 and scale 1: Esser et al. 2024, SD3, §3.1)
+    timestep_scale: float = 1.0         # ... and its scale
     cond_drop_prob: float = 0.1         # drop each condition (labels → null token) this often, for classifier-free
                                         # guidance; the Trainer's Conditioning uses it unless given its own
     frame_prob: float = 0.0             # this share of steps trains on the batch's frames as one-frame clips, the
@@ -153,9 +153,9 @@ def draw_timesteps(num_steps: int, n: int, generator: torch.Generator | None = N
     """``n`` training timesteps in {0, …, T−1}, T = ``num_steps`` (long, on ``device``):
 
         uniform       t ~ U{0, …, T−1}                                   (DDPM, Ho et al. 2020, Algorithm 1)
-        logit-normal  t = min(⌊T·σ(m + s·z)⌋, T − 1),  z ~ N(0, 1)       (Esser et al. 2024, SD3, §3.1)
+        logit-normal  t = min(⌊T·sigmoid(loc + scale·z)⌋, T − 1),  z ~ N(0, 1)   (Esser et al. 2024, SD3, §3.1)
 
-    The logit-normal puts more of training on the middle steps (m = 0) or, with m > 0, on the noisy ones, where
+    The logit-normal puts more of training on the middle steps (loc = 0) or, with loc > 0, on the noisy ones, where
     a clip's layout and motion are decided; its tails are thin, so the very first and last steps get fewer draws
     than uniform gives them. "uniform" draws exactly what ``torch.randint`` draws (the random stream is unchanged).
     """
