@@ -173,6 +173,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
             raise ValueError("a resumed run keeps the step counts it started with; plan is only for a fresh run")
         if steps is not None:
             raise ValueError("plan gives every stage's step count, steps only the clip stage's; give one of them")
+        if cfg is None:
+            raise ValueError("a fresh run needs a recipe: pass cfg=ExperimentConfig.preset(...)")
         plan = checked_plan(plan, cfg)
     # under torchrun: the first process writes every file (run folder, autoencoder, latents, weights); the others
     # wait for it, then all of them train the denoiser together (DistributedDataParallel, the global batch split)
