@@ -90,6 +90,7 @@ def prediction(pipe, args) -> tuple[dict, dict]:
 def rollouts(pipe, args, nets) -> dict:
     cfg = pipe.config
     video_real, labels = real_clips(cfg, args.n_rollout, cfg.num_frames, seed=13)
+    told = [tuple(r) if len(r) > 1 else r[0] for r in labels.tolist()]  # what pipe(labels=...) takes, per clip
     reference, _ = real_clips(cfg, 256, 8, seed=17)
     results = {}
     # the "+ label" schemes are told the digit too: the frames say where it is, the label which it is
@@ -100,8 +101,8 @@ def rollouts(pipe, args, nets) -> dict:
             level, labelled = schemes[scheme]
             t0 = time.perf_counter()
             first = from_uint8(torch.from_numpy(video_real[:, :k]))[:, None]  # (n, 1, k, h, w)
-            given = dict(labels=[tuple(r) if len(r) > 1 else int(r[0]) for r in labels.tolist()], guidance_scale=cfg.guidance_scale) if labelled else dict(
-                guidance_scale=1.0)  # no label: the null one, "any digit", and nothing to guide towards
+            # without a label: the null one, "any digit", and nothing to guide towards
+            given = dict(labels=told, guidance_scale=cfg.guidance_scale) if labelled else dict(guidance_scale=1.0)
             video = pipe.rollout(first, args.length, context=k, noise_level=level, sampler=args.sampler,
                                  steps=args.steps, seed=0, progress=False, **given)
             frames = np.asarray(to_uint8(video[:, 0]))  # (n, L, h, w)
@@ -114,14 +115,17 @@ def rollouts(pipe, args, nets) -> dict:
     return results
 
 
+LINE_STYLES = {"plain": "-", "noise-augmented": "--", "plain + label": ":", "noise-augmented + label": "-."}
+
+
 def plot(results: dict, path: Path) -> None:
     keys = [("identity_persistence", "identity persistence (per clip)"), ("label_kept", "context's digit kept"),
             ("fvd_mm", "FVD-MM to real clips (lower is better)"), ("speed", "tracked speed, px/frame")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True)
     for ax, (key, title) in zip(axes.flat, keys):
         for name, curve in results.items():
-            style = ("-" if "plain" in name else "--") if "label" not in name else (":" if "plain" in name else "-.")
-            ax.plot(np.asarray(curve["start"]) + 4, curve[key], style, marker=".", label=name)
+            ax.plot(np.asarray(curve["start"]) + 4, curve[key], LINE_STYLES[name.split(" ", 1)[1]], marker=".",
+                    label=name)
         ax.set(title=title, xlabel="frame (window centre)")
         ax.grid(alpha=0.3)
     axes[1, 1].axhline(1.8, color="grey", lw=0.8, ls=":", label="data speed 1.8")
@@ -144,8 +148,7 @@ def main() -> None:
     p.add_argument("--noise-level", type=float, default=0.1)
     p.add_argument("--sampler", default="dpmpp")
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--schemes", nargs="+", default=["plain", "noise-augmented"],
-                   choices=["plain", "noise-augmented", "plain + label", "noise-augmented + label"])
+    p.add_argument("--schemes", nargs="+", default=["plain", "noise-augmented"], choices=list(LINE_STYLES))
     p.add_argument("--skip", choices=("prediction", "rollouts"), default=None)
     args = p.parse_args()
     out = Path(args.out)

@@ -156,8 +156,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     ``deadline`` (a ``time.time()``) ends the budget at a clock time instead. A fixed ``steps`` turns it off. The
     chosen plan is remembered by the run, so a resume continues it exactly. ``plan`` (``{"autoencoder": …,
     "frames": …, "clips": …}``, as a budgeted run's run.json records it) trains exactly those step counts, with no
-    budget: a budgeted run's step counts repeated on any machine. An interruption (Ctrl-C) in any stage stops the run: ``result["interrupted"]`` names the
-    stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
+    budget: a budgeted run's step counts repeated on any machine. An interruption (Ctrl-C) in any stage stops the
+    run: ``result["interrupted"]`` names the stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
     the seconds each stage took and the paths written.
     """
     if stage not in ("autoencoder", "denoiser", "both"):
@@ -330,7 +330,7 @@ def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mn
     removed = run.clean_temporary_files()
     if removed:
         log(f"removed {len(removed)} temporary file(s) left by an interrupted save: {', '.join(p.name for p in removed)}")
-    # overrides of the clip stage, remembered by the run so that a later resume keeps them
+    # overrides (the clip stage's steps and lr, every stage's plan), remembered by the run so a resume keeps them
     overrides = {**run.record.get("overrides", {}), **({"steps": steps} if steps is not None else {}),
                  **({"lr": lr} if lr is not None else {}), **({"plan": plan} if plan is not None else {})}
     run.set(overrides=overrides)
