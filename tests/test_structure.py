@@ -198,7 +198,7 @@ def test_v2v_presets_are_text_presets_with_structure_channels(name):
     assert cfg.unet.structure_channels == d * d + 1
     text = ExperimentConfig.preset(name.replace("v2v", "text"))
     assert cfg.train.frame_prob == 0.1  # joint image-video training, for temporal-consistency guidance
-    assert replace(cfg, name=text.name, structure=None, unet=replace(cfg.unet, structure_channels=0),
+    assert replace(cfg, name=text.name, structure=None, reference=None, unet=replace(cfg.unet, structure_channels=0),
                    train=replace(cfg.train, frame_prob=0.0)) == text
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg  # the weights' metadata rebuilds it
     assert "structure" in cfg.summary()

@@ -437,6 +437,9 @@ def cmd_sample(args) -> int:
         return _sample_edit(pipe, args, prompts, n, steps, out)
     if args.temporal_guidance != 1.0:
         raise UsageError("--temporal-guidance needs --structure-from FILE.npy (video to video)")
+    if args.content_image is not None:
+        raise UsageError("--content-image needs --structure-from FILE.npy (video to video: the clips whose structure "
+                         "the new clips keep, their content from the image)")
     if args.structure_detail is not None:
         raise UsageError("--structure-detail needs --structure-from FILE.npy (uint8 (n, f, h, w), the clips whose "
                          "structure the new clips keep)")
@@ -525,7 +528,7 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
     from .eval.metrics import read_npy
     from .outputs import write_array, write_samples
     from .structure import finest_level, structure_image
-    from .utils import from_uint8
+    from .utils import from_uint8, to_uint8
 
     if not pipe.reads_structure:
         raise UsageError(f"--weights {args.weights} reads no structure: --structure-from needs a video-to-video "
@@ -548,8 +551,19 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
         raise UsageError(f"--n {n} but --structure-from holds {len(given)} clips; drop --n (one new clip per clip "
                          f"given)")
     n = len(given)
-    labels = None
-    if pipe.reads_prompts:
+    labels, references = None, None
+    if args.content_image is not None:
+        if prompts is not None or args.labels is not None:
+            raise UsageError("give --content-image or --prompt/--labels, not both: the model takes its content from "
+                             "one (an image says what to draw, stroke included)")
+        if not pipe.reads_references:
+            raise UsageError(f"--weights {args.weights} takes its content from prompts only (it was trained without "
+                             f"reference images); use --prompt, or a model trained with them (--preset cpu-v2v)")
+        references = read_references(args.content_image, n, pipe.config.image_size, pipe.config.digit_size)
+        references = references.expand(n, -1, -1, -1)  # (n, 1, h, w): one image for all, or one per clip
+        prompts = [""] * n  # the empty prompt: the content is the image's
+        written = torch.full((n, pipe.config.num_digits), -1)  # no digit named
+    elif pipe.reads_prompts:
         if args.labels is not None:
             raise UsageError(f"--weights {args.weights} is a text model: name the new content with --prompt "
                              f"(e.g. --prompt \"a bold 8\"), not --labels")
@@ -574,19 +588,65 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
     video_in = from_uint8(torch.from_numpy(given))[:, None]  # (n, 1, f, h, w) in [-1, 1]
     print(pipe)
     t0 = time.perf_counter()
-    video = pipe.edit(video_in, prompts=prompts, labels=labels, detail=detail, sampler=args.sampler, steps=steps,
+    video = pipe.edit(video_in, prompts=None if references is not None else prompts, labels=labels,
+                      references=references, detail=detail, sampler=args.sampler, steps=steps,
                       guidance_scale=args.guidance, temporal_guidance=args.temporal_guidance, seed=args.seed)
     seconds = time.perf_counter() - t0
+    content = f", content of {Path(args.content_image).name}" if references is not None else ""
     paths = write_samples(video, written, out, title=f"{args.weights}: structure of {Path(args.structure_from).name} "
-                          f"at detail {detail}", prompts=prompts)
+                          f"at detail {detail}{content}", prompts=prompts)
     paths["structure"] = write_array(structure_image(video_in, detail, pipe.config.structure.pooling).numpy(),
                                     out / "structure.npy")
+    if references is not None:  # the images as the model read them: scaled and centred
+        from .reference import centred
+
+        paths["reference"] = write_array(to_uint8(centred(references)[:, 0]).numpy(), out / "references.npy")
     print(f"{n} clips in {_seconds(seconds)} ({seconds / n:.2f} s per clip); wrote")
     for key, path in paths.items():
         print(f"  {key:<9} {path}")
     print(f"samples.npy: uint8 (n, f, h, w); structure.npy: uint8 (n, f, h, w), the input's silhouette pooled at "
-          f"detail {detail} (255 = all ink); prompts.txt and labels.npy in clip order")
+          f"detail {detail} (255 = all ink); prompts.txt and labels.npy in clip order" +
+          ("; references.npy: uint8 (n, h, w), the content images as the model read them (scaled, centred)"
+           if references is not None else ""))
     return 0
+
+
+def read_references(path: str, n: int, image_size: int, digit_size: int):
+    """``--content-image``: a .png (one digit for every clip) or a .npy of one image ``(h, w)`` or one per clip
+    ``(n, h, w)``, white on black → references ``(n or 1, 1, image_size, image_size)`` in [-1, 1], each scaled to
+    ``digit_size`` and centred (``reference.reference_from_image``); every mistake one sentence."""
+    import numpy as np
+    import torch
+
+    from .eval.metrics import read_npy
+    from .reference import reference_from_image
+
+    where = Path(path)
+    if where.suffix.lower() == ".png":
+        if not where.is_file():
+            raise UsageError(f"--content-image: no file at {where}")
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(where) as image:
+                images = np.asarray(image.convert("L"))[None]  # (1, h, w) uint8
+        except (UnidentifiedImageError, OSError) as e:
+            raise UsageError(f"--content-image: {where} is not a PNG Pillow can read ({e})") from None
+    elif where.suffix.lower() == ".npy":
+        try:
+            images = read_npy(where, "--content-image")
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(str(e)) from None
+        images = images[None] if images.ndim == 2 else images
+        if images.ndim != 3 or len(images) not in (1, n) or images.dtype.kind not in "uif":
+            raise UsageError(f"--content-image: the .npy must hold one digit image (h, w) or one per clip ({n}, h, w) "
+                             f"of grey levels; got {images.dtype} {images.shape}")
+    else:
+        raise UsageError(f"--content-image takes a .png or a .npy (a digit, white on black); got {where.name!r}")
+    try:
+        return torch.cat([reference_from_image(image, image_size, digit_size) for image in images])  # (k, 1, H, W)
+    except ValueError as e:
+        raise UsageError(f"--content-image: {e}") from None
 
 
 def _sample_frames(pipe, args, prompts: list[str] | None, n: int | None, steps: int | None, out: Path) -> int:
@@ -878,6 +938,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temporal-guidance", type=float, default=1.0,
                    help="with --structure-from: temporal-consistency guidance ω_t (Gen-1): 1 = the video model "
                         "(default), above 1 pushes away from the frame-by-frame image model, 0 is that image model")
+    p.add_argument("--content-image", default=None, metavar="FILE",
+                   help="with --structure-from, instead of --prompt: the new content from a digit image, white on "
+                        "black (\"this 8\"): a .png, or a .npy of one image (h, w) or one per clip (n, h, w)")
     p.add_argument("--out", default=None, help="output folder (default: a new runs/samples/<weights>[-N])")
     p.add_argument("--overwrite", action="store_true", help="replace the samples already in --out")
     p.add_argument("--device", default=None)

@@ -511,6 +511,90 @@ class CaptionIds(CaptionTokens):
         return {"caption_ids": ids.to(device).expand(b, -1), "caption_mask": mask.to(device).expand(b, -1)}
 
 
+class CaptionOrReference(CaptionIds):
+    """What to draw, from a caption *or* a reference digit image (``reference.py``): "the bold digit 8" or "this 8".
+    Both reach the U-Net through the same cross-attention (``TextConditionedDenoiser`` appends the image's tokens to
+    the caption's); the entries are the caption's ids and mask, ``reference (b, 1, H, W)`` in [-1, 1] and
+    ``reference_given (b,)`` bool (False: the image's tokens are masked out, as if the model had no image encoder).
+
+    Training (``draw``) gives each clip one of the two: its own digit image (its first frame, centred) with
+    ``prob``, with the empty prompt as its caption; else its caption, which the usual caption dropout may turn into
+    the empty prompt. The null condition, which guidance compares with, is neither: the empty prompt and no image.
+    The latent cache keeps the reference as uint8 (1 byte a pixel).
+    """
+
+    unet_keys = ("caption_ids", "caption_mask", "reference", "reference_given")
+
+    def __init__(self, tokenizer, max_len: int, image_size: int, prob: float, drop_prob: float = 0.1,
+                 on_unknown: str = "raise"):
+        super().__init__(tokenizer, max_len, drop_prob, on_unknown)
+        if not 0.0 < prob < 1.0 - drop_prob:
+            raise ValueError(f"CaptionOrReference: prob (clips shown their digit image) must be in (0, 1 - drop_prob "
+                             f"= {1 - drop_prob:g}), so that some clips keep their caption; got {prob}")
+        self.image_size, self.prob = image_size, prob
+
+    def __repr__(self) -> str:
+        return f"CaptionOrReference(max_len={self.max_len}, prob={self.prob:g}, drop_prob={self.drop_prob:g})"
+
+    def references(self, batch: dict, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+        """The batch's reference images ``(b, 1, H, W)`` in [-1, 1] and whether each is given ``(b,)``: stored ones
+        (``batch["reference"]``: uint8 from the latent cache, or floats in [-1, 1]), else the clips' own first frames
+        (``batch["video"]``), else none given (a prompt alone, as ``pipeline.encode_condition`` asks)."""
+        from .reference import reference_of_clips
+        from .utils import from_uint8
+
+        if "reference" in batch:
+            images = torch.as_tensor(batch["reference"])
+            images = from_uint8(images) if images.dtype == torch.uint8 else images.float()  # (b, 1, H, W)
+            given = torch.as_tensor(batch.get("reference_given", torch.ones(len(images), dtype=torch.bool)))
+        elif "video" in batch:
+            images = reference_of_clips(torch.as_tensor(batch["video"]).float())  # (b, 1, H, W)
+            given = torch.ones(len(images), dtype=torch.bool)
+        else:
+            b = len(self.token_ids(batch)[0])
+            images = torch.full((b, 1, self.image_size, self.image_size), -1.0)
+            given = torch.zeros(b, dtype=torch.bool)
+        if images.ndim != 4 or images.shape[1:] != (1, self.image_size, self.image_size):
+            raise ValueError(f"reference images must be (b, 1, {self.image_size}, {self.image_size}); got shape "
+                             f"{tuple(images.shape)}")
+        return images.to(device), given.bool().to(device)
+
+    def from_batch(self, batch: dict, device: torch.device | str | None = None) -> dict[str, Tensor]:
+        images, given = self.references(batch, device)
+        return {**super().from_batch(batch, device), "reference": images, "reference_given": given}
+
+    def cache_entries(self, batch: dict) -> dict[str, Tensor]:
+        from .utils import to_uint8
+
+        images, _ = self.references(batch)
+        return {**super().cache_entries(batch), "reference": to_uint8(images).cpu()}  # (n, 1, H, W) uint8
+
+    def draw(self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+             shape: tuple[int, ...] | None = None) -> dict[str, Tensor]:
+        """Per clip, which content stays: ``{"caption": (b,), "reference": (b,)}``, True = dropped. One uniform draw
+        each: below ``prob`` the image (the caption dropped), then ``drop_prob`` of neither, the rest the caption."""
+        u = torch.rand((batch_size,), generator=generator, device=device)  # (b,)
+        image = u < self.prob
+        neither = (u >= self.prob) & (u < self.prob + self.drop_prob)
+        return {"caption": image | neither, "reference": ~image}
+
+    def drop(self, entries: dict[str, Tensor], drop) -> dict[str, Tensor]:
+        """``drop``: ``draw``'s dict, or one bool mask ``(b,)`` that drops both (the null condition where True)."""
+        drops = drop if isinstance(drop, dict) else {"caption": drop, "reference": drop}
+        caption = {key: entries[key] for key in ("caption_ids", "caption_mask")}
+        empty = CaptionIds.null(self, caption)  # the empty prompt
+        mask = drops["caption"].to(caption["caption_ids"].device)[:, None]  # (b, 1)
+        out = {key: torch.where(mask, empty[key], value) for key, value in caption.items()}  # (b, L) each
+        keep = ~drops["reference"].to(entries["reference_given"].device)  # (b,)
+        return {**out, "reference": entries["reference"], "reference_given": entries["reference_given"] & keep}
+
+    def null(self, entries: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The empty prompt and no image (its tokens masked out)."""
+        caption = CaptionIds.null(self, {key: entries[key] for key in ("caption_ids", "caption_mask")})
+        return {**caption, "reference": entries["reference"],
+                "reference_given": torch.zeros_like(entries["reference_given"])}
+
+
 class TextConditionedDenoiser(nn.Module):
     """A U-Net and the text encoder it reads, as one model: ``forward(x, t, cond)`` with ``cond["caption_ids"]`` and
     ``cond["caption_mask"]`` (b, L) encodes the caption into ``context (b, L, width)`` and calls the U-Net with it
@@ -519,13 +603,17 @@ class TextConditionedDenoiser(nn.Module):
 
     ``cfg`` is the U-Net's config (what the Trainer, samplers and pipeline read)."""
 
-    def __init__(self, unet: nn.Module, text_encoder: nn.Module):
+    def __init__(self, unet: nn.Module, text_encoder: nn.Module, reference_encoder: nn.Module | None = None):
         super().__init__()
         if unet.cfg.context_dim != text_encoder.cfg.width:
             raise ValueError(f"the U-Net's context_dim={unet.cfg.context_dim} must equal the text encoder's "
                              f"width={text_encoder.cfg.width}: cross-attention reads its token features; build the "
                              f"U-Net with UNetConfig(context_dim={text_encoder.cfg.width})")
+        if reference_encoder is not None and reference_encoder.width != text_encoder.cfg.width:
+            raise ValueError(f"the reference encoder's width={reference_encoder.width} must equal the text encoder's "
+                             f"{text_encoder.cfg.width}: their tokens share the U-Net's cross-attention")
         self.unet, self.text_encoder = unet, text_encoder
+        self.reference_encoder = reference_encoder  # None: a text model (prompts only); else "this 8" works too
 
     @property
     def cfg(self):
@@ -543,7 +631,16 @@ class TextConditionedDenoiser(nn.Module):
         if "caption_ids" in cond:
             ids, mask = cond.pop("caption_ids"), cond.pop("caption_mask")  # (b, L) each
             tokens, _ = self.text_encoder(ids.long(), mask.bool())  # (b, L, width)
-            cond.update(context=tokens, context_mask=mask.bool())
+            mask = mask.bool()
+            if "reference" in cond:  # a digit image's tokens join the caption's, masked out where none is given
+                images, given = cond.pop("reference"), cond.pop("reference_given").bool()  # (b, 1, H, W), (b,)
+                if self.reference_encoder is None:
+                    raise ValueError("this model reads prompts only (it has no reference encoder); drop "
+                                     "'reference' from the condition, or load a model trained with one (cpu-v2v)")
+                image_tokens = self.reference_encoder(images.float())  # (b, K, width)
+                tokens = torch.cat([tokens, image_tokens], dim=1)  # (b, L + K, width)
+                mask = torch.cat([mask, given[:, None].expand(-1, image_tokens.shape[1])], dim=1)  # (b, L + K)
+            cond.update(context=tokens, context_mask=mask)
         return self.unet(x, t, cond or None)  # (b, c_out, f, h, w)
 
 
@@ -558,8 +655,11 @@ def conditioning_for(cfg, drop_prob: float | None = None, single_frames: bool = 
 
     drop_prob = cfg.train.cond_drop_prob if drop_prob is None else drop_prob
     kinds = list(Conditioning.for_unet(cfg.unet, drop_prob).kinds)
-    text = getattr(cfg, "text", None)
-    if text is not None:
+    text, reference = getattr(cfg, "text", None), getattr(cfg, "reference", None)
+    if text is not None and reference is not None:  # content from a caption or a digit image
+        kinds.append(CaptionOrReference(Tokenizer(), text.max_len, cfg.image_size, reference.prob,
+                                        cfg.caption_drop_prob))
+    elif text is not None:
         kinds.append(CaptionIds(Tokenizer(), text.max_len, cfg.caption_drop_prob))
     frames = getattr(cfg, "frames", None)
     if frames is not None and not single_frames:
@@ -572,10 +672,15 @@ def conditioning_for(cfg, drop_prob: float | None = None, single_frames: bool = 
 
 def denoiser_for(cfg) -> nn.Module:
     """The run's denoiser, from its ``ExperimentConfig``: a ``UNet3D``, wrapped with a fresh ``TextEncoder`` in a
-    ``TextConditionedDenoiser`` when ``cfg.text`` is set."""
+    ``TextConditionedDenoiser`` when ``cfg.text`` is set (and a fresh ``ReferenceEncoder`` when ``cfg.reference``
+    is set too)."""
+    from .reference import ReferenceEncoder
     from .text import TextEncoder
     from .unet import UNet3D
 
     unet = UNet3D(cfg.unet)
-    text = getattr(cfg, "text", None)
-    return unet if text is None else TextConditionedDenoiser(unet, TextEncoder(text))
+    text, reference = getattr(cfg, "text", None), getattr(cfg, "reference", None)
+    if text is None:
+        return unet
+    images = None if reference is None else ReferenceEncoder(cfg.image_size, text.width, reference)
+    return TextConditionedDenoiser(unet, TextEncoder(text), images)

@@ -49,6 +49,7 @@ from .utils import get_device
 AUTOENCODER_FILE = "autoencoder.safetensors"  # in a saved pipeline's folder (shipped: "<preset>_autoencoder...")
 UNET_FILE = "unet.safetensors"
 TEXT_ENCODER_FILE = "text_encoder.safetensors"  # a text model's encoder, beside its U-Net (same prefix)
+REFERENCE_ENCODER_FILE = "reference_encoder.safetensors"  # a video-to-video model's digit-image encoder, likewise
 
 
 # ---------------------------------------------------------------- the pipeline ----
@@ -276,14 +277,22 @@ class LatentVideoPipeline:
         """True for a video-to-video model (its U-Net reads an input video's structure maps)."""
         return "structure" in self.conditioning.names
 
+    @property
+    def reads_references(self) -> bool:
+        """True for a model that can take its content from a digit image ("this 8"; ``reference.py``)."""
+        return "reference" in self.conditioning.kind("caption").unet_keys if self.reads_prompts else False
+
     def edit(self, structure_from: torch.Tensor, prompts: str | list[str] | None = None, labels: Any = None,
-             detail: int | None = None, sampler: str | None = None, steps: int | None = None,
+             references: torch.Tensor | None = None, detail: int | None = None, sampler: str | None = None, steps: int | None = None,
              guidance_scale: float | dict[str, float] | None = None, temporal_guidance: float = 1.0,
              seed: int | None = 0, generator: torch.Generator | None = None, batch_size: int = 64,
              progress: bool = False, return_latents: bool = False) -> torch.Tensor:
         """Video to video (Gen-1, Esser et al. 2023): new clips ``(n, 1, f, h, w)`` in [-1, 1] (CPU) that keep the
         structure of ``structure_from`` (pixel clips ``(n, 1, f, h, w)`` in [-1, 1]) and take their content from
-        ``prompts`` (a text model: "a bold 8"; one per clip, or one for all) or ``labels``.
+        ``prompts`` (a text model: "a bold 8"; one per clip, or one for all), ``labels``, or ``references``: digit
+        images ``(n, 1, h, w)`` in [-1, 1] (one per clip, or ``(1, 1, h, w)`` for all; each is centred first,
+        ``reference.centred``; ``reference.reference_from_image`` makes one from any picture): "this 8", for a model
+        trained with them (``reads_references``). Give a prompt or a reference, not both: training showed one.
 
         ``detail`` is the structure's level of detail (``structure.py``): from 1 (only where the ink is) to
         ``structure.finest_level(h)`` (its exact silhouette); 0 ignores the input; None: the model's
@@ -308,6 +317,8 @@ class LatentVideoPipeline:
         if isinstance(prompts, str):
             prompts = [prompts] * n
         cond = self._other_conditions(labels, prompts, n) or {}
+        if references is not None:
+            cond.update(self._references(references, n, prompts))  # the empty prompt, and the images' tokens
         cond.update(kind.maps(video, detail, self.device))  # {"structure": (n, d² + 1, f, h/d, w/d)}
         # guidance nulls the content only: both branches read the structure (unless a dict of scales names it)
         guide_structure = isinstance(guidance_scale, dict) and "structure" in guidance_scale
@@ -322,6 +333,27 @@ class LatentVideoPipeline:
                          **self._sampling(sampler, steps, guidance_scale))  # (b, c_z, f, h/d, w/d)
             videos.append(z_0.cpu() if return_latents else self.decode(z_0))  # (b, 1, f, h, w)
         return torch.cat(videos)
+
+    def _references(self, references, n: int, prompts) -> dict[str, torch.Tensor]:
+        """Digit images ``(n or 1, 1, h, w)`` → the condition's ``reference (n, 1, h, w)`` (centred) and
+        ``reference_given (n,)`` (all True)."""
+        from .reference import centred
+
+        if not self.reads_references:
+            raise ValueError("this model takes its content from prompts only (it was trained without reference "
+                             "images); give prompts=..., or load a model trained with them (cpu-v2v)")
+        if prompts is not None and any(p for p in prompts):
+            raise ValueError("give prompts or references, not both: the model was trained on one or the other "
+                             "(a reference alone says what to draw, stroke included)")
+        size = self.config.image_size
+        images = torch.as_tensor(references, dtype=torch.float32).cpu()
+        if images.ndim != 4 or images.shape[1:] != (1, size, size) or len(images) not in (1, n):
+            raise ValueError(f"references must be digit images (n, 1, {size}, {size}) in [-1, 1], one per clip "
+                             f"({n}) or one for all; got shape {tuple(images.shape)}. From any picture: "
+                             f"reference.reference_from_image(image, {size}, {self.config.digit_size})")
+        images = centred(images.expand(n, -1, -1, -1))  # (n, 1, h, w)
+        return {"reference": images.to(self.device), "reference_given": torch.ones(n, dtype=torch.bool,
+                                                                                  device=self.device)}
 
     def _check_pixels(self, frames, what: str) -> torch.Tensor:
         frames = torch.as_tensor(frames, dtype=torch.float32).cpu()
@@ -365,6 +397,13 @@ class LatentVideoPipeline:
                                      {"model": "TextEncoder", "config": asdict(encoder.cfg), **extra})
             unet_meta["text_encoder"] = {"config": asdict(encoder.cfg), "fingerprint": weights_fingerprint(encoder)}
             written.append(Path(text_path))
+            images = self.unet.reference_encoder
+            if images is not None:  # content from a digit image too ("this 8")
+                image_path = save_weights(directory / f"{prefix}{REFERENCE_ENCODER_FILE}", images,
+                                          {"model": "ReferenceEncoder", "config": asdict(images.cfg), **extra})
+                unet_meta["reference_encoder"] = {"config": asdict(images.cfg), "image_size": images.image_size,
+                                                  "width": images.width, "fingerprint": weights_fingerprint(images)}
+                written.append(Path(image_path))
         unet_path = save_weights(directory / f"{prefix}{UNET_FILE}", unet, unet_meta)
         return [Path(ae_path), Path(unet_path)] + written
 
@@ -383,7 +422,9 @@ class LatentVideoPipeline:
         unet = UNet3D(_unet_config(meta["config"]))
         load_weights(unet_path, unet, device="cpu")
         if "text_encoder" in meta:  # a text model: its encoder is saved beside the U-Net
-            unet = TextConditionedDenoiser(unet, _load_text_encoder(unet_path, meta["text_encoder"]))
+            images = (_load_reference_encoder(unet_path, meta["reference_encoder"])
+                      if "reference_encoder" in meta else None)
+            unet = TextConditionedDenoiser(unet, _load_text_encoder(unet_path, meta["text_encoder"]), images)
         autoencoder = FrameAutoencoder.load(ae_path)
         config = ExperimentConfig.from_dict(meta["experiment"]) if "experiment" in meta else None
         if config is not None and (config.image_size != autoencoder.cfg.image_size
@@ -460,6 +501,25 @@ def _load_text_encoder(unet_path: Path, saved: dict):
     load_weights(path, encoder, device="cpu")
     if saved.get("fingerprint") and weights_fingerprint(encoder) != saved["fingerprint"]:
         raise ValueError(f"{path} is not the text encoder {unet_path} was trained with (fingerprints differ); "
+                         f"keep a run's weight files together")
+    return encoder
+
+
+def _load_reference_encoder(unet_path: Path, saved: dict):
+    """The reference encoder saved beside ``unet_path`` (``REFERENCE_ENCODER_FILE``), checked against its
+    fingerprint as the text encoder is."""
+    from .reference import ReferenceConfig, ReferenceEncoder
+
+    path = unet_path.with_name(unet_path.name.replace(UNET_FILE, REFERENCE_ENCODER_FILE))
+    if not path.is_file():
+        raise FileNotFoundError(f"{unet_path} reads digit images, but its reference encoder {path.name} is missing "
+                                f"from {path.parent}; keep a video-to-video model's weight files together")
+    names = {f.name for f in fields(ReferenceConfig)}
+    cfg = ReferenceConfig(**{k: v for k, v in saved["config"].items() if k in names})
+    encoder = ReferenceEncoder(saved["image_size"], saved["width"], cfg)
+    load_weights(path, encoder, device="cpu")
+    if saved.get("fingerprint") and weights_fingerprint(encoder) != saved["fingerprint"]:
+        raise ValueError(f"{path} is not the reference encoder {unet_path} was trained with (fingerprints differ); "
                          f"keep a run's weight files together")
     return encoder
 

@@ -52,6 +52,7 @@ from .autoencoder import AutoencoderConfig
 from .config import check_preset
 from .frames import FramesConfig, cond_channels_for
 from .sampling import SAMPLERS
+from .reference import ReferenceConfig
 from .structure import StructureConfig, structure_channels_for
 from .text import TextEncoderConfig
 from .train import TrainConfig
@@ -85,6 +86,8 @@ class ExperimentConfig:
                                         # conditioning.ContextFrames, notebook 11); None = it never is
     structure: StructureConfig | None = None  # a model that also reads an input video's structure maps
                                               # (video-to-video, Gen-1; conditioning.StructureMaps, notebook 12)
+    reference: ReferenceConfig | None = None  # a video-to-video model that also takes its content from a digit
+                                              # image ("this 8"; conditioning.CaptionOrReference); needs text
     label_embedding_std: float | None = None  # re-initialise the U-Net's label embedding at this std (None: keep its
                                               # own init, std 0.02). At 0.02 the label is a whisper next to the
                                               # timestep embedding and a minutes-long run hardly learns it
@@ -133,6 +136,9 @@ class ExperimentConfig:
             if not 0.0 <= self.caption_drop_prob < 1.0:
                 raise ValueError(f"caption_drop_prob must be in [0, 1) (0 = never dropped, no guidance); got "
                                  f"{self.caption_drop_prob}")
+        if self.reference is not None and self.text is None:
+            raise ValueError("reference (content from a digit image) joins a caption's tokens in cross-attention, "
+                             "so it needs a text model: set text=TextEncoderConfig(...) too, or reference=None")
         if self.frames is not None and self.unet.cond_channels != cond_channels_for(self.autoencoder.latent_channels):
             want = cond_channels_for(self.autoencoder.latent_channels)
             raise ValueError(f"a frames model reads the given frames (their latents, the nearest one's, and the mask) "
@@ -333,7 +339,9 @@ class ExperimentConfig:
     # d² + 1 more input channels; the captions name only the digit and its stroke (StructureConfig.caption_says),
     # since the motion comes from the structure; and one clip-stage step in ten trains on single frames (joint
     # image-video training, TrainConfig.frame_prob), so that the model keeps the image prediction which
-    # temporal-consistency guidance pushes away from (Gen-1, section 3.3). Everything else (the text encoder trained
+    # temporal-consistency guidance pushes away from (Gen-1, section 3.3); and 40 % of the clips are shown their own
+    # digit image (first frame, centred) instead of their caption, so that content can come from either
+    # (ReferenceConfig, "this 8" beside "the digit 8"; Gen-1 takes content from an image embedding). Everything else (the text encoder trained
     # jointly, the held-out pairs, the step counts) is the text recipe's, not yet tuned for structure.
 
     @classmethod
@@ -353,7 +361,7 @@ class ExperimentConfig:
 
     def _with_structure(self, name: str) -> "ExperimentConfig":
         """This text recipe, reading an input video's structure maps too (the decisions above)."""
-        return replace(self, name=name, structure=StructureConfig(),
+        return replace(self, name=name, structure=StructureConfig(), reference=ReferenceConfig(),
                        unet=replace(self.unet, structure_channels=structure_channels_for(self.autoencoder.downsample)),
                        train=replace(self.train, frame_prob=0.1))
 
@@ -386,6 +394,9 @@ class ExperimentConfig:
         if isinstance(d.get("structure"), dict):
             names = {f.name for f in fields(StructureConfig)}
             d["structure"] = StructureConfig(**{k: v for k, v in d["structure"].items() if k in names})
+        if isinstance(d.get("reference"), dict):
+            names = {f.name for f in fields(ReferenceConfig)}
+            d["reference"] = ReferenceConfig(**{k: v for k, v in d["reference"].items() if k in names})
         if isinstance(d.get("text"), dict):
             names = {f.name for f in fields(TextEncoderConfig)}
             d["text"] = TextEncoderConfig(**{k: v for k, v in d["text"].items() if k in names})
@@ -419,5 +430,7 @@ class ExperimentConfig:
               f"std {self.frames.noise_aug:g}"] if self.frames is not None else []) + ([f"  structure    an input's "
               f"silhouette {self.structure.pooling}-pooled at levels {self.structure.levels(self.image_size)} (0 = none, drawn "
               f"{self.structure.drop_prob:g}) as {self.unet.structure_channels} more input channels; captions name "
-              f"{' and '.join(self.structure.caption_says)}"] if self.structure is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
+              f"{' and '.join(self.structure.caption_says)}"] if self.structure is not None else []) + ([
+              f"  reference    {self.reference.prob:g} of the clips shown their own digit image (centred) instead of "
+              f"their caption: content from a caption or a digit image"] if self.reference is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
               f"(--minutes 0: exactly these)"] if self.time_budget_minutes else []))

@@ -1,0 +1,143 @@
+"""Content from a reference image: "this 8" beside "the digit 8" (video-to-video, notebook 12).
+
+Gen-1 (Esser et al. 2023, "Structure and Content-Guided Video Synthesis with Diffusion Models", section 3.2) takes
+a video's *content* from an embedding that a text prompt or an image can give, through the U-Net's cross-attention,
+while the *structure* enters as channels (``structure.py``). Here the image is a digit, and it gets its own small
+encoder whose tokens join the caption's in the same cross-attention:
+
+    reference    a digit moved to the centre of an empty frame: where it is belongs to the structure, so the
+                 content says only what it looks like (``centred``)                         (b, 1, H, W) in [-1, 1]
+    encoder      three strided 3×3 convolutions, H×W → (H/8)×(W/8) cells, each cell one token of the text
+                 encoder's width, with a learned vector per cell (``ReferenceEncoder``)       (b, H·W/64, width)
+    in the U-Net the tokens are appended to the caption's: cross-attention reads both (``TextConditionedDenoiser``);
+                 a clip without a reference has them masked out, so it reads exactly what a text model reads
+
+Training shows a share ``ReferenceConfig.prob`` of the clips their own digit (the first frame's, centred) instead of
+their caption (the caption is then the empty prompt), so that either one alone says what to draw
+(``conditioning.CaptionOrReference``). At inference the reference can be any digit image (``reference_from_image``):
+a frame of another clip, or a PNG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from .structure import INK_THRESHOLD
+
+
+@dataclass
+class ReferenceConfig:
+    """How a video-to-video model learns to take its content from a digit image (``ExperimentConfig.reference``)."""
+
+    prob: float = 0.4  # the share of training clips shown their own digit instead of their caption (the caption is
+                       # then the empty prompt); of the rest, the caption's drop probability gives neither
+    channels: int = 32  # the encoder's first convolution width (then 2×, then the text encoder's width)
+
+    def __post_init__(self):
+        if not 0.0 < self.prob < 1.0:
+            raise ValueError(f"ReferenceConfig.prob is the share of training clips whose content is their own digit "
+                             f"image; it must be in (0, 1); got {self.prob}")
+        if self.channels < 1:
+            raise ValueError(f"ReferenceConfig.channels must be >= 1; got {self.channels}")
+
+
+# ----------------------------------------------------------------------------- 1. the reference image
+
+
+def centred(images: Tensor) -> Tensor:
+    """Digit images ``(b, 1, H, W)`` in [-1, 1] → the same, each moved by whole pixels so that the box around its
+    ink (pixels above ``structure.INK_THRESHOLD``) sits in the middle of the frame. An image without ink is returned
+    as it is. Moving twice changes nothing more (tested): a centred image is a fixed point."""
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"reference images must be (b, 1, H, W) in [-1, 1]; got shape {tuple(images.shape)}")
+    out = torch.full_like(images, -1.0)  # (b, 1, H, W): black
+    _, _, H, W = images.shape
+    for i, image in enumerate(images):
+        rows = (image[0] > INK_THRESHOLD).any(dim=1).nonzero()  # (k, 1): rows with ink
+        cols = (image[0] > INK_THRESHOLD).any(dim=0).nonzero()
+        if len(rows) == 0:
+            out[i] = image
+            continue
+        top, bottom, left, right = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        dy = (H - (bottom - top + 1)) // 2 - top  # the box's new top minus its old one
+        dx = (W - (right - left + 1)) // 2 - left
+        box = image[:, top:bottom + 1, left:right + 1]  # (1, box h, box w)
+        out[i, :, top + dy:bottom + 1 + dy, left + dx:right + 1 + dx] = box
+    return out  # (b, 1, H, W)
+
+
+def reference_of_clips(video: Tensor) -> Tensor:
+    """Clips ``(b, 1, f, H, W)`` in [-1, 1] → each clip's first frame, centred: ``(b, 1, H, W)``. What training
+    shows a clip as its own digit (with one digit per clip it is the digit exactly as drawn, stroke and all)."""
+    if video.ndim != 5 or video.shape[1] != 1:
+        raise ValueError(f"clips must be (b, 1, f, H, W) in [-1, 1]; got shape {tuple(video.shape)}")
+    return centred(video[:, :, 0])  # (b, 1, H, W)
+
+
+def reference_from_image(image, image_size: int, digit_size: int) -> Tensor:
+    """Any picture of a digit, white on black (a 2-D array: uint8 0–255 or float in [0, 1], e.g. a 28×28 MNIST
+    image, a PNG read as grey levels, a frame of a clip) → a reference ``(1, 1, image_size, image_size)`` in
+    [-1, 1]: scaled so that its longer side is ``digit_size`` (as ``MovingMNIST`` scales MNIST's 28×28 digits), then
+    centred. A dark digit on a light background is refused with the fix, not drawn inverted."""
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):  # RGB(A): the grey levels
+        array = array[..., :3].astype(np.float32).mean(axis=-1)
+    if array.ndim != 2 or min(array.shape) < 4:
+        raise ValueError(f"a reference digit is one grey-level picture (h, w), white digit on black; got shape "
+                         f"{array.shape}")
+    grey = array.astype(np.float32) / (255.0 if array.dtype == np.uint8 or array.max() > 1.0 else 1.0)  # [0, 1]
+    if not np.isfinite(grey).all() or grey.min() < 0 or grey.max() > 1:
+        raise ValueError(f"a reference digit holds grey levels 0–255 (uint8) or 0–1 (float); got values from "
+                         f"{grey.min():g} to {grey.max():g}")
+    if np.median(grey) > 0.5:
+        raise ValueError("the reference looks like a dark digit on a light background (its median grey is "
+                         f"{np.median(grey):.2f}); Moving MNIST digits are white on black: invert it (255 - x)")
+    h, w = grey.shape
+    scale = digit_size / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # Pillow's (width, height)
+    small = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
+    canvas = np.zeros((image_size, image_size), dtype=np.float32)
+    canvas[: small.shape[0], : small.shape[1]] = np.clip(small, 0, 1)
+    return centred(torch.from_numpy(canvas * 2 - 1)[None, None])  # (1, 1, H, W) in [-1, 1]
+
+
+# ----------------------------------------------------------------------------- 2. the encoder
+
+
+class ReferenceEncoder(nn.Module):
+    """A digit image ``(b, 1, H, W)`` in [-1, 1] → tokens ``(b, (H/8)·(W/8), width)`` for cross-attention.
+
+    Three 3×3 convolutions of stride 2 (H → H/2 → H/4 → H/8), each followed by GroupNorm and SiLU; each cell of the
+    last grid is one token, given a learned vector for its place in the grid (so the tokens say what is where in
+    the digit), then LayerNorm, as the text encoder ends. ``width`` must be the text encoder's: the two kinds of
+    token share the U-Net's cross-attention.
+    """
+
+    def __init__(self, image_size: int, width: int, cfg: ReferenceConfig | None = None):
+        super().__init__()
+        if image_size % 8:
+            raise ValueError(f"the reference encoder halves the image three times: image_size must be a multiple of "
+                             f"8; got {image_size}")
+        self.cfg, self.image_size, self.width = cfg or ReferenceConfig(), image_size, width
+        c = self.cfg.channels
+        widths = [1, c, 2 * c, width]
+        layers = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(min(8, c_out), c_out), nn.SiLU()]
+        self.convs = nn.Sequential(*layers)
+        self.num_tokens = (image_size // 8) ** 2
+        self.pos_embed = nn.Parameter(torch.randn(self.num_tokens, width) * 0.02)  # one learned vector per cell
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1:] != (1, self.image_size, self.image_size):
+            raise ValueError(f"the reference encoder reads digit images (b, 1, {self.image_size}, {self.image_size}) "
+                             f"in [-1, 1]; got shape {tuple(images.shape)}")
+        h = self.convs(images)  # (b, width, H/8, W/8)
+        tokens = h.flatten(2).transpose(1, 2)  # (b, H·W/64, width): one token per cell, row by row
+        return self.norm(tokens + self.pos_embed)  # (b, H·W/64, width)
