@@ -2,6 +2,7 @@
 
     VDIFF_MNIST_DIR=/path/to/mnist python benchmarks/bench_v2v.py --weights runs/cpu-v2v --n 200 --out runs/bench_v2v
     ... --levels 2 --omegas 0,1,2,3      # temporal-consistency guidance ω_t at level 2
+    ... --content prompt,image           # also the content from a reference digit image ("this 8")
 
 ``--n`` input clips of the fixed evaluation split (test digits, never seen in training). Each is edited with a prompt
 that names another digit than the input's and a random stroke ("the bold digit 8"), at every level of detail from
@@ -18,8 +19,13 @@ that names another digit than the input's and a random stroke ("the bold digit 8
 and two rows that bracket them: the input clips themselves scored against the same prompts (structure kept exactly,
 content never changed), and real clips of the requested digit and stroke (what the readers confirm at best, and
 their centres against the inputs': an unrelated path). ``--text-weights cpu-text`` adds a row for a text-to-video
-model given the same prompts (no structure), for its FVD-MM and faithfulness beside the edits'. Prints a Markdown table, writes ``results.json`` and a figure
-(one input, its maps and the edit at every level) to ``--out``.
+model given the same prompts (no structure), for its FVD-MM and faithfulness beside the edits'.
+
+``--content image`` (for a model trained with references, ``pipe.reads_references``) edits the same inputs with
+the same requests given as a **reference image** instead of a prompt: the first frame of the "real clip of the
+request" (a test digit of the requested digit and stroke, never an input), centred. Its rows are "level L, image",
+scored against the same requests. Prints a Markdown table, writes ``results.json`` and a figure (one input, its
+maps and the edit at every level) to ``--out``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from vdiff_edu.eval.metrics import flicker, frechet_distance  # noqa: E402
 from vdiff_edu.eval.prompts import calibrate_style_cuts  # noqa: E402
 from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
 from vdiff_edu.pipeline import LatentVideoPipeline  # noqa: E402
+from vdiff_edu.reference import reference_of_clips  # noqa: E402
 from vdiff_edu.structure import cell_size, finest_level, structure_image  # noqa: E402
 from vdiff_edu.utils import from_uint8, to_uint8  # noqa: E402
 
@@ -76,7 +83,7 @@ def requests(meanings: list[captions.Meaning], seed: int = 0) -> list[captions.M
 
 def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: str | None = None,
             steps: int | None = None, batch: int = 50, omegas=(), omega_level: int = 2,
-            text_pipe=None) -> tuple[dict, dict]:
+            text_pipe=None, contents=("prompt",)) -> tuple[dict, dict]:
     cfg = pipe.config
     nets = load_feature_nets()
     reference, _ = real_clips(cfg, n, 60_000)  # real clips that are neither inputs nor requests: FVD-MM's reference
@@ -116,20 +123,25 @@ def measure(pipe, n: int, levels=None, guidance: float | None = None, sampler: s
         results["rows"]["text to video (no input)"] = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts),
                                                        "flicker": flicker(made), "fvd_mm": fvd_mm(made)}
     shown = {"input": inputs[0], "prompt": prompts[0], "maps": {}, "edits": {}}
-    for level in levels:
-        start = time.perf_counter()
-        video = pipe.edit(video_in, prompts=prompts, detail=level, sampler=sampler, steps=steps,
-                          guidance_scale=guidance, seed=1, batch_size=batch)  # (n, 1, f, h, w)
-        seconds = time.perf_counter() - start
-        made = to_uint8(video[:, 0]).numpy()
-        row = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts), "flicker": flicker(made),
-               "fvd_mm": fvd_mm(made), "cell px": cell_size(level, cfg.image_size) if level else None,
-               "seconds per clip": seconds / n}
-        results["rows"][f"level {level}"] = row
-        shown["maps"][level] = structure_image(video_in[:1], level, cfg.structure.pooling)[0].numpy()
-        shown["edits"][level] = made[0]
-        print(f"level {level}: {seconds / n:.3f} s per clip; " + ", ".join(
-            f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    references = reference_of_clips(from_uint8(torch.from_numpy(wanted))[:, None])  # (n, 1, h, w): "this 8"
+    for content in contents:
+        given = dict(prompts=prompts) if content == "prompt" else dict(references=references)
+        for level in levels:
+            start = time.perf_counter()
+            video = pipe.edit(video_in, detail=level, sampler=sampler, steps=steps, guidance_scale=guidance, seed=1,
+                              batch_size=batch, **given)  # (n, 1, f, h, w)
+            seconds = time.perf_counter() - start
+            made = to_uint8(video[:, 0]).numpy()
+            row = {**edit_scores(made, inputs, prompts, input_digits, nets, cuts), "flicker": flicker(made),
+                   "fvd_mm": fvd_mm(made), "cell px": cell_size(level, cfg.image_size) if level else None,
+                   "seconds per clip": seconds / n}
+            name = f"level {level}" + ("" if content == "prompt" else f", {content}")
+            results["rows"][name] = row
+            shown["maps"][level] = structure_image(video_in[:1], level, cfg.structure.pooling)[0].numpy()
+            shown["edits"].setdefault(content, {})[level] = made[0]
+            print(f"{name}: {seconds / n:.3f} s per clip; " + ", ".join(
+                f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    shown["reference"] = to_uint8(references[0, 0]).numpy()
     for omega in omegas:  # temporal-consistency guidance at one level of detail
         start = time.perf_counter()
         video = pipe.edit(video_in, prompts=prompts, detail=omega_level, sampler=sampler, steps=steps,
@@ -160,11 +172,23 @@ def table(results: dict) -> str:
 
 
 def figure(shown: dict, path: Path) -> None:
-    """One input, then its map and its edit at every level: a ``viz.filmstrip`` of uint8 clips."""
+    """One input, then its map and its edit at every level (for each kind of content measured): a
+    ``viz.filmstrip`` of uint8 clips; a reference image is shown as a still row."""
     levels = sorted(shown["maps"])
-    rows = [shown["input"]] + [clip for level in levels for clip in (shown["maps"][level], shown["edits"][level])]
-    labels = ["input"] + [f"level {level}: {what}" for level in levels for what in ("map", "edit")]
-    fig = viz.filmstrip(np.stack(rows), labels=labels, title=f"prompt: {shown['prompt']!r}", frames=len(rows[0]))
+    contents = list(shown["edits"])
+    rows, labels = [shown["input"]], ["input"]
+    if "image" in contents:
+        rows.append(np.repeat(shown["reference"][None], len(shown["input"]), axis=0))
+        labels.append("reference image")
+    for level in levels:
+        rows.append(shown["maps"][level])
+        labels.append(f"level {level}: map")
+        for content in contents:
+            rows.append(shown["edits"][content][level])
+            labels.append(f"level {level}: edit" + ("" if content == "prompt" else f" ({content})"))
+    title = " · ".join([f"prompt: {shown['prompt']!r}"] * ("prompt" in contents) + ["image: the row above"] *
+                       ("image" in contents))
+    fig = viz.filmstrip(np.stack(rows), labels=labels, title=title, frames=len(rows[0]))
     fig.savefig(path, dpi=90)
 
 
@@ -178,6 +202,8 @@ def main() -> None:
                                                 "(e.g. 0,1,2,3; default: none)")
     ap.add_argument("--omega-level", type=int, default=2, help="the level of detail of the ω_t rows (default 2)")
     ap.add_argument("--text-weights", default=None, help="a text-to-video model (e.g. cpu-text) for a row beside the edits")
+    ap.add_argument("--content", default="prompt", help="comma-separated: prompt (the requests as prompts; default) "
+                                                        "and/or image (as reference images, \"this 8\")")
     ap.add_argument("--sampler", default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch", type=int, default=50)
@@ -194,8 +220,14 @@ def main() -> None:
     levels = None if args.levels is None else [int(v) for v in args.levels.split(",")]
     omegas = [float(v) for v in args.omegas.split(",") if v.strip()]
     text_pipe = LatentVideoPipeline.from_pretrained(args.text_weights) if args.text_weights else None
+    contents = [c.strip() for c in args.content.split(",") if c.strip()]
+    if not contents or set(contents) - {"prompt", "image"}:
+        raise SystemExit(f"--content takes prompt and/or image, comma-separated; got {args.content!r}")
+    if "image" in contents and not pipe.reads_references:
+        raise SystemExit(f"{args.weights} takes its content from prompts only; --content image needs a model "
+                         f"trained with reference images (--preset cpu-v2v, now)")
     results, shown = measure(pipe, args.n, levels, args.guidance, args.sampler, args.steps, args.batch, omegas,
-                             args.omega_level, text_pipe)
+                             args.omega_level, text_pipe, contents)
     results["weights"] = str(args.weights)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\n{args.weights}, {args.n} edits per row; {results['machine']}\n")

@@ -98,12 +98,20 @@ def test_any_picture_becomes_a_centred_reference_of_the_digit_size():
 # ----------------------------------------------------------------------------- 2. the encoder
 
 
-def test_the_encoder_makes_one_token_per_cell_of_an_eighth_of_the_side():
+def test_the_encoder_makes_a_few_tokens_of_the_whole_image_or_one_per_cell():
+    torch.manual_seed(0)
     encoder = ReferenceEncoder(32, 64)
     tokens = encoder(torch.rand(3, 1, 32, 32) * 2 - 1)
-    assert tokens.shape == (3, 16, 64) and encoder.num_tokens == 16
-    torch.testing.assert_close(tokens.mean(-1), torch.zeros(3, 16), atol=1e-5, rtol=0)  # it ends in LayerNorm
-    one = encoder(torch.rand(1, 1, 32, 32))
+    assert tokens.shape == (3, 4, 64) and encoder.num_tokens == 4
+    torch.testing.assert_close(tokens.mean(-1), torch.zeros(3, 4), atol=1e-5, rtol=0)  # it ends in LayerNorm
+    image = -torch.ones(1, 1, 32, 32)
+    corner = image.clone()
+    corner[..., 28:, 28:] = 1.0  # ink in the last cell only
+    changed = encoder(corner) - encoder(image)
+    assert (changed.abs().amax(dim=-1) > 1e-3).all()  # every token reads the whole image
+    cells = ReferenceEncoder(32, 64, ReferenceConfig(tokens="cells"))
+    assert cells(image).shape == (1, 16, 64) and cells.num_tokens == 16
+    one = cells(torch.rand(1, 1, 32, 32))
     assert not torch.allclose(one[0, 0], one[0, 1])  # tokens differ by place (the learned vectors per cell)
     with pytest.raises(ValueError, match=r"\(b, 1, 32, 32\)"):
         encoder(torch.zeros(1, 1, 16, 16))
@@ -111,6 +119,8 @@ def test_the_encoder_makes_one_token_per_cell_of_an_eighth_of_the_side():
         ReferenceEncoder(20, 64)
     with pytest.raises(ValueError, match="prob"):
         ReferenceConfig(prob=1.0)
+    with pytest.raises(ValueError, match="tokens must be one of"):
+        ReferenceConfig(tokens="pixels")
 
 
 # ----------------------------------------------------------------------------- 3. the condition
@@ -218,7 +228,7 @@ def test_a_run_saves_and_reloads_its_reference_encoder(v2v_run, tmp_path):
     other = tmp_path / "other"
     pipe.save_pretrained(other)
     with torch.no_grad():
-        pipe.unet.reference_encoder.pos_embed.add_(1.0)
+        pipe.unet.reference_encoder.norm.bias.add_(1.0)
     pipe.save_pretrained(tmp_path / "changed")
     (other / REFERENCE_ENCODER_FILE).write_bytes((tmp_path / "changed" / REFERENCE_ENCODER_FILE).read_bytes())
     with pytest.raises(ValueError, match="fingerprints differ"):
@@ -316,3 +326,31 @@ def test_content_image_without_structure_or_on_a_prompts_only_model_is_refused(t
     assert cli.main(["sample", "--weights", "cpu-text", "--content-image", str(tmp_path / "d.png"), "--out",
                      str(tmp_path / "o")]) == 2
     assert "needs --structure-from" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the shipped cpu-v2v model
+
+
+@pytest.mark.slow  # the shipped model: 4 clips × 2 edits × 10 steps (a few seconds)
+def test_the_shipped_v2v_model_draws_the_reference_digit_on_the_input_s_path():
+    from test_structure import shipped_inputs
+
+    from vdiff_edu.eval.edits import centre_distance
+    from vdiff_edu.eval.feature_nets import load_feature_nets
+    from vdiff_edu.moving_mnist import MovingMNIST
+    from vdiff_edu.utils import to_uint8
+
+    pipe = LatentVideoPipeline.from_pretrained("cpu-v2v")
+    assert pipe.reads_references
+    video = shipped_inputs()  # (4, 1, 8, 32, 32): test clips (real digits here, synthetic ones in CI)
+    ds = MovingMNIST("test", length=200, seed=22, verbose=False, **pipe.config.dataset_kwargs())
+    pick = {d: next(i for i in range(200) if int(ds[i]["labels"][0]) == d) for d in (1, 8)}
+    refs = {d: reference_of_clips(ds[i]["video"][None]) for d, i in pick.items()}  # (1, 1, 32, 32) each
+    kw = dict(detail=2, steps=10, seed=0)
+    eights, ones = pipe.edit(video, references=refs[8], **kw), pipe.edit(video, references=refs[1], **kw)
+    u8 = lambda v: to_uint8(v[:, 0]).numpy()  # noqa: E731
+    reader = load_feature_nets()
+    for digit, made in ((8, eights), (1, ones)):
+        read = reader.frame_outputs(u8(made))[0].mean(dim=1).argmax(dim=1)  # (4,) the digit reader
+        assert (read == digit).sum() >= 3, (digit, read.tolist())
+        assert (centre_distance(u8(made), u8(video)) < 3.5).sum() >= 3  # on the input's path

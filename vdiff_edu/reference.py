@@ -7,8 +7,9 @@ encoder whose tokens join the caption's in the same cross-attention:
 
     reference    a digit moved to the centre of an empty frame: where it is belongs to the structure, so the
                  content says only what it looks like (``centred``)                         (b, 1, H, W) in [-1, 1]
-    encoder      three strided 3×3 convolutions, H×W → (H/8)×(W/8) cells, each cell one token of the text
-                 encoder's width, with a learned vector per cell (``ReferenceEncoder``)       (b, H·W/64, width)
+    encoder      three strided 3×3 convolutions, H×W → (H/8)×(W/8) cells of features, then one linear map of
+                 all the cells together to a few tokens of the text encoder's width (``ReferenceEncoder``; or one
+                 token per cell, ``ReferenceConfig.tokens="cells"``)                       (b, num_tokens, width)
     in the U-Net the tokens are appended to the caption's: cross-attention reads both (``TextConditionedDenoiser``);
                  a clip without a reference has them masked out, so it reads exactly what a text model reads
 
@@ -30,6 +31,9 @@ from torch import Tensor, nn
 from .structure import INK_THRESHOLD
 
 
+REFERENCE_TOKENS = ("whole", "cells")
+
+
 @dataclass
 class ReferenceConfig:
     """How a video-to-video model learns to take its content from a digit image (``ExperimentConfig.reference``)."""
@@ -37,8 +41,16 @@ class ReferenceConfig:
     prob: float = 0.4  # the share of training clips shown their own digit instead of their caption (the caption is
                        # then the empty prompt); of the rest, the caption's drop probability gives neither
     channels: int = 32  # the encoder's first convolution width (then 2×, then the text encoder's width)
+    tokens: str = "whole"  # "whole": num_tokens tokens, each read from all the cells at once (Gen-1 gives one CLIP
+                           # embedding of the whole image); "cells": one token per cell, so the U-Net must find the
+                           # cell it needs, relative to a digit that moves (measured worse: docs/video_to_video.md)
+    num_tokens: int = 4  # with tokens="whole": how many
 
     def __post_init__(self):
+        if self.tokens not in REFERENCE_TOKENS:
+            raise ValueError(f"ReferenceConfig.tokens must be one of {REFERENCE_TOKENS}; got {self.tokens!r}")
+        if self.num_tokens < 1:
+            raise ValueError(f"ReferenceConfig.num_tokens must be >= 1; got {self.num_tokens}")
         if not 0.0 < self.prob < 1.0:
             raise ValueError(f"ReferenceConfig.prob is the share of training clips whose content is their own digit "
                              f"image; it must be in (0, 1); got {self.prob}")
@@ -110,12 +122,14 @@ def reference_from_image(image, image_size: int, digit_size: int) -> Tensor:
 
 
 class ReferenceEncoder(nn.Module):
-    """A digit image ``(b, 1, H, W)`` in [-1, 1] → tokens ``(b, (H/8)·(W/8), width)`` for cross-attention.
+    """A digit image ``(b, 1, H, W)`` in [-1, 1] → tokens ``(b, num_tokens, width)`` for cross-attention.
 
-    Three 3×3 convolutions of stride 2 (H → H/2 → H/4 → H/8), each followed by GroupNorm and SiLU; each cell of the
-    last grid is one token, given a learned vector for its place in the grid (so the tokens say what is where in
-    the digit), then LayerNorm, as the text encoder ends. ``width`` must be the text encoder's: the two kinds of
-    token share the U-Net's cross-attention.
+    Three 3×3 convolutions of stride 2 (H → H/2 → H/4 → H/8), each followed by GroupNorm and SiLU, give a grid of
+    (H/8)×(W/8) feature cells. Then, with ``tokens="whole"`` (the default), one linear map reads all the cells at
+    once and writes ``num_tokens`` tokens: each says something about the whole digit, as a caption's "8" does, and
+    every place in the U-Net can read it. With ``tokens="cells"`` each cell is one token, given a learned vector for
+    its place in the grid. Both end in LayerNorm, as the text encoder does. ``width`` must be the text encoder's:
+    the two kinds of token share the U-Net's cross-attention.
     """
 
     def __init__(self, image_size: int, width: int, cfg: ReferenceConfig | None = None):
@@ -130,8 +144,13 @@ class ReferenceEncoder(nn.Module):
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(min(8, c_out), c_out), nn.SiLU()]
         self.convs = nn.Sequential(*layers)
-        self.num_tokens = (image_size // 8) ** 2
-        self.pos_embed = nn.Parameter(torch.randn(self.num_tokens, width) * 0.02)  # one learned vector per cell
+        cells = (image_size // 8) ** 2
+        if self.cfg.tokens == "whole":
+            self.num_tokens = self.cfg.num_tokens
+            self.to_tokens = nn.Linear(cells * width, self.num_tokens * width)  # every cell → every token
+        else:
+            self.num_tokens = cells
+            self.pos_embed = nn.Parameter(torch.randn(cells, width) * 0.02)  # one learned vector per cell
         self.norm = nn.LayerNorm(width)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -139,5 +158,9 @@ class ReferenceEncoder(nn.Module):
             raise ValueError(f"the reference encoder reads digit images (b, 1, {self.image_size}, {self.image_size}) "
                              f"in [-1, 1]; got shape {tuple(images.shape)}")
         h = self.convs(images)  # (b, width, H/8, W/8)
-        tokens = h.flatten(2).transpose(1, 2)  # (b, H·W/64, width): one token per cell, row by row
-        return self.norm(tokens + self.pos_embed)  # (b, H·W/64, width)
+        if self.cfg.tokens == "whole":
+            tokens = self.to_tokens(h.flatten(1))  # (b, num_tokens · width): each from the whole grid
+            tokens = tokens.reshape(len(images), self.num_tokens, self.width)  # (b, num_tokens, width)
+        else:
+            tokens = h.flatten(2).transpose(1, 2) + self.pos_embed  # (b, H·W/64, width): a token per cell, by rows
+        return self.norm(tokens)  # (b, num_tokens, width)
