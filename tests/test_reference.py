@@ -331,26 +331,25 @@ def test_content_image_without_structure_or_on_a_prompts_only_model_is_refused(t
 # ----------------------------------------------------------------------------- the shipped cpu-v2v model
 
 
-@pytest.mark.slow  # the shipped model: 4 clips × 2 edits × 10 steps (a few seconds)
+@pytest.mark.slow  # the shipped models: 2 clips made, then 8 clips × 2 edits × 10 steps (a few seconds)
 def test_the_shipped_v2v_model_draws_the_reference_digit_on_the_input_s_path():
     from test_structure import shipped_inputs
 
     from vdiff_edu.eval.edits import centre_distance
     from vdiff_edu.eval.feature_nets import load_feature_nets
-    from vdiff_edu.moving_mnist import MovingMNIST
     from vdiff_edu.utils import to_uint8
 
     pipe = LatentVideoPipeline.from_pretrained("cpu-v2v")
     assert pipe.reads_references
-    video = shipped_inputs()  # (4, 1, 8, 32, 32): test clips (real digits here, synthetic ones in CI)
-    ds = MovingMNIST("test", length=200, seed=22, verbose=False, **pipe.config.dataset_kwargs())
-    pick = {d: next(i for i in range(200) if int(ds[i]["labels"][0]) == d) for d in (1, 8)}
-    refs = {d: reference_of_clips(ds[i]["video"][None]) for d, i in pick.items()}  # (1, 1, 32, 32) each
-    kw = dict(detail=2, steps=10, seed=0)
-    eights, ones = pipe.edit(video, references=refs[8], **kw), pipe.edit(video, references=refs[1], **kw)
+    video = shipped_inputs(8)  # (8, 1, 8, 32, 32): test clips (real digits here, synthetic ones in CI)
+    # the references: a 1 and a 3 drawn by the shipped label model (any clip can give one; synthetic font digits,
+    # all CI has, are no handwriting and the model was not trained on them)
+    made = LatentVideoPipeline.from_pretrained("cpu")(labels=[1, 3], steps=20, seed=0)  # (2, 1, 8, 32, 32)
+    refs = reference_of_clips(made)  # (2, 1, 32, 32)
     u8 = lambda v: to_uint8(v[:, 0]).numpy()  # noqa: E731
     reader = load_feature_nets()
-    for digit, made in ((8, eights), (1, ones)):
-        read = reader.frame_outputs(u8(made))[0].mean(dim=1).argmax(dim=1)  # (4,) the digit reader
-        assert (read == digit).sum() >= 3, (digit, read.tolist())
-        assert (centre_distance(u8(made), u8(video)) < 3.5).sum() >= 3  # on the input's path
+    for k, digit in enumerate((1, 3)):
+        edit = pipe.edit(video, references=refs[k:k + 1], detail=2, steps=10, seed=0)
+        read = reader.frame_outputs(u8(edit))[0].mean(dim=1).argmax(dim=1)  # (8,) the digit reader
+        assert (read == digit).sum() >= 5, (digit, read.tolist())  # measured: 0.57 of edits at level 2 on average
+        assert (centre_distance(u8(edit), u8(video)) < 4.0).sum() >= 5  # on the input's path (none: 6.3 px)

@@ -449,12 +449,14 @@ def test_the_shipped_v2v_model_moves_its_digit_as_the_input_and_takes_the_prompt
     assert (centre_distance(u8(out), u8(video)) < 2.0).sum() >= 3
     assert (centre_distance(u8(out_moved), u8(moved)) < 2.0).sum() >= 3
     assert (centre_distance(u8(out_moved), u8(out)) > 2.5).sum() >= 3
-    # at a coarser level (the default), another prompt: another digit on the same path
+    # at a coarser level (the default), another prompt: another digit on the same path (8 clips: the model draws the
+    # digit asked for in about 0.6 of edits at level 2, docs/video_to_video.md; a model blind to it, in 0.1)
     coarse = dict(detail=2, steps=10, seed=0)
+    video = shipped_inputs(8)
     eights, ones = pipe.edit(video, prompts="the bold digit 8", **coarse), pipe.edit(video, prompts="a 1", **coarse)
-    assert (centre_distance(u8(eights), u8(video)) < 3.5).sum() >= 3
-    assert (centre_distance(u8(ones), u8(video)) < 3.5).sum() >= 3
-    read = load_feature_nets().frame_outputs(u8(eights))[0].mean(dim=1).argmax(dim=1)  # (4,) the digit reader
-    assert (read == 8).sum() >= 3, read.tolist()
+    assert (centre_distance(u8(eights), u8(video)) < 4.0).sum() >= 5  # no structure: 6.3 px on average
+    assert (centre_distance(u8(ones), u8(video)) < 4.0).sum() >= 5
+    read = load_feature_nets().frame_outputs(u8(eights))[0].mean(dim=1).argmax(dim=1)  # (8,) the digit reader
+    assert (read == 8).sum() >= 5, read.tolist()
     assert (ones - eights).abs().mean() > 0.05
     assert torch.isfinite(pipe.edit(video[:1], prompts="a 5", detail=5, temporal_guidance=2.0, steps=3)).all()
