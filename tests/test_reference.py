@@ -87,6 +87,11 @@ def test_any_picture_becomes_a_centred_reference_of_the_digit_size():
     rgb = np.repeat(mnist_like[..., None], 3, axis=-1)
     torch.testing.assert_close(reference_from_image(rgb, 32, 20), ref)  # RGB: the same grey levels
     torch.testing.assert_close(reference_from_image(mnist_like / 255.0, 32, 20), ref, atol=1e-5, rtol=0)
+    frame = np.zeros((32, 32), dtype=np.uint8)
+    frame[1:15, 2:8] = 200  # a frame of the model's size: only centred, never scaled
+    expected = torch.full((1, 1, 32, 32), -1.0)
+    expected[0, 0, 9:23, 13:19] = 200 / 255 * 2 - 1
+    torch.testing.assert_close(reference_from_image(frame, 32, 20), expected)
     with pytest.raises(ValueError, match="invert it"):
         reference_from_image(255 - mnist_like, 32, 20)
     with pytest.raises(ValueError, match=r"\(h, w\)"):

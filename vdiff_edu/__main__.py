@@ -551,7 +551,7 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
         raise UsageError(f"--n {n} but --structure-from holds {len(given)} clips; drop --n (one new clip per clip "
                          f"given)")
     n = len(given)
-    labels, references = None, None
+    labels, references, per_clip = None, None, False
     if args.content_image is not None:
         if prompts is not None or args.labels is not None:
             raise UsageError("give --content-image or --prompt/--labels, not both: the model takes its content from "
@@ -560,6 +560,7 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
             raise UsageError(f"--weights {args.weights} takes its content from prompts only (it was trained without "
                              f"reference images); use --prompt, or a model trained with them (--preset cpu-v2v)")
         references = read_references(args.content_image, n, pipe.config.image_size, pipe.config.digit_size)
+        per_clip = len(references) > 1
         references = references.expand(n, -1, -1, -1)  # (n, 1, h, w): one image for all, or one per clip
         prompts = [""] * n  # the empty prompt: the content is the image's
         written = torch.full((n, pipe.config.num_digits), -1)  # no digit named
@@ -593,8 +594,10 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
                       guidance_scale=args.guidance, temporal_guidance=args.temporal_guidance, seed=args.seed)
     seconds = time.perf_counter() - t0
     content = f", content of {Path(args.content_image).name}" if references is not None else ""
+    rows = None if references is None else [f"image {Path(args.content_image).name}" + (f"[{i}]" if per_clip else "")
+                                            for i in range(n)]  # the filmstrip's row labels
     paths = write_samples(video, written, out, title=f"{args.weights}: structure of {Path(args.structure_from).name} "
-                          f"at detail {detail}{content}", prompts=prompts)
+                          f"at detail {detail}{content}", prompts=prompts, row_labels=rows)
     paths["structure"] = write_array(structure_image(video_in, detail, pipe.config.structure.pooling).numpy(),
                                     out / "structure.npy")
     if references is not None:  # the images as the model read them: scaled and centred

@@ -20,14 +20,16 @@ from .viz import filmstrip, save_gif
 
 
 def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str | os.PathLike,
-                  fps: float = 4, title: str | None = None, prompts: list[str] | None = None) -> dict[str, Path]:
+                  fps: float = 4, title: str | None = None, prompts: list[str] | None = None,
+                  row_labels: list[str] | None = None) -> dict[str, Path]:
     """Write clips ``(n, 1, f, h, w)`` in [-1, 1] for any outside tool to judge:
 
         samples.npy   uint8 (n, f, h, w), 0 = black background, 255 = digit
         labels.npy    int64 (n, slots), the digits asked for (from prompts: the digits they name, -1 = none)
         prompts.txt   (a text model) one prompt per clip, in clip order; "" = the null prompt, an empty line
         samples.gif   the clips tiled in a grid, looping
-        samples.png   a filmstrip: one row per clip, one column per frame
+        samples.png   a filmstrip: one row per clip, one column per frame, each row labelled with its digits, its
+                      prompt, or ``row_labels`` when given (e.g. what else the clip was made from)
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +48,8 @@ def write_samples(video: torch.Tensor, labels: torch.Tensor | None, out_dir: str
     rows = None if labels is None else [",".join(str(int(d)) for d in row) for row in labels.reshape(len(video), -1)]
     if prompts is not None:
         rows = [p or "(null prompt)" for p in prompts]
+    if row_labels is not None:
+        rows = list(row_labels)
     fig = filmstrip(video[:16], labels=None if rows is None else rows[:16], title=title)
     with atomic_path(paths["png"]) as tmp:
         fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight")

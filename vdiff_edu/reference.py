@@ -94,8 +94,10 @@ def reference_of_clips(video: Tensor) -> Tensor:
 def reference_from_image(image, image_size: int, digit_size: int) -> Tensor:
     """Any picture of a digit, white on black (a 2-D array: uint8 0–255 or float in [0, 1], e.g. a 28×28 MNIST
     image, a PNG read as grey levels, a frame of a clip) → a reference ``(1, 1, image_size, image_size)`` in
-    [-1, 1]: scaled so that its longer side is ``digit_size`` (as ``MovingMNIST`` scales MNIST's 28×28 digits), then
-    centred. A dark digit on a light background is refused with the fix, not drawn inverted."""
+    [-1, 1], centred. A frame of the model's size (``image_size`` × ``image_size``, e.g. a frame of samples.npy)
+    already holds its digit at the clips' scale and is only centred; any other picture is first scaled so that its
+    longer side is ``digit_size`` (as ``MovingMNIST`` scales MNIST's 28×28 digits). A dark digit on a light
+    background is refused with the fix, not drawn inverted."""
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] in (3, 4):  # RGB(A): the grey levels
         array = array[..., :3].astype(np.float32).mean(axis=-1)
@@ -110,6 +112,8 @@ def reference_from_image(image, image_size: int, digit_size: int) -> Tensor:
         raise ValueError("the reference looks like a dark digit on a light background (its median grey is "
                          f"{np.median(grey):.2f}); Moving MNIST digits are white on black: invert it (255 - x)")
     h, w = grey.shape
+    if (h, w) == (image_size, image_size):  # a frame: the digit is already at the clips' scale
+        return centred(torch.from_numpy(grey * 2 - 1)[None, None])  # (1, 1, H, W) in [-1, 1]
     scale = digit_size / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # Pillow's (width, height)
     small = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
