@@ -83,7 +83,8 @@ def test_any_picture_becomes_a_centred_reference_of_the_digit_size():
     rows, cols = ink[:, 0], ink[:, 1]
     # scaled by 20/28: the stroke is about 14 × 6 px, and its box is centred
     assert 13 <= int(rows.max() - rows.min()) + 1 <= 16 and 5 <= int(cols.max() - cols.min()) + 1 <= 8
-    assert abs((int(rows.min()) + int(rows.max())) / 2 - 15.5) <= 1 and abs((int(cols.min()) + int(cols.max())) / 2 - 15.5) <= 1
+    assert abs((int(rows.min()) + int(rows.max())) / 2 - 15.5) <= 1  # centred
+    assert abs((int(cols.min()) + int(cols.max())) / 2 - 15.5) <= 1
     rgb = np.repeat(mnist_like[..., None], 3, axis=-1)
     torch.testing.assert_close(reference_from_image(rgb, 32, 20), ref)  # RGB: the same grey levels
     torch.testing.assert_close(reference_from_image(mnist_like / 255.0, 32, 20), ref, atol=1e-5, rtol=0)

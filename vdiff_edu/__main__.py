@@ -616,8 +616,9 @@ def _sample_edit(pipe, args, prompts: list[str] | None, n: int | None, steps: in
 
 def read_references(path: str, n: int, image_size: int, digit_size: int):
     """``--content-image``: a .png (one digit for every clip) or a .npy of one image ``(h, w)`` or one per clip
-    ``(n, h, w)``, white on black → references ``(n or 1, 1, image_size, image_size)`` in [-1, 1], each scaled to
-    ``digit_size`` and centred (``reference.reference_from_image``); every mistake one sentence."""
+    ``(n, h, w)``, white on black → references ``(n or 1, 1, image_size, image_size)`` in [-1, 1], centred (and
+    scaled to ``digit_size`` unless a picture is a frame of the model's size; ``reference.reference_from_image``);
+    every mistake one sentence."""
     import numpy as np
     import torch
 

@@ -283,8 +283,9 @@ class LatentVideoPipeline:
         return "reference" in self.conditioning.kind("caption").unet_keys if self.reads_prompts else False
 
     def edit(self, structure_from: torch.Tensor, prompts: str | list[str] | None = None, labels: Any = None,
-             references: torch.Tensor | None = None, detail: int | None = None, sampler: str | None = None, steps: int | None = None,
-             guidance_scale: float | dict[str, float] | None = None, temporal_guidance: float = 1.0,
+             references: torch.Tensor | None = None, detail: int | None = None, sampler: str | None = None,
+             steps: int | None = None, guidance_scale: float | dict[str, float] | None = None,
+             temporal_guidance: float = 1.0,
              seed: int | None = 0, generator: torch.Generator | None = None, batch_size: int = 64,
              progress: bool = False, return_latents: bool = False) -> torch.Tensor:
         """Video to video (Gen-1, Esser et al. 2023): new clips ``(n, 1, f, h, w)`` in [-1, 1] (CPU) that keep the

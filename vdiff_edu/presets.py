@@ -341,8 +341,9 @@ class ExperimentConfig:
     # image-video training, TrainConfig.frame_prob), so that the model keeps the image prediction which
     # temporal-consistency guidance pushes away from (Gen-1, section 3.3); and 40 % of the clips are shown their own
     # digit image (first frame, centred) instead of their caption, so that content can come from either
-    # (ReferenceConfig, "this 8" beside "the digit 8"; Gen-1 takes content from an image embedding). Everything else (the text encoder trained
-    # jointly, the held-out pairs, the step counts) is the text recipe's, not yet tuned for structure.
+    # (ReferenceConfig, "this 8" beside "the digit 8"; Gen-1 takes content from an image embedding). Everything else
+    # (the text encoder trained jointly, the held-out pairs, the step counts) is the text recipe's, not yet tuned for
+    # structure.
 
     @classmethod
     def smoke_v2v(cls) -> "ExperimentConfig":
