@@ -164,3 +164,21 @@ def test_a_budgeted_clip_stage_is_resized_as_it_runs_and_a_resume_keeps_the_last
     assert record["overrides"]["plan"]["clips"] == 120 and record["stages"]["clips"]["steps"] == 120
     again = train_pipeline(None, tmp_path, resume="latest", log=lambda s: None)  # done: nothing more to train
     assert again["history"]["step"][-1] == 120
+
+
+@pytest.mark.parametrize("name", ["smoke", "smoke-text", "smoke-frames", "smoke-v2v"])
+def test_calibration_measures_every_preset_s_conditions(name):
+    """A time budget starts by timing a few steps with an example of every condition the model reads: the
+    structure maps and reference images of a video-to-video model too (once, `train --preset cpu-v2v` with its
+    default budget stopped here: the example had no silhouettes)."""
+    import torch
+
+    from vdiff_edu.conditioning import conditioning_for
+    from vdiff_edu.recipe import training_dataset
+    from vdiff_edu.train import fetch_batch
+
+    cfg = replace(ExperimentConfig.preset(name), num_clips=16)
+    clips = fetch_batch(training_dataset(cfg), torch.arange(16))["video"]  # (16, 1, f, h, w)
+    rates = recipe.calibrate(cfg, clips, torch.device("cpu"), conditioning_for(cfg))
+    assert {"autoencoder", "frames", "clips", "encode_clip", "sample_clip"} <= set(rates)
+    assert all(v > 0 for v in rates.values())

@@ -667,7 +667,7 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
     stages = [("clips", cfg.train, f)] + ([("frames", cfg.image_train, 1)] if cfg.image_train is not None else [])
     for name, train_cfg, frames in stages:
         x0 = torch.randn(train_cfg.batch_size, c, frames, h, w, device=device)
-        batch_cond = _example_condition(conditioning, x0, cfg.unet, device)
+        batch_cond = _example_condition(conditioning, x0, cfg, device)
         rates[name] = _seconds_per_call(lambda: training_step(unet, schedule, optimizer, ema, x0, batch_cond,
                                                               train_cfg.prediction, train_cfg.min_snr_gamma,
                                                               train_cfg.grad_clip, autocast=device.type == "cuda"))
@@ -675,20 +675,25 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
     x = torch.randn(2 * n, c, f, h, w, device=device)
     t = torch.full((2 * n,), schedule.num_steps - 1, device=device)
     with torch.no_grad():
-        rates["sample_clip"] = _seconds_per_call(lambda: unet(x, t, _example_condition(conditioning, x, cfg.unet,
-                                                                                         device)), repeats=1)
+        rates["sample_clip"] = _seconds_per_call(lambda: unet(x, t, _example_condition(conditioning, x, cfg, device)),
+                                                 repeats=1)
     rates["sample_clip"] *= cfg.sample_steps / n
     return rates
 
 
-def _example_condition(conditioning: Conditioning, x0: torch.Tensor, unet_cfg, device) -> dict | None:
-    """A condition of every kind the model reads, for the clips ``x0 (b, c, f, h, w)``: what a step costs."""
+def _example_condition(conditioning: Conditioning, x0: torch.Tensor, cfg: ExperimentConfig, device) -> dict | None:
+    """A condition of every kind the model reads, for the clips ``x0 (b, c, f, h, w)``: what a step costs (labels,
+    a long caption, the clips themselves as given frames, an empty silhouette as structure, a black reference
+    image that is read)."""
     if not conditioning:
         return None
-    b = x0.shape[0]
+    b, f = x0.shape[0], x0.shape[2]
+    size = cfg.image_size
     longest = "the bold digit 8 moves left and right, heading down and left"  # a long caption: a fair cost
-    return conditioning.from_batch({"labels": torch.zeros(b, unet_cfg.num_label_slots, dtype=torch.long),
-                                    "caption": [longest] * b, "latents": x0}, device)
+    return conditioning.from_batch({"labels": torch.zeros(b, cfg.unet.num_label_slots, dtype=torch.long),
+                                    "caption": [longest] * b, "latents": x0,
+                                    "structure_ink": torch.zeros(b, 1, f, size, size, dtype=torch.uint8),
+                                    "reference": torch.full((b, 1, size, size), -1.0)}, device)
 
 
 def _rates_line(rates: dict[str, float], cfg: ExperimentConfig) -> str:
