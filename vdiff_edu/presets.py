@@ -431,7 +431,8 @@ class ExperimentConfig:
               f"std {self.frames.noise_aug:g}"] if self.frames is not None else []) + ([f"  structure    an input's "
               f"silhouette {self.structure.pooling}-pooled at levels {self.structure.levels(self.image_size)} (0 = none, drawn "
               f"{self.structure.drop_prob:g}) as {self.unet.structure_channels} more input channels; captions name "
-              f"{' and '.join(self.structure.caption_says)}"] if self.structure is not None else []) + ([
-              f"  reference    {self.reference.prob:g} of the clips shown their own digit image (centred) instead of "
-              f"their caption: content from a caption or a digit image"] if self.reference is not None else []) + ([f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
+              f"{' and '.join(self.structure.caption_says)}"] if self.structure is not None else []) + (
+             [f"  reference    {self.reference.prob:g} of the clips shown their own digit image (centred) instead of "
+              f"their caption: content from a caption or a digit image"] if self.reference is not None else []) + ([
+              f"  time budget  {self.time_budget_minutes:g} min: the step counts are scaled to fit this machine "
               f"(--minutes 0: exactly these)"] if self.time_budget_minutes else []))
