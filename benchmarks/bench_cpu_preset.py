@@ -37,7 +37,6 @@ import torch
 
 from vdiff_edu.autoencoder import FrameAutoencoder, autoencoder_loss
 from vdiff_edu.presets import ExperimentConfig
-from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.train import Trainer
 from vdiff_edu.unet import UNet3D
 
@@ -83,7 +82,7 @@ def denoiser_clips_per_s(cfg: ExperimentConfig, steps: int, device, frames: bool
     n = max(stage.batch_size * 2, 64)
     data = {"latents": torch.randn(n, *shape), "labels": torch.randint(0, 10, (n, cfg.num_digits))}
     train_cfg = replace(stage, steps=steps + 2, checkpoint_every=0, progress="none", compile=False)
-    trainer = Trainer(UNet3D(cfg.unet), NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps), data, train_cfg,
+    trainer = Trainer(UNet3D(cfg.unet), cfg.noise_schedule(), data, train_cfg,
                       device=device)
     trainer.train(num_steps=2)  # warm-up
     if device.type == "cuda":

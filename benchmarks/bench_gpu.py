@@ -32,7 +32,6 @@ from vdiff_edu.autoencoder import FrameAutoencoder, autoencoder_loss
 from vdiff_edu.conditioning import Conditioning
 from vdiff_edu.optim import adamw_with_decay_groups
 from vdiff_edu.presets import ExperimentConfig
-from vdiff_edu.schedule import NoiseSchedule
 from vdiff_edu.train import EMA, training_step
 from vdiff_edu.unet import UNet3D
 from vdiff_edu.utils import get_device
@@ -69,7 +68,7 @@ def denoiser_step_rate(cfg: ExperimentConfig, device: torch.device, steps: int, 
     model = torch.compile(unet) if compile_model else unet
     optimizer = adamw_with_decay_groups(unet, cfg.train.lr, fused=device.type == "cuda")
     ema = EMA(unet, cfg.train.ema_decay)
-    schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps).to(device)
+    schedule = cfg.noise_schedule().to(device)
     b = cfg.train.batch_size
     x0 = torch.randn(b, *cfg.latent_shape, device=device)  # (b, c_z, f, h/d, w/d)
     labels = torch.randint(0, 10, (b, cfg.unet.num_label_slots), device=device)

@@ -72,6 +72,24 @@ def test_config_errors_teach():
         replace(cfg, sampler="euler")
 
 
+def test_schedule_shift_is_part_of_the_experiment(tmp_path):
+    cfg = replace(ExperimentConfig.smoke(), schedule_shift=3.0)
+    assert cfg.noise_schedule().shift == 3.0 and "SNR shifted by 1/3²" in cfg.summary()
+    saved = cfg.to_dict()
+    assert ExperimentConfig.from_dict(saved).noise_schedule().shift == 3.0
+    del saved["schedule_shift"]  # weights saved before the field existed: the schedule as it was
+    assert ExperimentConfig.from_dict(saved).schedule_shift == 1.0
+    with pytest.raises(ValueError, match="schedule_shift must be a number > 0"):
+        replace(cfg, schedule_shift=0)
+    torch.manual_seed(0)
+    shifted = LatentVideoPipeline(FrameAutoencoder(cfg.autoencoder), UNet3D(cfg.unet), cfg.noise_schedule(), cfg,
+                                  device="cpu")
+    shifted.save_pretrained(tmp_path)
+    loaded = LatentVideoPipeline.from_pretrained(tmp_path, device="cpu")  # samples with the schedule it trained on
+    torch.testing.assert_close(loaded.schedule.alpha_bar, shifted.schedule.alpha_bar, rtol=0, atol=0)
+    assert not torch.equal(loaded.schedule.alpha_bar, ExperimentConfig.smoke().noise_schedule().alpha_bar)
+
+
 # ---------------------------------------------------------------- the pipeline's steps ----
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vdiff_edu.schedule import KINDS, NoiseSchedule
+from vdiff_edu.schedule import KINDS, NoiseSchedule, shift_snr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
 
@@ -77,6 +77,39 @@ def test_zero_terminal_snr(kind):
     assert (zero.alpha_bar[1:] < zero.alpha_bar[:-1]).all()
     assert zero.snr(torch.tensor([999])).item() == 0.0 and zero.log_snr(999).item() == -math.inf
     assert zero.betas[-1].item() == pytest.approx(1.0)
+
+
+def test_shift_snr_by_hand():
+    """β = (0.5, 0.5): ᾱ = (0.5, 0.25). Shift 2 divides each SNR (1, 1/3) by 4: ᾱ' = ᾱ / (ᾱ + 4(1 − ᾱ)) =
+    (0.2, 1/13), so β' = (0.8, 1 − (1/13)/0.2 = 8/13)."""
+    betas = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    torch.testing.assert_close(shift_snr(betas, 2.0), torch.tensor([0.8, 8 / 13], dtype=torch.float64))
+    assert shift_snr(betas, 1.0) is betas
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shift", [0.5, 2.0, 3.0])
+def test_shifted_schedule_divides_every_snr(kind, shift):
+    plain, shifted = NoiseSchedule(kind, 1000), NoiseSchedule(kind, 1000, shift=shift)
+    t = torch.arange(1000)
+    torch.testing.assert_close(shifted.snr(t), plain.snr(t) / shift**2, rtol=1e-9, atol=0)
+    torch.testing.assert_close(shifted.log_snr(t) - plain.log_snr(t), torch.full((1000,), -2 * math.log(shift),
+                                                                             dtype=torch.float64))
+    assert shifted.shift == shift and f"shift={shift:g}" in repr(shifted)
+
+
+def test_shift_one_is_the_schedule_and_works_with_zero_terminal_snr():
+    assert torch.equal(NoiseSchedule("cosine", 1000, shift=1.0).betas, NoiseSchedule("cosine", 1000).betas)
+    zero = NoiseSchedule("cosine", 1000, zero_terminal_snr=True, shift=3.0)
+    assert zero.alpha_bar[-1].item() == 0.0 and (zero.alpha_bar.diff() < 0).all()
+    plain = NoiseSchedule("cosine", 1000, zero_terminal_snr=True)
+    assert (zero.snr(torch.arange(1, 999)) < plain.snr(torch.arange(1, 999))).all()  # more noise everywhere
+
+
+@pytest.mark.parametrize("shift", [0, -2.0, True, "3", float("nan")])
+def test_bad_shift_is_refused(shift):
+    with pytest.raises(ValueError, match="shift must be a number > 0"):
+        NoiseSchedule("cosine", 1000, shift=shift)
 
 
 def test_snr_and_log_snr():

@@ -434,8 +434,7 @@ class LatentVideoPipeline:
                              f"{config.autoencoder.latent_channels}-channel latents, but {ae_path} makes "
                              f"{autoencoder.cfg.image_size}-px frames and {autoencoder.cfg.latent_channels}-channel "
                              f"latents; keep a run's two weight files together")
-        schedule = (NoiseSchedule(config.schedule_kind, config.schedule_steps) if config is not None
-                    else NoiseSchedule())
+        schedule = config.noise_schedule() if config is not None else NoiseSchedule()
         # what the U-Net outputs is part of the model: saved beside its weights (older files: in its training recipe)
         prediction = meta.get("prediction") or (config.train.prediction if config is not None else None)
         pipe = cls(autoencoder, unet, schedule, config, device=device, prediction=prediction)

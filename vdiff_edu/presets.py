@@ -8,7 +8,7 @@ experiment composes them with the data geometry, the noise schedule and the samp
       autoencoder   AutoencoderConfig  (its train_steps / batch_size / lr train it)
       unet          UNetConfig         (in_channels = the autoencoder's latent channels)
       train         TrainConfig        (the denoiser's optimizer, objective, EMA, checkpoints)
-      schedule      schedule_kind, schedule_steps
+      schedule      schedule_kind, schedule_steps, schedule_shift   (noise_schedule() builds it)
       sampling      sampler, sample_steps, guidance_scale
 
     cfg = ExperimentConfig.preset("cpu")     # or .smoke() / .cpu() / .gpu()
@@ -52,6 +52,7 @@ from .autoencoder import AutoencoderConfig
 from .config import check_preset
 from .frames import FramesConfig, cond_channels_for
 from .sampling import SAMPLERS
+from .schedule import NoiseSchedule
 from .reference import ReferenceConfig
 from .structure import StructureConfig, structure_channels_for
 from .text import TextEncoderConfig
@@ -103,6 +104,7 @@ class ExperimentConfig:
     # --- the noise schedule (vdiff_edu.schedule.NoiseSchedule)
     schedule_kind: str = "cosine"  # "linear", "cosine" or "sigmoid"
     schedule_steps: int = 1000  # T, the number of noise levels
+    schedule_shift: float = 1.0  # every SNR divided by shift² (schedule.shift_snr); > 1: more steps at high noise
     # --- sampling defaults (vdiff_edu.sampling.sample)
     sampler: str = "dpmpp"  # "ddpm", "ddim" or "dpmpp" (DPM-Solver++ 2M)
     sample_steps: int = 25  # network calls per clip
@@ -111,6 +113,10 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ValueError(f"ExperimentConfig.sampler must be one of {SAMPLERS}; got {self.sampler!r}")
+        if isinstance(self.schedule_shift, bool) or not isinstance(self.schedule_shift, (int, float)) \
+                or not self.schedule_shift > 0:
+            raise ValueError(f"ExperimentConfig.schedule_shift must be a number > 0 (1 = the schedule as it is); "
+                             f"got {self.schedule_shift!r}")
         if self.image_size % self.autoencoder.downsample:
             raise ValueError(f"image_size={self.image_size} must be a multiple of the autoencoder's downsampling "
                              f"{self.autoencoder.downsample}; use e.g. image_size=32")
@@ -366,6 +372,10 @@ class ExperimentConfig:
                        unet=replace(self.unet, structure_channels=structure_channels_for(self.autoencoder.downsample)),
                        train=replace(self.train, frame_prob=0.1))
 
+    def noise_schedule(self) -> NoiseSchedule:
+        """The schedule this experiment trains and samples with."""
+        return NoiseSchedule(self.schedule_kind, self.schedule_steps, shift=self.schedule_shift)
+
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":
         """``ExperimentConfig.preset("cpu")`` or ``("cpu-text")``; an unknown name says which exist."""
@@ -421,7 +431,8 @@ class ExperimentConfig:
             f"prediction; " + (f"{self.image_train.steps} steps × {self.image_train.batch_size} single frames, then "
                                if self.image_train is not None else "") +
             f"{t.steps} steps × {t.batch_size} clips, lr {t.lr:g}",
-            f"  schedule     {self.schedule_kind}, T={self.schedule_steps}; sampler {self.sampler}, "
+            f"  schedule     {self.schedule_kind}, T={self.schedule_steps}"
+            f"{f', SNR shifted by 1/{self.schedule_shift:g}²' if self.schedule_shift != 1 else ''}; sampler {self.sampler}, "
             f"{self.sample_steps} steps, guidance {self.guidance_scale:g}",
         ] + ([f"  text         TextEncoder width {self.text.width} × {self.text.num_layers} layers, trained with the "
               f"U-Net; cross-attention at levels {self.unet.attn_cross_levels}; captions dropped "

@@ -216,7 +216,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     unet = denoiser_for(cfg)  # a UNet3D, or a TextConditionedDenoiser (U-Net + text encoder) for a text preset
     if cfg.label_embedding_std is not None and unet.label_embed is not None:
         nn.init.normal_(unet.label_embed.table.weight, std=cfg.label_embedding_std)
-    schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
+    schedule = cfg.noise_schedule()
     encoder_note = ""
     if cfg.text is not None:
         trained = any(p.requires_grad for p in unet.text_encoder.parameters())
@@ -649,7 +649,7 @@ def calibrate(cfg: ExperimentConfig, clips: torch.Tensor, device: torch.device,
               conditioning: Conditioning) -> dict[str, float]:
     """Seconds per step of every stage on this machine, from a few steps of throwaway copies of the networks
     (a few seconds in all); also seconds per clip to encode, and to sample one clip at the end."""
-    schedule = NoiseSchedule(cfg.schedule_kind, cfg.schedule_steps)
+    schedule = cfg.noise_schedule()
     ae = FrameAutoencoder(cfg.autoencoder)
     few = clips[: max(1, min(len(clips), cfg.autoencoder.batch_size))]
     # one short call first (kernels, threads and caches warm up), then three timed ones of two steps; each call's

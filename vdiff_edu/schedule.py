@@ -9,6 +9,7 @@ schedule says how much noise each step adds. Symbols, as in the papers (code nam
     sqrt_alpha_bar[t]            √ᾱ_t   the signal scale (the α_t of Kingma et al. 2021 and DPM-Solver: not ours)
     sqrt_one_minus_alpha_bar[t]  σ_t    √(1 − ᾱ_t), the noise scale; locally ``sigma``
     snr(t)        SNR_t   ᾱ_t / (1 − ᾱ_t): signal power over noise power
+    shift         κ       every SNR divided by κ² (``shift_snr``); 1 = the schedule as its kind defines it
 
 The full table, with every symbol the toolkit uses, is in docs/architecture.md ("Notation").
 
@@ -25,6 +26,8 @@ Sources:
                 Chen 2023, "On the Importance of Noise Scheduling for Diffusion Models" (Algorithm 1)
     v           Salimans, Ho 2022, "Progressive Distillation for Fast Sampling of Diffusion Models" (§4, App. D)
     zero SNR    Lin, Liu, Li, Yang 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed" (Alg. 1, §3.4)
+    shift       Hoogeboom, Heek, Salimans 2023, "simple diffusion: End-to-end diffusion for high resolution images"
+                (§3.1, the shifted schedule); Esser et al. 2024 (SD3, §5.3.2, the resolution-dependent shift)
 """
 
 from __future__ import annotations
@@ -83,6 +86,24 @@ def sigmoid_betas(
     return betas.clamp(min=0, max=max_beta)
 
 
+def shift_snr(betas: torch.Tensor, shift: float) -> torch.Tensor:
+    """Hoogeboom et al. 2023, §3.1: the same schedule with every step's SNR divided by κ² (κ = ``shift``),
+
+        SNR'_t = SNR_t / κ²,   so   ᾱ'_t = ᾱ_t / (ᾱ_t + κ² · (1 − ᾱ_t)).
+
+    A clip of many pixels and frames says much of its coarse layout even at a low SNR per element, because the
+    evidence adds up over every element: the same noise level hides less of a big input than of a small one. A
+    κ > 1 keeps more steps where the layout (for a video: where the digit goes) is still undecided; simple
+    diffusion shifts by the resolution ratio, SD3 by a measured factor. κ = 1 returns ``betas`` unchanged.
+    """
+    if shift == 1:
+        return betas
+    alpha_bar = torch.cumprod(1 - betas, dim=0)  # (T,)
+    alpha_bar = alpha_bar / (alpha_bar + shift**2 * (1 - alpha_bar))  # (T,) SNR / shift²
+    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])  # (T,)
+    return 1 - alphas
+
+
 def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
     """Lin et al. 2024, Algorithm 1: shift and scale √ᾱ so that ᾱ_{T−1} = 0 exactly while ᾱ_0 is unchanged.
 
@@ -121,6 +142,7 @@ class NoiseSchedule:
         num_steps: int = 1000,
         zero_terminal_snr: bool = False,
         *,
+        shift: float = 1.0,  # every SNR divided by shift² (shift_snr); > 1 spends more steps at high noise
         beta_start: float = 1e-4,  # linear: first β (at T = 1000)
         beta_end: float = 0.02,  # linear: last β (at T = 1000)
         cosine_s: float = 0.008,  # cosine: offset s that keeps β small near t = 0
@@ -151,12 +173,17 @@ class NoiseSchedule:
                     f"start={sigmoid_start}, end={sigmoid_end}, tau={sigmoid_tau}"
                 )
             betas = sigmoid_betas(num_steps, sigmoid_start, sigmoid_end, sigmoid_tau, max_beta=max_beta)
+        if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not shift > 0:
+            raise ValueError(f"shift must be a number > 0 (1 = the schedule as it is; 2–4 shift it towards noise); "
+                             f"got {shift!r}")
+        betas = shift_snr(betas, float(shift))
         if zero_terminal_snr:
             betas = rescale_zero_terminal_snr(betas)
 
         self.kind = kind
         self.num_steps = num_steps
         self.zero_terminal_snr = bool(zero_terminal_snr)
+        self.shift = float(shift)
         self.betas = betas  # (T,) β_t
         self.alphas = 1 - betas  # (T,) α_t = 1 − β_t
         self.alpha_bar = torch.cumprod(self.alphas, dim=0)  # (T,) ᾱ_t = ∏_{s≤t} α_s
@@ -185,7 +212,7 @@ class NoiseSchedule:
         alpha_bar = self.alpha_bar
         return (
             f"NoiseSchedule(kind={self.kind!r}, num_steps={self.num_steps}, "
-            f"zero_terminal_snr={self.zero_terminal_snr}; "
+            f"zero_terminal_snr={self.zero_terminal_snr}{f', shift={self.shift:g}' if self.shift != 1 else ''}; "
             f"alpha_bar {alpha_bar[0].item():.4f} → {alpha_bar[-1].item():.2e}, "
             f"log-SNR {self._log_snr_table()[0].item():.2f} → {self._log_snr_table()[-1].item():.2f})"
         )
