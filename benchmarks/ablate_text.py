@@ -16,11 +16,26 @@ Variants (each changes one thing of ``ExperimentConfig.preset("cpu-text")``):
   most loss (``benchmarks/motion_in_the_mean.py``): its t drawn logit-normal, loc 1.5 and scale 1.5 (median t = 818,
   t ≥ 950 on 17 % of draws against 5 % uniform; ``train.draw_timesteps``), and plain v-loss instead of
   min-SNR-γ, whose weight for v, min(SNR, γ)/(SNR + 1), is nearly 0 on exactly those steps.
+* ``told-direction``: an oracle, to tell the text encoder's part from the U-Net's. Besides its caption (as in the
+  preset) the U-Net is told the caption's direction of travel as a clean class label, parsed from the caption by the
+  grammar (``captions.parse``) and added to the timestep embedding the way ``cpu`` is told its digit
+  (``ParsedDirection``): 8 directions, 3 motions named without a direction, or the null label. If the clips then
+  follow the direction, the U-Net and the budget can learn motion and what fails is the text encoder; if they
+  still do not, no text encoder would help at this budget.
+* ``shifted-schedule``: the noise schedule with every SNR divided by 3² (``ExperimentConfig.schedule_shift``,
+  ``schedule.shift_snr``; Hoogeboom et al. 2023), for training and sampling, and the clip stage on plain v-loss (no
+  min-SNR-γ, which would weigh the new high-noise steps near 0). An 8-frame clip gives its path away at a far lower
+  SNR per element than one frame gives its digit, so with the preset's cosine schedule the direction is worth
+  something only at t ≥ 950, where a 50-step sampler spends 2–3 steps; the shift gives it about 17 % of the steps.
+* ``clips-x3``: the clip stage three times as long (4,200 steps instead of 1,400; about 25 minutes on 2 cores):
+  is it the budget?
+
+Variants join with ``+``: ``told-direction+noisy-steps`` makes both changes.
 
 Each run trains with ``vdiff_edu.recipe.train_pipeline`` (the recipe's step counts, no time budget) under
 ``runs/ablate_text_<variant>/`` and is measured by ``bench_text.measure``: faithfulness per attribute on seen,
-unseen and paraphrased prompts, ``--n`` clips per group. Prints the wall time of each stage and the table;
-``docs/text.md`` keeps what we measured.
+unseen and paraphrased prompts, ``--n`` clips per group; then ``probe_text`` says which words its loss uses.
+Prints the wall time of each stage and the tables; ``docs/text.md`` keeps what we measured.
 """
 
 from __future__ import annotations
@@ -35,28 +50,79 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import probe_text  # noqa: E402
 from bench_text import measure, table  # noqa: E402
 
 from vdiff_edu import recipe  # noqa: E402
 from vdiff_edu.config import runs_dir  # noqa: E402
 from vdiff_edu.presets import ExperimentConfig  # noqa: E402
-from vdiff_edu import captions  # noqa: E402
+from vdiff_edu import captions, pipeline  # noqa: E402
+from vdiff_edu.conditioning import Conditioning, DigitLabels  # noqa: E402
 from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
 from vdiff_edu.text import TinyClipConfig, train_tiny_clip, zero_shot_by_attribute  # noqa: E402
 
-VARIANTS = ("preset", "no-pooled", "frozen-clip", "noisy-steps")
+VARIANTS = ("preset", "no-pooled", "frozen-clip", "noisy-steps", "told-direction", "clips-x3", "shifted-schedule")
+
+
+class ParsedDirection(DigitLabels):
+    """The oracle of ``told-direction``: a caption's direction of travel as a label ``(b, 1)``, read by the grammar,
+    not learned: ``DIRECTIONS`` index 0–7; 8 + the ``MOTIONS`` index where the caption names a motion but no
+    direction; 11, the null label, where it names neither (and for a dropped row). It fills the U-Net's ``labels``
+    entry (``LabelEmbedding``, added to the timestep embedding); the caption is still read as in the preset."""
+
+    name = "told_direction"
+    NUM_CLASSES = len(captions.DIRECTIONS) + len(captions.MOTIONS)  # 11; 11 is the null label
+
+    def __init__(self, drop_prob: float = 0.1):
+        super().__init__(self.NUM_CLASSES, 1, drop_prob)
+
+    def from_batch(self, batch: dict, device=None) -> dict[str, torch.Tensor]:
+        if "told_direction" in batch:  # rows of the latent cache
+            return {"labels": torch.as_tensor(batch["told_direction"]).long().to(device)}
+        prompts = [batch["caption"]] if isinstance(batch["caption"], str) else list(batch["caption"])
+        labels = [self.label_of(captions.parse(p)) for p in prompts]
+        return {"labels": torch.tensor(labels, dtype=torch.int64, device=device)[:, None]}  # (b, 1)
+
+    def cache_entries(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {"told_direction": self.from_batch(batch)["labels"].cpu()}
+
+    def label_of(self, meaning: captions.Meaning) -> int:
+        if meaning.direction is not None:
+            return captions.DIRECTIONS.index(meaning.direction)
+        if meaning.motion is not None:
+            return len(captions.DIRECTIONS) + captions.MOTIONS.index(meaning.motion)
+        return self.null_index
+
+
+def told_direction_conditioning(build):
+    """``conditioning_for`` with the caption's parsed direction added (``ParsedDirection``)."""
+    def conditioning_for(cfg, drop_prob=None, single_frames=False):
+        kinds = build(cfg, drop_prob, single_frames).without("labels").kinds
+        drop = cfg.train.cond_drop_prob if drop_prob is None else drop_prob
+        return Conditioning([ParsedDirection(drop)] + kinds)
+    return conditioning_for
 
 
 def variant_config(name: str, preset: str = "cpu-text") -> ExperimentConfig:
+    """The preset with the variant's changes; ``a+b`` applies both (e.g. ``told-direction+noisy-steps``)."""
     cfg = ExperimentConfig.preset(preset)
-    if name in ("preset", "frozen-clip"):
-        return cfg
-    if name == "no-pooled":
-        return replace(cfg, unet=replace(cfg.unet, pooled_context=False))
-    if name == "noisy-steps":
-        return replace(cfg, train=replace(cfg.train, timesteps="logit-normal", timestep_loc=1.5, timestep_scale=1.5,
-                                          min_snr_gamma=None))
-    raise SystemExit(f"--variant must be one of {', '.join(VARIANTS)}; got {name!r}")
+    parts = name.split("+")
+    for part in parts:
+        if part not in VARIANTS or (part in ("preset", "frozen-clip") and len(parts) > 1):
+            raise SystemExit(f"--variant must be one of {', '.join(VARIANTS)}, or several of no-pooled, noisy-steps, "
+                             f"told-direction, clips-x3 and shifted-schedule joined by '+'; got {name!r}")
+        if part == "no-pooled":
+            cfg = replace(cfg, unet=replace(cfg.unet, pooled_context=False))
+        if part == "told-direction":
+            cfg = replace(cfg, unet=replace(cfg.unet, num_label_slots=1, num_classes=ParsedDirection.NUM_CLASSES))
+        if part == "shifted-schedule":
+            cfg = replace(cfg, schedule_shift=3.0, train=replace(cfg.train, min_snr_gamma=None))
+        if part == "clips-x3":
+            cfg = replace(cfg, train=replace(cfg.train, steps=3 * cfg.train.steps))
+        if part == "noisy-steps":
+            cfg = replace(cfg, train=replace(cfg.train, timesteps="logit-normal", timestep_loc=1.5,
+                                             timestep_scale=1.5, min_snr_gamma=None))
+    return cfg
 
 
 def pretrained_text_encoder(cfg: ExperimentConfig, steps: int, mnist_dir=None):
@@ -110,6 +176,9 @@ def main(argv=None) -> int:
             return denoiser
 
         recipe.denoiser_for = with_frozen_encoder
+    if "told-direction" in args.variant.split("+"):  # the run and the pipeline it returns are told the parsed direction
+        recipe.conditioning_for = told_direction_conditioning(recipe.conditioning_for)
+        pipeline.conditioning_for = told_direction_conditioning(pipeline.conditioning_for)
     result = recipe.train_pipeline(cfg, run_dir, minutes=0, overwrite=True)
     if args.variant == "frozen-clip":  # the encoder the U-Net learned to read is the tiny CLIP's, unchanged
         trained = result["pipeline"].unet.text_encoder.state_dict()
@@ -120,6 +189,7 @@ def main(argv=None) -> int:
     results.update(variant=args.variant, seconds=seconds, **extra)
     (run_dir / "ablation.json").write_text(json.dumps(results, indent=1))
     print(table(results, rows=("generated",)))
+    probe_text.main(["--weights", str(run_dir), "--timesteps", "999,950,900,600"])  # which words the model reads
     return 0
 
 
