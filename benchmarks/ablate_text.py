@@ -27,8 +27,8 @@ Variants (each changes one thing of ``ExperimentConfig.preset("cpu-text")``):
   min-SNR-γ, which would weigh the new high-noise steps near 0). An 8-frame clip gives its path away at a far lower
   SNR per element than one frame gives its digit, so with the preset's cosine schedule the direction is worth
   something only at t ≥ 950, where a 50-step sampler spends 2–3 steps; the shift gives it about 17 % of the steps.
-* ``clips-x3``: the clip stage three times as long (4,200 steps instead of 1,400; about 25 minutes on 2 cores):
-  is it the budget?
+* ``clips-x3``: the clip stage three times as long, 4,200 steps instead of 1,400 (the 1,400 took 7–8 min on the
+  2-core CPU in docs/text.md's runs): is it the budget?
 
 Variants join with ``+``: ``told-direction+noisy-steps`` makes both changes.
 
