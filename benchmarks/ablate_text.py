@@ -27,6 +27,9 @@ Variants (each changes one thing of ``ExperimentConfig.preset("cpu-text")``):
   min-SNR-γ, which would weigh the new high-noise steps near 0). An 8-frame clip gives its path away at a far lower
   SNR per element than one frame gives its digit, so with the preset's cosine schedule the direction is worth
   something only at t ≥ 950, where a 50-step sampler spends 2–3 steps; the shift gives it about 17 % of the steps.
+* ``no-frames-stage``: no single-frame stage; its wall time goes to the clips (2,100 clip steps instead of 1,400).
+  A single frame cannot show a motion, so in that stage the motion and direction words are noise the model learns
+  to ignore; without it, do the words survive?
 * ``clips-x3``: the clip stage three times as long, 4,200 steps instead of 1,400 (the 1,400 took 7–8 min on the
   2-core CPU in docs/text.md's runs): is it the budget?
 
@@ -61,7 +64,8 @@ from vdiff_edu.conditioning import Conditioning, DigitLabels  # noqa: E402
 from vdiff_edu.moving_mnist import MovingMNIST  # noqa: E402
 from vdiff_edu.text import TinyClipConfig, train_tiny_clip, zero_shot_by_attribute  # noqa: E402
 
-VARIANTS = ("preset", "no-pooled", "frozen-clip", "noisy-steps", "told-direction", "clips-x3", "shifted-schedule")
+VARIANTS = ("preset", "no-pooled", "frozen-clip", "noisy-steps", "told-direction", "clips-x3", "shifted-schedule",
+            "no-frames-stage")
 
 
 class ParsedDirection(DigitLabels):
@@ -109,14 +113,16 @@ def variant_config(name: str, preset: str = "cpu-text") -> ExperimentConfig:
     parts = name.split("+")
     for part in parts:
         if part not in VARIANTS or (part in ("preset", "frozen-clip") and len(parts) > 1):
-            raise SystemExit(f"--variant must be one of {', '.join(VARIANTS)}, or several of no-pooled, noisy-steps, "
-                             f"told-direction, clips-x3 and shifted-schedule joined by '+'; got {name!r}")
+            raise SystemExit(f"--variant must be one of {', '.join(VARIANTS)}, or several of them but preset and "
+                             f"frozen-clip joined by '+' (e.g. told-direction+shifted-schedule); got {name!r}")
         if part == "no-pooled":
             cfg = replace(cfg, unet=replace(cfg.unet, pooled_context=False))
         if part == "told-direction":
             cfg = replace(cfg, unet=replace(cfg.unet, num_label_slots=1, num_classes=ParsedDirection.NUM_CLASSES))
         if part == "shifted-schedule":
             cfg = replace(cfg, schedule_shift=3.0, train=replace(cfg.train, min_snr_gamma=None))
+        if part == "no-frames-stage":  # stage A's wall time given to clips, as footnote 2 of docs/text.md
+            cfg = replace(cfg, image_train=None, train=replace(cfg.train, steps=cfg.train.steps * 3 // 2))
         if part == "clips-x3":
             cfg = replace(cfg, train=replace(cfg.train, steps=3 * cfg.train.steps))
         if part == "noisy-steps":

@@ -432,7 +432,8 @@ class ExperimentConfig:
                                if self.image_train is not None else "") +
             f"{t.steps} steps × {t.batch_size} clips, lr {t.lr:g}",
             f"  schedule     {self.schedule_kind}, T={self.schedule_steps}"
-            f"{f', SNR shifted by 1/{self.schedule_shift:g}²' if self.schedule_shift != 1 else ''}; sampler {self.sampler}, "
+            + (f", SNR shifted by 1/{self.schedule_shift:g}²" if self.schedule_shift != 1 else "") +
+            f"; sampler {self.sampler}, "
             f"{self.sample_steps} steps, guidance {self.guidance_scale:g}",
         ] + ([f"  text         TextEncoder width {self.text.width} × {self.text.num_layers} layers, trained with the "
               f"U-Net; cross-attention at levels {self.unet.attn_cross_levels}; captions dropped "
