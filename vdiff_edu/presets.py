@@ -52,7 +52,7 @@ from .autoencoder import AutoencoderConfig
 from .config import check_preset
 from .frames import FramesConfig, cond_channels_for
 from .sampling import SAMPLERS
-from .schedule import NoiseSchedule
+from .schedule import NoiseSchedule, check_shift
 from .reference import ReferenceConfig
 from .structure import StructureConfig, structure_channels_for
 from .text import TextEncoderConfig
@@ -113,10 +113,7 @@ class ExperimentConfig:
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
             raise ValueError(f"ExperimentConfig.sampler must be one of {SAMPLERS}; got {self.sampler!r}")
-        if isinstance(self.schedule_shift, bool) or not isinstance(self.schedule_shift, (int, float)) \
-                or not self.schedule_shift > 0:
-            raise ValueError(f"ExperimentConfig.schedule_shift must be a number > 0 (1 = the schedule as it is); "
-                             f"got {self.schedule_shift!r}")
+        check_shift(self.schedule_shift, "ExperimentConfig.schedule_shift")
         if self.image_size % self.autoencoder.downsample:
             raise ValueError(f"image_size={self.image_size} must be a multiple of the autoencoder's downsampling "
                              f"{self.autoencoder.downsample}; use e.g. image_size=32")

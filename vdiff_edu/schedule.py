@@ -86,6 +86,14 @@ def sigmoid_betas(
     return betas.clamp(min=0, max=max_beta)
 
 
+def check_shift(shift, name: str = "shift") -> float:
+    """``shift`` as a float, or a ValueError that says what a shift must be."""
+    if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not shift > 0:
+        raise ValueError(f"{name} must be a number > 0 (1 = the schedule as it is; 2–4 shift it towards noise); "
+                         f"got {shift!r}")
+    return float(shift)
+
+
 def shift_snr(betas: torch.Tensor, shift: float) -> torch.Tensor:
     """Hoogeboom et al. 2023, §3.1: the same schedule with every step's SNR divided by κ² (κ = ``shift``),
 
@@ -173,10 +181,7 @@ class NoiseSchedule:
                     f"start={sigmoid_start}, end={sigmoid_end}, tau={sigmoid_tau}"
                 )
             betas = sigmoid_betas(num_steps, sigmoid_start, sigmoid_end, sigmoid_tau, max_beta=max_beta)
-        if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not shift > 0:
-            raise ValueError(f"shift must be a number > 0 (1 = the schedule as it is; 2–4 shift it towards noise); "
-                             f"got {shift!r}")
-        betas = shift_snr(betas, float(shift))
+        betas = shift_snr(betas, check_shift(shift))
         if zero_terminal_snr:
             betas = rescale_zero_terminal_snr(betas)
 
