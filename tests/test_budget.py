@@ -10,7 +10,7 @@ import pytest
 
 from vdiff_edu import recipe
 from vdiff_edu.presets import ExperimentConfig
-from vdiff_edu.recipe import plan_steps, recipe_steps, train_pipeline
+from vdiff_edu.recipe import budget_note, plan_steps, recipe_steps, train_pipeline, with_steps
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,6 +56,7 @@ def test_a_budgeted_run_sizes_its_stages_and_a_resume_keeps_the_plan(tmp_path, m
     assert "the recipe's 3 + 4 + 6 steps" in first  # it says what it measured and what it chose
     assert any("clip steps fit in the remaining" in m for m in messages)
     assert result["history"]["step"][-1] == plan["clips"] == result["config"].train.steps
+    assert result["recipe_steps"] == recipe_steps(cfg)  # what the budget scaled, for budget_note
     # the stages not yet begun were re-sized from the time really left (the fake 0.5 s/step was far too slow, so
     # time was left over); a stage that ran fast never makes the estimates faster, only the time left counts
     assert plan["frames"] >= round(4 * plan["autoencoder"] / 3) and plan["clips"] > round(6 * plan["autoencoder"] / 3)
@@ -75,6 +76,26 @@ def test_minutes_zero_and_fixed_steps_train_the_recipe_as_written(tmp_path, monk
     assert out["history"]["step"][-1] == 3
     out = train_pipeline(cfg, tmp_path / "b", steps=2, log=lambda s: None)
     assert out["history"]["step"][-1] == 2
+    assert budget_note(out) is None  # fewer steps than the recipe, but asked for: nothing to warn about
+
+
+def test_a_short_budget_says_what_share_it_got_and_how_long_the_recipe_would_take():
+    # the cpu preset's `make demo` on a 2-core machine 2.5× slower than the one its recipe was measured on
+    recipe_cfg = ExperimentConfig.cpu()
+    trained = {"autoencoder": 71, "frames": 129, "clips": 211}
+    seconds = {"data": 3.8, "autoencoder": 35.0, "encode": 60.0, "denoiser_images": 97.0, "denoiser": 192.0,
+               "total": 390.0}
+    result = {"recipe_steps": recipe_steps(recipe_cfg), "config": with_steps(recipe_cfg, trained),
+              "seconds": seconds}
+    note = budget_note(result)
+    # by hand: 390 + 35·(400/71 − 1) + 97·(800/129 − 1) + 192·(1400/211 − 1) = 390 + 162.2 + 504.6 + 1081.9 s
+    assert "211 of the recipe's 1,400 clip steps" in note and "×0.15" in note
+    assert "about 36 min here" in note and "train --preset cpu --minutes 0" in note
+    assert "--minutes 40" in note
+    # a budget that bought most of the recipe says nothing; nor does a run without a budget or one that stopped
+    assert budget_note({**result, "config": with_steps(recipe_cfg, {**trained, "clips": 1050})}) is None
+    assert budget_note({**result, "recipe_steps": None}) is None
+    assert budget_note({**result, "seconds": {k: v for k, v in seconds.items() if k != "total"}}) is None
 
 
 def test_a_plan_trains_exactly_its_step_counts_and_is_remembered(tmp_path, monkeypatch):

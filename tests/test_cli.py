@@ -123,6 +123,21 @@ def test_parse_labels():
             cli.parse_labels(bad)
 
 
+def test_a_short_budget_tells_the_learner_what_it_bought(runs, quick_smoke, monkeypatch, capsys):
+    from vdiff_edu import recipe
+
+    # a machine so slow (100 s a step, every stage) that a 1-minute budget buys one step of each stage
+    slow = {"autoencoder": 100.0, "frames": 100.0, "clips": 100.0, "encode_clip": 0.0, "sample_clip": 0.0}
+    monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: dict(slow))
+    assert cli.main(["train", "--preset", "smoke", "--name", "slow", "--minutes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "this machine fit 1 of the recipe's 3 clip steps into the budget (×0.33)" in out
+    assert "train --preset smoke --minutes 0" in out
+    # the recipe's own steps: nothing to say
+    assert cli.main(["train", "--preset", "smoke", "--name", "whole", "--minutes", "0"]) == 0
+    assert "this machine fit" not in capsys.readouterr().out
+
+
 def test_demo_without_training(runs, capsys):
     assert cli.main(["demo", "--skip-train"]) == 0
     out = capsys.readouterr().out

@@ -365,6 +365,7 @@ def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mn
             minutes * 60 - (time.perf_counter() - start) if minutes else None)
         if seconds is not None:
             budget = _Budget(cfg, seconds, clips, device, conditioning, len(ds), result["seconds"]["data"], log)
+            result["recipe_steps"] = budget.recipe  # what the budget scaled (budget_note compares)
             overrides["plan"] = budget.plan
             run.set(overrides=overrides)
     if "plan" in overrides:
@@ -714,6 +715,31 @@ def with_steps(cfg: ExperimentConfig, steps: dict[str, int]) -> ExperimentConfig
     if cfg.image_train is not None and "frames" in steps:
         cfg = replace(cfg, image_train=stage(cfg.image_train, steps["frames"]))
     return cfg
+
+
+SHORT_BUDGET = 0.75  # a budgeted run that trained under this share of the recipe's clip steps says so at its end
+STAGE_SECONDS = {"autoencoder": "autoencoder", "frames": "denoiser_images", "clips": "denoiser"}  # result["seconds"]
+
+
+def budget_note(result: dict) -> str | None:
+    """For the end of a budgeted run (``train_pipeline``'s result) that trained well under its recipe's clip steps:
+    what share it got, what that means for the samples, and how long the recipe's own step counts would take here,
+    from the stages' own timings (seconds × recipe steps / trained steps). None for any other run."""
+    recipe, secs = result.get("recipe_steps"), result.get("seconds", {})
+    if not recipe or "total" not in secs:  # no budget, or a run that stopped early
+        return None
+    trained = recipe_steps(result["config"])
+    share = trained["clips"] / recipe["clips"]
+    if share >= SHORT_BUDGET:
+        return None
+    whole = secs["total"] + sum(secs[STAGE_SECONDS[k]] * (recipe[k] / trained[k] - 1) for k in recipe
+                                if STAGE_SECONDS[k] in secs)
+    name = result["config"].name
+    return (f"this machine fit {trained['clips']:,} of the recipe's {recipe['clips']:,} clip steps into the budget "
+            f"(×{share:.2f}), so expect blurred digits that may change as they move (docs/benchmarks.md, \"What a "
+            f"budget buys\", shows what each share draws). The recipe's own steps would take about "
+            f"{whole / 60:.0f} min here: python -m vdiff_edu train --preset {name} --minutes 0 (or a longer budget, "
+            f"--minutes {10 * math.ceil((whole * (1 + MARGIN) + MARGIN_SECONDS) / 600)})")
 
 
 class _Budget:
