@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from vdiff_edu.conditioning import Conditioning, DigitLabels
-from vdiff_edu.sampling import (DPMSolverPP, ddim_step, ddpm_step, guided_prediction, predict_x0_eps, sample,
-                                timestep_pairs)
+from vdiff_edu.sampling import (DPMSolverPP, ddim_step, ddpm_step, guidance_at, guided_prediction, predict_x0_eps,
+                                sample, timestep_pairs)
 from vdiff_edu.schedule import NoiseSchedule
 
 SHAPE = (2, 1, 3, 8, 8)  # (b, c, f, h, w): a tiny batch of video clips
@@ -220,6 +220,43 @@ def test_guidance_combines_conditional_and_unconditional(model):
     a = sample(model, NoiseSchedule(), SHAPE, cond=cond, steps=4, generator=_gen(), guidance_scale=1.0)
     b = sample(model, NoiseSchedule(), SHAPE, cond=cond, steps=4, generator=_gen(), guidance_scale=3.0)
     assert not torch.allclose(a, b)
+
+
+def test_guidance_in_an_interval_guides_only_the_steps_inside_it(model):
+    # by hand: inside (lo, hi] the scale, outside 1; a dict of scales is passed through unchanged
+    assert [guidance_at(4.0, t, (300, 900)) for t in (999, 901, 900, 500, 301, 300, 0)] == [1, 1, 4, 4, 4, 1, 1]
+    assert guidance_at({"labels": 3.0}, 500, (300, 900)) == {"labels": 3.0} and guidance_at(2.0, 999, None) == 2.0
+    # 4 DDIM steps visit t = 999, 749, 499, 249: the interval (-1, 700] guides the last two, so the network sees a
+    # doubled batch (conditional and null branches) only there
+    batches = []
+    spy = TinyDenoiser()
+    spy.load_state_dict(model.state_dict())
+    spy.register_forward_pre_hook(lambda m, args: batches.append((int(args[1][0]), args[0].shape[0])))
+    cond = {"labels": torch.tensor([[3], [7]])}
+    ours = sample(spy, NoiseSchedule(), SHAPE, cond=cond, steps=4, generator=_gen(), guidance_scale=3.0,
+                  guidance_interval=(-1, 700))
+    assert batches == [(999, 2), (749, 2), (499, 4), (249, 4)]
+    # the same loop written out: scale 1 at the first two steps, 3 at the last two
+    schedule, x = NoiseSchedule(), torch.randn(SHAPE, generator=_gen())
+    for (t, t_prev), s in zip(timestep_pairs(schedule, 4), (1.0, 1.0, 3.0, 3.0)):
+        out = guided_prediction(model, x, torch.full((2,), t), cond, s)
+        x = ddim_step(schedule, out, t, t_prev, x)
+    torch.testing.assert_close(ours, x, rtol=0, atol=0)
+    # an interval that holds every step is plain guidance; one that holds none is the conditional model
+    every = sample(model, schedule, SHAPE, cond=cond, steps=4, generator=_gen(), guidance_scale=3.0)
+    torch.testing.assert_close(sample(model, schedule, SHAPE, cond=cond, steps=4, generator=_gen(),
+                                      guidance_scale=3.0, guidance_interval=(-1, 999)), every, rtol=0, atol=0)
+    plain = sample(model, schedule, SHAPE, cond=cond, steps=4, generator=_gen(), guidance_scale=1.0)
+    torch.testing.assert_close(sample(model, schedule, SHAPE, cond=cond, steps=4, generator=_gen(),
+                                      guidance_scale=3.0, guidance_interval=(0, 1)), plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("wrong", [(900, 300), (300, 300), (-2, 500), (0, 1000), (0.5, 900), (True, 900), (900,),
+                                   "0,900", (0, float("nan"))])
+def test_a_wrong_guidance_interval_is_refused_in_one_line(model, wrong):
+    with pytest.raises(ValueError, match=r"guidance_interval is \(lo, hi\).*-1 <= lo < hi <= 999.*got"):
+        sample(model, NoiseSchedule(), SHAPE, cond={"labels": torch.tensor([[3], [7]])}, steps=2,
+               guidance_scale=3.0, guidance_interval=wrong)
 
 
 def test_sampling_the_real_unet3d_with_labels_and_guidance(schedule):

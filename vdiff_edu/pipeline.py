@@ -173,14 +173,17 @@ class LatentVideoPipeline:
     @torch.no_grad()
     def denoise(self, latents: torch.Tensor, cond: dict | None = None, sampler: str | None = None,
                 steps: int | None = None, guidance_scale: float | dict[str, float] | None = None,
-                generator: torch.Generator | None = None, return_trajectory: bool = False, progress: bool = False):
+                generator: torch.Generator | None = None, return_trajectory: bool = False, progress: bool = False,
+                guidance_interval: tuple[int, int] | None = None):
         """z_T → z_0 with ``steps`` U-Net calls of ``sampler`` (defaults from the config), classifier-free guidance
-        at ``guidance_scale`` (one number, or one per kind of condition: ``{"labels": 3.0}``). With
+        at ``guidance_scale`` (one number, or one per kind of condition: ``{"labels": 3.0}``), only at the steps
+        lo < t ≤ hi if ``guidance_interval = (lo, hi)`` is given (``sampling.guidance_at``). With
         ``return_trajectory=True`` returns ``(z_0, trajectory)`` as ``sampling.sample`` does (every z_t and every
         predicted ẑ_0, in latent space: decode them to look)."""
         return sample(self.unet, self.schedule, None, cond, generator=generator, device=self.device,
                       return_trajectory=return_trajectory, progress=progress, x_T=latents,
-                      conditioning=self.conditioning, **self._sampling(sampler, steps, guidance_scale))
+                      conditioning=self.conditioning, guidance_interval=guidance_interval,
+                      **self._sampling(sampler, steps, guidance_scale))
 
     # ------------------------------------------------------------ 4. back to pixels (and the way in)
 
@@ -200,7 +203,8 @@ class LatentVideoPipeline:
     def __call__(self, labels: Any = None, num_videos: int | None = None, sampler: str | None = None,
                  steps: int | None = None, guidance_scale: float | dict[str, float] | None = None,
                  seed: int | None = 0, generator: torch.Generator | None = None, progress: bool = False,
-                 batch_size: int = 64, prompts: str | list[str] | None = None) -> torch.Tensor:
+                 batch_size: int = 64, prompts: str | list[str] | None = None,
+                 guidance_interval: tuple[int, int] | None = None) -> torch.Tensor:
         """Labels → videos ``(n, 1, f, h, w)`` in [-1, 1] (CPU). ``labels=None`` gives digits 0, 1, 2, ... for
         ``num_videos`` clips (default 10 for one digit per clip). ``seed`` (or a ``generator``) fixes the result.
         Clips are made ``batch_size`` at a time (one generator throughout), so any number fits in memory and the
@@ -215,7 +219,8 @@ class LatentVideoPipeline:
         for rows in _batches(n, batch_size):
             part = _rows(cond, rows)
             z_T = self.initial_noise(rows.stop - rows.start, generator)  # 2. (b, c_z, f, h/d, w/d)
-            z_0 = self.denoise(z_T, part, sampler, steps, guidance_scale, generator, progress=progress)  # 3. same
+            z_0 = self.denoise(z_T, part, sampler, steps, guidance_scale, generator, progress=progress,
+                               guidance_interval=guidance_interval)  # 3. same
             videos.append(self.decode(z_0))  # 4. (b, 1, f, h, w)
         return torch.cat(videos)
 

@@ -160,6 +160,34 @@ def temporal_guided_prediction(model: nn.Module, x: Tensor, t: Tensor, cond: dic
     return image + temporal_scale * (video - image)
 
 
+def guidance_at(guidance_scale: float | Mapping[str, float], t: int, interval: tuple[int, int] | None):
+    """The guidance scale to use at timestep ``t``: ``guidance_scale`` inside ``interval = (lo, hi)``, that is for
+    lo < t ≤ hi, and 1 (the conditional model alone, one forward pass) outside it; everywhere when ``interval`` is
+    None. Guidance limited to the middle noise levels (Kynkäänniemi et al. 2024, "Applying guidance in a limited
+    interval improves sample and distribution quality in diffusion models", §3, in σ: here in t) keeps what
+    guidance does to the content and leaves the first, noisiest steps, where the layout is laid down, to the
+    plain model."""
+    if interval is None or interval[0] < t <= interval[1]:
+        return guidance_scale
+    return 1.0
+
+
+def check_guidance_interval(interval, num_steps: int) -> tuple[int, int] | None:
+    """``interval`` as a pair of ints (lo, hi) with -1 ≤ lo < hi ≤ T − 1, or None; else one line that says so."""
+    if interval is None:
+        return None
+    try:
+        lo, hi = (int(v) for v in interval)
+        whole = all(float(v) == int(v) and not isinstance(v, bool) for v in interval)
+    except (TypeError, ValueError):
+        lo = hi = None
+        whole = False
+    if not whole or not -1 <= lo < hi <= num_steps - 1:
+        raise ValueError(f"guidance_interval is (lo, hi), timesteps with -1 <= lo < hi <= {num_steps - 1}: guidance "
+                         f"where lo < t <= hi; got {interval!r}. E.g. (-1, 900) leaves out the noisiest tenth")
+    return lo, hi
+
+
 def _names_in(cond: dict, conditioning: Conditioning) -> set[str]:
     """The kinds whose U-Net entries are all present in ``cond``."""
     return {k.name for k in conditioning.kinds if all(key in cond for key in k.unet_keys)}
@@ -328,7 +356,8 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
            generator: torch.Generator | None = None, device: torch.device | str | None = None,
            return_trajectory: bool = False, progress: bool = False, clip_x0: float | None = None,
            x_T: Tensor | None = None, null_cond: dict | None = None, conditioning: Conditioning | None = None,
-           known: tuple[Tensor, Tensor] | None = None, temporal_guidance: float = 1.0, strength: float = 1.0):
+           known: tuple[Tensor, Tensor] | None = None, temporal_guidance: float = 1.0, strength: float = 1.0,
+           guidance_interval: tuple[int, int] | None = None):
     """Draw clips shaped ``shape`` = (b, c, f, h, w) from noise with ``steps`` network calls.
 
     ``sampler`` is ``"ddim"`` (η = ``eta``), ``"ddpm"`` (ancestral) or ``"dpmpp"`` (DPM-Solver++ 2M);
@@ -338,7 +367,8 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     frames through the noise (``replace_known``): ``latents (b, c, f, h, w)``, ``mask (b, f)`` True = given.
     ``temporal_guidance`` ω_t ≠ 1 mixes in the image model's prediction (``temporal_guided_prediction``).
     ``strength`` < 1 runs only the last ``round(strength · steps)`` steps, starting from ``x_T`` taken to be at the
-    first of them (``edit_start``): the second half of SDEdit (``sdedit``).
+    first of them (``edit_start``): the second half of SDEdit (``sdedit``). ``guidance_interval = (lo, hi)``
+    guides only the steps with lo < t ≤ hi (``guidance_at``); the others run the conditional model alone.
 
     Returns the clips x₀, or with ``return_trajectory=True`` the pair ``(x0, trajectory)`` where
     ``trajectory = {"t": (steps,) long, "x_t": (steps + 1, b, c, f, h, w), "x0_hat": (steps, b, c, f, h, w)}``
@@ -352,6 +382,7 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     if strength != 1.0 and x_T is None:
         raise ValueError("strength < 1 starts part-way, from a given x_T at that step: pass x_T (sdedit does)")
     pairs = timestep_pairs(schedule, steps) if strength == 1.0 else _edit_pairs(schedule, steps, strength)
+    guidance_interval = check_guidance_interval(guidance_interval, schedule.num_steps)
     # 1. start from pure Gaussian noise x_T ~ N(0, I)
     x = x_T.to(device) if x_T is not None else randn_like(torch.empty(shape, device=device), generator)
     solver = DPMSolverPP(schedule) if sampler == "dpmpp" else None
@@ -363,8 +394,8 @@ def sample(model: nn.Module, schedule, shape: tuple[int, ...], cond: dict | None
     for t, t_prev in _maybe_tqdm(pairs, progress, sampler):
         t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)  # (b,)
         # 2. the network's prediction at (x_t, t), guided
-        out = temporal_guided_prediction(model, x, t_batch, cond, temporal_guidance, guidance_scale, conditioning,
-                                         null_cond)
+        out = temporal_guided_prediction(model, x, t_batch, cond, temporal_guidance,
+                                         guidance_at(guidance_scale, t, guidance_interval), conditioning, null_cond)
         if return_trajectory:  # keep x̂₀ for plots (the samplers compute it again inside their step)
             x0s.append(predict_x0_eps(schedule, out, t, x, prediction, clip_x0)[0].cpu())
         # 3. one step of the chosen sampler: x_t -> x_{t_prev}
