@@ -11,6 +11,13 @@ Variants (each changes one thing of ``ExperimentConfig.cpu()``):
 * ``clips-only``: no single-frame stage; the clip stage gets the steps that take the same wall time instead
   (``--extra-steps``, default 700, measured: the 800 × 256-frame stage costs about as much as 700 × 32-clip steps).
 * ``small-label-init``: the label embedding keeps the module's own init (std 0.02).
+* ``plain-v-clips``: the clip stage's loss is plain v-MSE, not min-SNR-γ 5 (which weights the noisiest steps,
+  where a clip's layout is decided, by about SNR_t ≈ 0).
+* ``quarter-batches``: every stage at a quarter of its batch (autoencoder 16 frames, single frames 64, clips 8):
+  with ``--plan`` at four times the steps, the same samples seen in four times the optimizer steps.
+
+``--plan AE,FRAMES,CLIPS`` trains exactly those step counts (``train --plan``), e.g. ``--plan 323,626,1179``, the
+shipped weights' counts.
 
 Each run trains with ``vdiff_edu.recipe.train_pipeline`` under ``runs/ablate_<variant>/``, at its step counts as written
 (no time budget: ``minutes=0``), draws ``--n`` clips
@@ -37,7 +44,8 @@ from vdiff_edu.recipe import train_pipeline
 from vdiff_edu.presets import ExperimentConfig
 from vdiff_edu.utils import to_uint8
 
-COLUMNS = ("condition_faithfulness", "identity_persistence", "motion_plausibility", "fvd_mm", "frame_fd", "flicker")
+COLUMNS = ("condition_faithfulness", "identity_persistence", "identity_frames", "motion_plausibility", "fvd_mm",
+           "frame_fd", "flicker")
 
 
 def variant_config(name: str, extra_steps: int) -> ExperimentConfig:
@@ -48,7 +56,14 @@ def variant_config(name: str, extra_steps: int) -> ExperimentConfig:
         return replace(cfg, image_train=None, train=replace(cfg.train, steps=cfg.train.steps + extra_steps))
     if name == "small-label-init":
         return replace(cfg, label_embedding_std=None)
-    raise SystemExit(f"--variant must be preset, clips-only or small-label-init; got {name!r}")
+    if name == "plain-v-clips":
+        return replace(cfg, train=replace(cfg.train, min_snr_gamma=None))
+    if name == "quarter-batches":
+        return replace(cfg, autoencoder=replace(cfg.autoencoder, batch_size=cfg.autoencoder.batch_size // 4),
+                       image_train=replace(cfg.image_train, batch_size=cfg.image_train.batch_size // 4),
+                       train=replace(cfg.train, batch_size=cfg.train.batch_size // 4))
+    raise SystemExit(f"--variant must be preset, clips-only, small-label-init, plain-v-clips or quarter-batches; "
+                     f"got {name!r}")
 
 
 def main(argv=None) -> int:
@@ -59,7 +74,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (data, initialisation, noise draws)")
     parser.add_argument("--frame-steps", type=int, default=None, help="override the single-frame stage's steps")
     parser.add_argument("--clip-steps", type=int, default=None, help="override the clip stage's steps")
+    parser.add_argument("--plan", default=None, help="AE,FRAMES,CLIPS: exactly these step counts, e.g. 323,626,1179")
     args = parser.parse_args(argv)
+    plan = None
+    if args.plan is not None:
+        try:
+            plan = dict(zip(("autoencoder", "frames", "clips"), (int(n) for n in args.plan.split(",")), strict=True))
+        except ValueError:
+            raise SystemExit(f"--plan gives three step counts, AE,FRAMES,CLIPS, e.g. 323,626,1179; got {args.plan!r}")
 
     cfg = replace(variant_config(args.variant, args.extra_steps), seed=args.seed)
     name = args.variant + (f"_seed{args.seed}" if args.seed else "")
@@ -69,11 +91,15 @@ def main(argv=None) -> int:
     if args.clip_steps is not None:
         cfg = replace(cfg, train=replace(cfg.train, steps=args.clip_steps))
         name += f"_clips{args.clip_steps}"
+    if plan is not None:
+        name += "_plan" + "-".join(str(n) for n in plan.values())
     run_dir = runs_dir() / f"ablate_{name}"
     mnist_dir = os.environ.get("VDIFF_MNIST_DIR")
     start = time.perf_counter()
-    # minutes=0: the variant's steps as written, not scaled by the preset's time budget, so rows compare recipes
-    result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, minutes=0, log=lambda s: print(s, flush=True))
+    # minutes=0: the variant's steps as written (or the plan's), not scaled by the preset's time budget, so rows
+    # compare recipes
+    result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, minutes=0, plan=plan,
+                            log=lambda s: print(s, flush=True))
     wall = time.perf_counter() - start
     pipe = result["pipeline"]
     labels = torch.arange(args.n) % cfg.unet.num_classes
