@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -47,11 +48,18 @@ def load() -> str:
         return "n/a"
 
 
-def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None = None) -> dict:
+def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None = None,
+               batch_divisor: int = 1) -> dict:
     """Train the cpu preset under a budget of ``minutes`` (with the clip stage's peak learning rate ``lr``, default
-    the preset's), sample ``n`` clips, score them. Returns every number."""
+    the preset's; every stage's batch divided by ``batch_divisor``), sample ``n`` clips, score them. Returns every
+    number."""
     cfg = ExperimentConfig.preset("cpu")
-    run_dir = runs_dir() / (f"budget_{minutes:g}min" + (f"_lr{lr:g}" if lr is not None else ""))
+    if batch_divisor != 1:
+        cfg = replace(cfg, autoencoder=replace(cfg.autoencoder, batch_size=cfg.autoencoder.batch_size // batch_divisor),
+                      image_train=replace(cfg.image_train, batch_size=cfg.image_train.batch_size // batch_divisor),
+                      train=replace(cfg.train, batch_size=cfg.train.batch_size // batch_divisor))
+    run_dir = runs_dir() / (f"budget_{minutes:g}min" + (f"_lr{lr:g}" if lr is not None else "")
+                            + (f"_batch_div{batch_divisor}" if batch_divisor != 1 else ""))
     lines: list[str] = []
 
     def log(s: str) -> None:
@@ -72,7 +80,7 @@ def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None =
     scores = evaluate_clips(np.asarray(to_uint8(video)[:, 0]), labels.numpy()[:, None], rule=cfg.rule,
                             reference={"mnist_dir": mnist_dir} if mnist_dir else None, out_dir=run_dir / "eval",
                             verbose=False)["metrics"]
-    return {"minutes": minutes, "lr": lr if lr is not None else cfg.train.lr, "train_wall_s": round(train_wall, 1), "sample_s": round(sample_seconds, 1),
+    return {"minutes": minutes, "lr": lr if lr is not None else cfg.train.lr, "batch_divisor": batch_divisor, "train_wall_s": round(train_wall, 1), "sample_s": round(sample_seconds, 1),
             "steps": steps, "seconds": {k: round(v, 1) for k, v in result["seconds"].items()},
             "budget_log": [s.strip() for s in lines if "budget" in s],
             "generated": {k: scores[k]["generated"] for k in COLUMNS},
@@ -86,7 +94,8 @@ def table(rows: list[dict]) -> str:
     out = [head, "|" + "---|" * (3 + len(COLUMNS))]
     for r in rows:
         s = r["steps"]
-        out.append(f"| {r['minutes']:g}-minute budget, clip lr {r.get('lr', recipe.train.lr):g} | "
+        batches = f", batches ÷{r['batch_divisor']}" if r.get("batch_divisor", 1) != 1 else ""
+        out.append(f"| {r['minutes']:g}-minute budget, clip lr {r.get('lr', recipe.train.lr):g}{batches} | "
                    f"{r['train_wall_s'] / 60:.1f} min | "
                    f"{s['autoencoder']} / {s['frames']} / {s['clips']} | "
                    + " | ".join(f"{r['generated'][k]:.3f}" for k in COLUMNS) + " |")
@@ -102,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=200, help="clips to sample and score per budget")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     parser.add_argument("--lr", type=float, default=None, help="the clip stage's peak learning rate (default: the preset's)")
+    parser.add_argument("--batch-divisor", type=int, default=1, choices=(1, 2, 4),
+                        help="divide every stage's batch by this (more, smaller steps in the same time)")
     args = parser.parse_args(argv)
     if any(not m > 0 for m in args.minutes):
         raise SystemExit(f"--minutes takes budgets above 0 (0 means no budget); got {args.minutes}")
@@ -110,7 +121,7 @@ def main(argv=None) -> int:
     rows = []
     for minutes in args.minutes:
         print(f"\n=== a {minutes:g}-minute budget ===", flush=True)
-        rows.append(one_budget(minutes, args.n, mnist_dir, args.lr))
+        rows.append(one_budget(minutes, args.n, mnist_dir, args.lr, args.batch_divisor))
         print(f"    trained in {rows[-1]['train_wall_s'] / 60:.1f} min, steps {rows[-1]['steps']}, "
               f"load average {load()}", flush=True)
         if args.json:
