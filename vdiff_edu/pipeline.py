@@ -208,7 +208,7 @@ class LatentVideoPipeline:
         """Labels → videos ``(n, 1, f, h, w)`` in [-1, 1] (CPU). ``labels=None`` gives digits 0, 1, 2, ... for
         ``num_videos`` clips (default 10 for one digit per clip). ``seed`` (or a ``generator``) fixes the result.
         Clips are made ``batch_size`` at a time (one generator throughout), so any number fits in memory and the
-        first ``batch_size`` clips are the same whatever ``n`` is."""
+        first ``batch_size`` clips are the same whatever ``n`` is. ``guidance_interval``: as in ``denoise``."""
         if labels is None and num_videos is None and prompts is None:
             num_videos = self.unet.cfg.num_classes
         if generator is None:
