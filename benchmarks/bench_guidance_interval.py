@@ -25,12 +25,14 @@ import torch
 
 from vdiff_edu.eval.metrics import evaluate_clips
 from vdiff_edu.pipeline import LatentVideoPipeline
+from vdiff_edu.sampling import check_guidance_interval
 from vdiff_edu.utils import to_uint8
 
 DEFAULT_ROWS = "4:all,4:-1-900,5:-1-900,6:200-900,5:all"
 COLUMNS = ("condition_faithfulness", "identity_persistence", "identity_frames", "motion_plausibility", "fvd_mm",
            "frame_fd", "flicker")
 BATCH = 50
+NUM_STEPS = 1000  # the shipped models' T (checked again by the sampler against the model's own schedule)
 
 
 def parse_rows(text: str) -> list[tuple[float, tuple[int, int] | None]]:
@@ -43,9 +45,10 @@ def parse_rows(text: str) -> list[tuple[float, tuple[int, int] | None]]:
                 rows.append((float(scale), None))
                 continue
             lo, _, hi = interval.rpartition("-")
-            rows.append((float(scale), (int(lo), int(hi))))
-        except ValueError:
-            raise SystemExit(f"--rows expects scale:lo-hi or scale:all items, e.g. 4:all,4:-1-900; got {item!r}")
+            rows.append((float(scale), check_guidance_interval((int(lo), int(hi)), NUM_STEPS)))
+        except ValueError as e:
+            raise SystemExit(f"--rows expects scale:lo-hi or scale:all items, e.g. 4:all,4:-1-900; got {item!r}"
+                             + (f" ({e})" if "guidance_interval" in str(e) else ""))
     return rows
 
 
