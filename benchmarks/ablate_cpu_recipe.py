@@ -40,7 +40,7 @@ import torch
 
 from vdiff_edu.config import runs_dir
 from vdiff_edu.eval.metrics import evaluate_clips
-from vdiff_edu.recipe import train_pipeline
+from vdiff_edu.recipe import train_pipeline, with_batches_divided
 from vdiff_edu.presets import ExperimentConfig
 from vdiff_edu.utils import to_uint8
 
@@ -59,9 +59,7 @@ def variant_config(name: str, extra_steps: int) -> ExperimentConfig:
     if name == "plain-v-clips":
         return replace(cfg, train=replace(cfg.train, min_snr_gamma=None))
     if name == "quarter-batches":
-        return replace(cfg, autoencoder=replace(cfg.autoencoder, batch_size=cfg.autoencoder.batch_size // 4),
-                       image_train=replace(cfg.image_train, batch_size=cfg.image_train.batch_size // 4),
-                       train=replace(cfg.train, batch_size=cfg.train.batch_size // 4))
+        return with_batches_divided(cfg, 4)
     raise SystemExit(f"--variant must be preset, clips-only, small-label-init, plain-v-clips or quarter-batches; "
                      f"got {name!r}")
 

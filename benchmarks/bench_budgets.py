@@ -23,7 +23,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ import torch
 from vdiff_edu.config import runs_dir
 from vdiff_edu.eval.metrics import evaluate_clips
 from vdiff_edu.presets import ExperimentConfig
-from vdiff_edu.recipe import train_pipeline
+from vdiff_edu.recipe import train_pipeline, with_batches_divided
 from vdiff_edu.utils import to_uint8
 
 COLUMNS = ("condition_faithfulness", "identity_persistence", "identity_frames", "motion_plausibility", "fvd_mm",
@@ -54,10 +53,7 @@ def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None =
     the preset's; every stage's batch divided by ``batch_divisor``), sample ``n`` clips, score them. Returns every
     number."""
     cfg = ExperimentConfig.preset("cpu")
-    if batch_divisor != 1:
-        cfg = replace(cfg, autoencoder=replace(cfg.autoencoder, batch_size=cfg.autoencoder.batch_size // batch_divisor),
-                      image_train=replace(cfg.image_train, batch_size=cfg.image_train.batch_size // batch_divisor),
-                      train=replace(cfg.train, batch_size=cfg.train.batch_size // batch_divisor))
+    cfg = with_batches_divided(cfg, batch_divisor)
     run_dir = runs_dir() / (f"budget_{minutes:g}min" + (f"_lr{lr:g}" if lr is not None else "")
                             + (f"_batch_div{batch_divisor}" if batch_divisor != 1 else ""))
     lines: list[str] = []

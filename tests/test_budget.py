@@ -10,7 +10,8 @@ import pytest
 
 from vdiff_edu import recipe
 from vdiff_edu.presets import ExperimentConfig
-from vdiff_edu.recipe import budget_note, plan_steps, recipe_steps, train_pipeline, with_steps
+from vdiff_edu.recipe import (budget_note, plan_steps, recipe_steps, train_pipeline, with_batches_divided,
+                              with_steps)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -203,3 +204,9 @@ def test_calibration_measures_every_preset_s_conditions(name):
     rates = recipe.calibrate(cfg, clips, torch.device("cpu"), conditioning_for(cfg))
     assert {"autoencoder", "frames", "clips", "encode_clip", "sample_clip"} <= set(rates)
     assert all(v > 0 for v in rates.values())
+
+
+def test_batches_divided_by_hand():
+    cfg = with_batches_divided(ExperimentConfig.cpu(), 4)  # 64 / 256 / 32 in the recipe
+    assert (cfg.autoencoder.batch_size, cfg.image_train.batch_size, cfg.train.batch_size) == (16, 64, 8)
+    assert recipe_steps(cfg) == recipe_steps(ExperimentConfig.cpu())  # the steps are left to the plan

@@ -742,6 +742,17 @@ def budget_note(result: dict) -> str | None:
             f"--minutes {10 * math.ceil((whole * (1 + MARGIN) + MARGIN_SECONDS) / 600)})")
 
 
+def with_batches_divided(cfg: ExperimentConfig, divisor: int) -> ExperimentConfig:
+    """``cfg`` with every stage's batch (autoencoder, single frames, clips) divided by ``divisor``: the same samples
+    in ``divisor`` times the optimizer steps (measured on a slow machine's short budget: docs/benchmarks.md, "A slow
+    machine's budget")."""
+    cfg = replace(cfg, autoencoder=replace(cfg.autoencoder, batch_size=cfg.autoencoder.batch_size // divisor),
+                  train=replace(cfg.train, batch_size=cfg.train.batch_size // divisor))
+    if cfg.image_train is not None:
+        cfg = replace(cfg, image_train=replace(cfg.image_train, batch_size=cfg.image_train.batch_size // divisor))
+    return cfg
+
+
 class _Budget:
     """The running plan of a time-budgeted run: calibrates once, re-sizes the stages not yet started at each stage
     boundary, and the running clip stage at a few points along it."""

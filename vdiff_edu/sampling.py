@@ -23,6 +23,7 @@ Notation (shared with ``schedule.py``; the table is in docs/architecture.md, "No
 
 from __future__ import annotations
 
+import numbers
 from typing import Mapping
 
 import torch
@@ -176,12 +177,9 @@ def check_guidance_interval(interval, num_steps: int) -> tuple[int, int] | None:
     """``interval`` as a pair of ints (lo, hi) with -1 ≤ lo < hi ≤ T − 1, or None; else one line that says so."""
     if interval is None:
         return None
-    try:
-        lo, hi = (int(v) for v in interval)
-        whole = all(float(v) == int(v) and not isinstance(v, bool) for v in interval)
-    except (TypeError, ValueError):
-        lo = hi = None
-        whole = False
+    whole = isinstance(interval, (tuple, list)) and len(interval) == 2 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer() for v in interval)
+    lo, hi = (int(v) for v in interval) if whole else (None, None)
     if not whole or not -1 <= lo < hi <= num_steps - 1:
         raise ValueError(f"guidance_interval is (lo, hi), timesteps with -1 <= lo < hi <= {num_steps - 1}: guidance "
                          f"where lo < t <= hi; got {interval!r}. E.g. (-1, 900) leaves out the noisiest tenth")
