@@ -30,7 +30,7 @@ import torch
 from vdiff_edu.config import runs_dir
 from vdiff_edu.eval.metrics import evaluate_clips
 from vdiff_edu.presets import ExperimentConfig
-from vdiff_edu.recipe import train_pipeline, with_batches_divided
+from vdiff_edu.recipe import train_pipeline
 from vdiff_edu.utils import to_uint8
 
 COLUMNS = ("condition_faithfulness", "identity_persistence", "identity_frames", "motion_plausibility", "fvd_mm",
@@ -48,14 +48,13 @@ def load() -> str:
 
 
 def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None = None,
-               batch_divisor: int = 1) -> dict:
+               batch_divisor: int | None = None) -> dict:
     """Train the cpu preset under a budget of ``minutes`` (with the clip stage's peak learning rate ``lr``, default
-    the preset's; every stage's batch divided by ``batch_divisor``), sample ``n`` clips, score them. Returns every
-    number."""
+    the preset's; every stage's batch divided by ``batch_divisor``, default what the budget chooses), sample ``n``
+    clips, score them. Returns every number."""
     cfg = ExperimentConfig.preset("cpu")
-    cfg = with_batches_divided(cfg, batch_divisor)
     run_dir = runs_dir() / (f"budget_{minutes:g}min" + (f"_lr{lr:g}" if lr is not None else "")
-                            + (f"_batch_div{batch_divisor}" if batch_divisor != 1 else ""))
+                            + (f"_batch_div{batch_divisor}" if batch_divisor is not None else ""))
     lines: list[str] = []
 
     def log(s: str) -> None:
@@ -64,7 +63,7 @@ def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None =
 
     start = time.perf_counter()
     result = train_pipeline(cfg, run_dir, mnist_dir=mnist_dir, minutes=minutes, log=log, overwrite=True,
-                            progress="none", lr=lr)
+                            progress="none", lr=lr, batch_divisor=batch_divisor)
     train_wall = time.perf_counter() - start
     stages = json.loads((run_dir / "run.json").read_text())["stages"]  # the steps each stage really trained
     steps = {stage: stages.get(stage, {}).get("steps", 0) for stage in ("autoencoder", "frames", "clips")}
@@ -76,7 +75,9 @@ def one_budget(minutes: float, n: int, mnist_dir: str | None, lr: float | None =
     scores = evaluate_clips(np.asarray(to_uint8(video)[:, 0]), labels.numpy()[:, None], rule=cfg.rule,
                             reference={"mnist_dir": mnist_dir} if mnist_dir else None, out_dir=run_dir / "eval",
                             verbose=False)["metrics"]
-    return {"minutes": minutes, "lr": lr if lr is not None else cfg.train.lr, "batch_divisor": batch_divisor, "train_wall_s": round(train_wall, 1), "sample_s": round(sample_seconds, 1),
+    chosen = json.loads((run_dir / "run.json").read_text())["overrides"].get("batch_divisor", 1)
+    return {"minutes": minutes, "lr": lr if lr is not None else cfg.train.lr, "batch_divisor": chosen,
+            "divisor_asked": batch_divisor, "train_wall_s": round(train_wall, 1), "sample_s": round(sample_seconds, 1),
             "steps": steps, "seconds": {k: round(v, 1) for k, v in result["seconds"].items()},
             "budget_log": [s.strip() for s in lines if "budget" in s],
             "generated": {k: scores[k]["generated"] for k in COLUMNS},
@@ -90,7 +91,8 @@ def table(rows: list[dict]) -> str:
     out = [head, "|" + "---|" * (3 + len(COLUMNS))]
     for r in rows:
         s = r["steps"]
-        batches = f", batches ÷{r['batch_divisor']}" if r.get("batch_divisor", 1) != 1 else ""
+        batches = (f", batches ÷{r['batch_divisor']}" if r.get("batch_divisor", 1) != 1 else "") + (
+            " (the budget's choice)" if r.get("divisor_asked", 1) is None else "")
         out.append(f"| {r['minutes']:g}-minute budget, clip lr {r.get('lr', recipe.train.lr):g}{batches} | "
                    f"{r['train_wall_s'] / 60:.1f} min | "
                    f"{s['autoencoder']} / {s['frames']} / {s['clips']} | "
@@ -107,8 +109,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=200, help="clips to sample and score per budget")
     parser.add_argument("--json", default=None, help="also write every number to this JSON file")
     parser.add_argument("--lr", type=float, default=None, help="the clip stage's peak learning rate (default: the preset's)")
-    parser.add_argument("--batch-divisor", type=int, default=1, choices=(1, 2, 4),
-                        help="divide every stage's batch by this (more, smaller steps in the same time)")
+    parser.add_argument("--batch-divisor", type=int, default=None, choices=(1, 2, 4),
+                        help="divide every stage's batch by this (more, smaller steps in the same time; default: "
+                             "what the budget chooses, as `train --minutes M` does)")
     args = parser.parse_args(argv)
     if any(not m > 0 for m in args.minutes):
         raise SystemExit(f"--minutes takes budgets above 0 (0 means no budget); got {args.minutes}")

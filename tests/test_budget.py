@@ -4,6 +4,7 @@ each stage boundary from the time really left, remembered by the run so a resume
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -210,3 +211,98 @@ def test_batches_divided_by_hand():
     cfg = with_batches_divided(ExperimentConfig.cpu(), 4)  # 64 / 256 / 32 in the recipe
     assert (cfg.autoencoder.batch_size, cfg.image_train.batch_size, cfg.train.batch_size) == (16, 64, 8)
     assert recipe_steps(cfg) == recipe_steps(ExperimentConfig.cpu())  # the steps are left to the plan
+
+
+def test_a_short_budget_divides_the_batches_by_the_largest_divisor_that_keeps_within_the_recipe_s_steps():
+    cpu = ExperimentConfig.cpu()  # batches 64 / 256 / 32
+    # quarter batches where at most 0.3 of the recipe's steps fit, the recipe's batches above
+    for scale, k in ((0.05, 4), (0.18, 4), (0.29, 4), (0.3, 4), (0.31, 1), (0.47, 1), (0.75, 1), (1.5, 1)):
+        assert recipe.batch_divisor_for(scale, cpu) == k, scale
+    # under torchrun the clip batch must still split evenly: 32 / 4 = 8 clips over 16 processes does not
+    assert recipe.batch_divisor_for(0.18, cpu, world_size=8) == 4
+    assert recipe.batch_divisor_for(0.18, cpu, world_size=16) == 2
+    tiny = _tiny_budgeted()  # batches 8 / 8 / 2: a quarter of 2 clips is no batch
+    assert recipe.batch_divisor_for(0.1, tiny) == 2
+    with pytest.raises(ValueError, match=r"do not divide by 4 \(clips 2\); give a smaller divisor"):
+        recipe.check_batch_divisor(4, tiny)
+    for wrong in (3, 0, True, 2.0 + 0.5):
+        with pytest.raises(ValueError, match="can be divided by 1, 2, 4; got"):
+            recipe.check_batch_divisor(wrong, cpu)
+
+
+def _calibrate_by_batch(calls: list, seconds_at_recipe: float, cost_of_half: float):
+    """A fake ``calibrate``: ``seconds_at_recipe`` a step at the tiny recipe's clip batch (2), ``cost_of_half`` of
+    that at half the batch."""
+    def fake(cfg, *a, **k):
+        calls.append(cfg.train.batch_size)
+        s = seconds_at_recipe * (1.0 if cfg.train.batch_size == 2 else cost_of_half)
+        return {"autoencoder": s, "frames": s, "clips": s, "encode_clip": 0.0, "sample_clip": 0.0}
+    return fake
+
+
+def test_a_short_budget_trains_smaller_batches_and_a_resume_keeps_them(tmp_path, monkeypatch):
+    cfg = _tiny_budgeted()  # 3 + 4 + 6 steps at batches 8 / 8 / 2, a 10-second budget
+    calls: list[int] = []
+    # 4 s a step: the recipe would take 52 s, ×0.18 of it fits; half batches (a quarter of 2 clips is no batch) at
+    # 0.6 of the cost
+    monkeypatch.setattr(recipe, "calibrate", _calibrate_by_batch(calls, 4.0, 0.6))
+    monkeypatch.setattr(recipe, "MARGIN_SECONDS", 0.0)
+    messages: list[str] = []
+    result = train_pipeline(cfg, tmp_path, log=messages.append)
+    assert result["interrupted"] is None
+    assert calls == [2, 1]  # measured at the recipe's batches, then at the half batches it chose
+    first = next(m for m in messages if "scaled ×" in m)
+    assert re.search(r"would take 0\.9 min \(×0\.1\d of them fit: too few to learn well\)", first)
+    assert "every batch divided by 2 (4 / 4 / 1)" in first
+    trained = result["config"]
+    assert (trained.autoencoder.batch_size, trained.image_train.batch_size, trained.train.batch_size) == (4, 4, 1)
+    assert result["recipe_batches"] == {"autoencoder": 8, "frames": 8, "clips": 2}
+    assert result["step_cost"] == {k: pytest.approx(1 / 0.6) for k in ("autoencoder", "frames", "clips")}
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["overrides"]["batch_divisor"] == 2
+    assert record["recipe"]["train"]["batch_size"] == 2  # the recipe is kept as written; the run's choice beside it
+    again = train_pipeline(None, tmp_path, resume="latest", log=messages.append)  # no measuring, the same batches
+    assert calls == [2, 1] and again["config"].train.batch_size == 1
+    with pytest.raises(ValueError, match="a resumed run keeps the batches it started with"):
+        train_pipeline(None, tmp_path, resume="latest", batch_divisor=1, log=messages.append)
+    # asked for the recipe's batches, the same short budget keeps them (and measures once)
+    calls.clear()
+    kept = train_pipeline(cfg, tmp_path / "kept", batch_divisor=1, log=lambda s: None)
+    assert calls == [2] and kept["config"].train.batch_size == 2
+    assert "batch_divisor" in json.loads((tmp_path / "kept" / "run.json").read_text())["overrides"]
+
+
+def test_a_plan_with_divided_batches_repeats_a_budgeted_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: pytest.fail("a planned run must not calibrate"))
+    cfg = _tiny_budgeted()
+    out = train_pipeline(cfg, tmp_path, plan={"autoencoder": 2, "frames": 3, "clips": 5}, batch_divisor=2,
+                         log=lambda s: None)
+    assert out["history"]["step"][-1] == 5
+    assert (out["config"].autoencoder.batch_size, out["config"].image_train.batch_size,
+            out["config"].train.batch_size) == (4, 4, 1)
+    again = train_pipeline(None, tmp_path, resume="latest", log=lambda s: None)
+    assert again["config"].train.batch_size == 1
+    with pytest.raises(ValueError, match="do not divide by 4"):
+        train_pipeline(cfg, tmp_path / "wrong", plan={"autoencoder": 2, "frames": 3, "clips": 5}, batch_divisor=4,
+                       log=lambda s: None)
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_a_short_budget_in_smaller_batches_says_what_share_of_the_clips_it_saw():
+    # the slow machine's demo budget in quarter batches (docs/benchmarks.md, "A slow machine's budget")
+    recipe_cfg = ExperimentConfig.cpu()
+    trained_cfg = with_steps(with_batches_divided(recipe_cfg, 4), {"autoencoder": 291, "frames": 442, "clips": 764})
+    seconds = {"data": 3.8, "autoencoder": 40.0, "encode": 60.0, "denoiser_images": 130.0, "denoiser": 220.0,
+               "total": 400.0}
+    # a recipe step costs 4 × the per-sample speed ratio measured there (0.77, 0.83, 0.75) of a quarter step
+    cost = {"autoencoder": 3.1, "frames": 3.3, "clips": 3.0}
+    result = {"recipe_steps": recipe_steps(recipe_cfg), "recipe_batches": recipe.recipe_batches(recipe_cfg),
+              "step_cost": cost, "config": trained_cfg, "seconds": seconds}
+    note = budget_note(result)
+    # by hand: 764·8 / (1400·32) = 0.136 of the clips; 400 + 40·(400/291·3.1 − 1) + 130·(800/442·3.3 − 1)
+    # + 220·(1400/764·3.0 − 1) = 400 + 130.4 + 646.5 + 989.4 = 2166 s, 36 min; (2166·1.04 + 10) / 600 → 40
+    assert "764 clip steps × 8 clips into the budget, where the recipe takes 1,400 × 32 (×0.14 of its clips" in note
+    assert "about 36 min here" in note and "--minutes 40" in note
+    # the same clips seen in smaller batches, three quarters of the recipe's or more: nothing to say
+    enough = with_steps(with_batches_divided(recipe_cfg, 4), {"autoencoder": 291, "frames": 442, "clips": 4200})
+    assert budget_note({**result, "config": enough}) is None

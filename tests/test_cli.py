@@ -97,6 +97,8 @@ def test_train_resume_and_stage(trained_run, capsys):
     (["train", "--preset", "cpu", "--plan", "323,0,1179"], "--plan takes 3 whole numbers"),
     (["train", "--preset", "cpu", "--plan", "323,626,1179", "--minutes", "5"], "cannot go with --minutes"),
     (["train", "--name", "x", "--resume", "latest", "--plan", "1,2,3"], "cannot go with --resume"),
+    (["train", "--preset", "cpu", "--batch-divisor", "3"], "invalid choice: 3 (choose from 1, 2, 4)"),
+    (["train", "--name", "x", "--resume", "latest", "--batch-divisor", "2"], "a resumed run keeps its own"),
 ])
 def test_errors_teach(runs, capsys, argv, message):
     assert cli.main(argv) == 2
@@ -112,6 +114,10 @@ def test_train_with_a_plan_trains_those_steps(runs, quick_smoke, capsys):
     assert cli.main(["train", "--preset", "smoke", "--name", "planned", "--plan", "2,3,4"]) == 0
     out = capsys.readouterr().out
     assert "--plan: exactly autoencoder 2, frames 3, clips 4 steps" in out and "trained to step 4" in out
+    # a budgeted run's batches too (its run.json's overrides.batch_divisor)
+    assert cli.main(["train", "--preset", "smoke", "--name", "halved", "--plan", "2,3,4", "--batch-divisor", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "--batch-divisor 2: batches of autoencoder 4, frames 8, clips 1" in out and "4 steps × 1 clips" in out
 
 
 def test_parse_labels():
@@ -131,8 +137,12 @@ def test_a_short_budget_tells_the_learner_what_it_bought(runs, quick_smoke, monk
     monkeypatch.setattr(recipe, "calibrate", lambda *a, **k: dict(slow))
     assert cli.main(["train", "--preset", "smoke", "--name", "slow", "--minutes", "1"]) == 0
     out = capsys.readouterr().out
-    assert "this machine fit 1 of the recipe's 3 clip steps into the budget (×0.33)" in out
+    assert "every batch divided by 2" in out  # far too short for the recipe: smaller batches, more steps
+    assert "this machine fit 1 clip steps × 1 clips into the budget, where the recipe takes 3 × 2 (×0.17" in out
     assert "train --preset smoke --minutes 0" in out
+    # asked to keep the recipe's batches, it says what share of the steps it got
+    assert cli.main(["train", "--preset", "smoke", "--name", "slow_kept", "--minutes", "1", "--batch-divisor", "1"]) == 0
+    assert "this machine fit 1 of the recipe's 3 clip steps into the budget (×0.33)" in capsys.readouterr().out
     # the recipe's own steps: nothing to say
     assert cli.main(["train", "--preset", "smoke", "--name", "whole", "--minutes", "0"]) == 0
     assert "this machine fit" not in capsys.readouterr().out

@@ -325,6 +325,9 @@ def _train(args) -> int:
             "--resume" if args.resume is not None else "--stage denoiser")
         raise UsageError(f"--plan fixes every stage's step count for a fresh run; it cannot go with {given} "
                          f"(a resumed run keeps its own plan)")
+    if args.batch_divisor is not None and continuing:
+        raise UsageError(f"--batch-divisor sets the batches of a fresh run; a resumed run keeps its own (leave out "
+                         f"--batch-divisor {args.batch_divisor})")
     if args.overwrite and continuing:
         raise UsageError("--overwrite starts a fresh run (moving the old one aside); it cannot go with --resume or "
                          "--stage denoiser, which continue the run")
@@ -344,13 +347,20 @@ def _train(args) -> int:
                                                          else f"a {args.minutes:g}-minute budget for this run"))
             if plan is not None:
                 print("  --plan: exactly " + ", ".join(f"{k} {n:,}" for k, n in plan.items()) + " steps (no time budget)")
+            if args.batch_divisor is not None:
+                from .recipe import check_batch_divisor, recipe_batches, with_batches_divided
+
+                check_batch_divisor(args.batch_divisor, cfg, world_size)
+                divided = recipe_batches(with_batches_divided(cfg, args.batch_divisor))
+                print(f"  --batch-divisor {args.batch_divisor}: batches of " + ", ".join(f"{k} {b}" for k, b in
+                                                                                     divided.items()))
         print(f"run folder: {run_dir}/  (torch threads: {torch.get_num_threads()}"
               + (f"; {world_size} processes" if world_size > 1 else "") + ")", flush=True)
     start = time.perf_counter()
     try:
         result = train_pipeline(cfg, run_dir, stage=args.stage, resume=args.resume, mnist_dir=args.mnist_dir,
                                 steps=args.steps, device=args.device, overwrite=args.overwrite, lr=args.lr,
-                                minutes=args.minutes, plan=plan)
+                                minutes=args.minutes, plan=plan, batch_divisor=args.batch_divisor)
         if rank != 0:
             return 0
     except FloatingPointError as e:
@@ -904,6 +914,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exactly these step counts for the autoencoder, single-frame and clip stages (two numbers "
                         "for a recipe without a single-frame stage), no budget: repeats the plan a budgeted run "
                         "chose (its run.json, overrides.plan), e.g. the shipped weights' --plan 323,626,1179")
+    p.add_argument("--batch-divisor", type=int, default=None, choices=(1, 2, 4),
+                   help="divide every stage's batch by this (default: a budget far shorter than the recipe divides "
+                        "them by 2 or 4, and a fixed run keeps the recipe's); with --plan it repeats a budgeted "
+                        "run's batches (its run.json, overrides.batch_divisor)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     p.set_defaults(func=cmd_train)
 

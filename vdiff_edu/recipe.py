@@ -136,7 +136,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
                    progress: str | None = None, callback: Callable | None = None,
                    log: Callable[[str], None] = print, overwrite: bool = False, lr: float | None = None,
                    minutes: float | None = None, deadline: float | None = None,
-                   plan: dict[str, int] | None = None) -> dict[str, Any]:
+                   plan: dict[str, int] | None = None, batch_divisor: int | None = None) -> dict[str, Any]:
     """Train a latent video pipeline from nothing and write everything under ``run_dir`` (a run folder, runs.py):
 
         1. clips      ``cfg.num_clips`` Moving MNIST clips (MovingMNIST, split "train")
@@ -156,7 +156,10 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     ``deadline`` (a ``time.time()``) ends the budget at a clock time instead. A fixed ``steps`` turns it off. The
     chosen plan is remembered by the run, so a resume continues it exactly. ``plan`` (``{"autoencoder": …,
     "frames": …, "clips": …}``, as a budgeted run's run.json records it) trains exactly those step counts, with no
-    budget: a budgeted run's step counts repeated on any machine. An interruption (Ctrl-C) in any stage stops the
+    budget: a budgeted run's step counts repeated on any machine. A budget that fits well under the recipe's steps
+    divides every stage's batch (by 2 or 4, ``batch_divisor_for``: more, smaller steps in the same time);
+    ``batch_divisor`` chooses that division instead, for a budget, a plan or fixed steps alike, and the run
+    remembers it. An interruption (Ctrl-C) in any stage stops the
     run: ``result["interrupted"]`` names the stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
     the seconds each stage took and the paths written.
     """
@@ -176,6 +179,12 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
         if cfg is None:
             raise ValueError("a fresh run needs a recipe: pass cfg=ExperimentConfig.preset(...)")
         plan = checked_plan(plan, cfg)
+    if batch_divisor is not None:
+        if continuing:
+            raise ValueError("a resumed run keeps the batches it started with; batch_divisor is only for a fresh run")
+        if cfg is None:
+            raise ValueError("a fresh run needs a recipe: pass cfg=ExperimentConfig.preset(...)")
+        check_batch_divisor(batch_divisor, cfg, int(os.environ.get("WORLD_SIZE", "1")))
     # under torchrun: the first process writes every file (run folder, autoencoder, latents, weights); the others
     # wait for it, then all of them train the denoiser together (DistributedDataParallel, the global batch split)
     procs = Processes(device)
@@ -186,7 +195,7 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
 
     def prepare() -> dict:
         prepared.update(_prepare(cfg, run_dir, stage, resume, mnist_dir, steps, device, progress, log, overwrite, lr,
-                                 minutes, deadline, plan))
+                                 minutes, deadline, plan, batch_divisor, procs.world_size))
         return {"finished": "cfg" not in prepared, "cfg": prepared["cfg"].to_dict() if "cfg" in prepared else None,
                 "train": asdict(prepared["cfg"].train) if "cfg" in prepared else None,
                 "replanning": prepared.get("budget") is not None}
@@ -321,7 +330,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
 def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mnist_dir, steps: int | None,
              device: torch.device, progress: str | None, log: Callable[[str], None], overwrite: bool,
              lr: float | None, minutes: float | None, deadline: float | None,
-             plan: dict[str, int] | None = None) -> dict[str, Any]:
+             plan: dict[str, int] | None = None, batch_divisor: int | None = None,
+             world_size: int = 1) -> dict[str, Any]:
     """Steps 1-3 of ``train_pipeline`` (on the first process only, when there are several): claim the run folder,
     make the clips, plan the time budget, train the autoencoder and cache the latents. Returns what the denoiser
     needs, or ``{"result": ...}`` when the run stops here."""
@@ -332,7 +342,8 @@ def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mn
         log(f"removed {len(removed)} temporary file(s) left by an interrupted save: {', '.join(p.name for p in removed)}")
     # overrides (the clip stage's steps and lr, every stage's plan), remembered by the run so a resume keeps them
     overrides = {**run.record.get("overrides", {}), **({"steps": steps} if steps is not None else {}),
-                 **({"lr": lr} if lr is not None else {}), **({"plan": plan} if plan is not None else {})}
+                 **({"lr": lr} if lr is not None else {}), **({"plan": plan} if plan is not None else {}),
+                 **({"batch_divisor": batch_divisor} if batch_divisor is not None else {})}
     run.set(overrides=overrides)
     weights_dir = run_dir / "weights"
     weights_dir.mkdir(parents=True, exist_ok=True)
@@ -364,10 +375,16 @@ def _prepare(cfg: ExperimentConfig | None, run_dir: Path, stage: str, resume, mn
         seconds = (deadline - time.time()) if deadline is not None else (
             minutes * 60 - (time.perf_counter() - start) if minutes else None)
         if seconds is not None:
-            budget = _Budget(cfg, seconds, clips, device, conditioning, len(ds), result["seconds"]["data"], log)
-            result["recipe_steps"] = budget.recipe  # what the budget scaled (budget_note compares)
+            budget = _Budget(cfg, seconds, clips, device, conditioning, len(ds), result["seconds"]["data"], log,
+                             overrides.get("batch_divisor"), world_size)
+            # what the budget scaled, and what a recipe step costs against a planned one (budget_note compares)
+            result.update(recipe_steps=budget.recipe, recipe_batches=recipe_batches(cfg), step_cost=budget.step_cost)
             overrides["plan"] = budget.plan
+            if budget.divisor != 1:
+                overrides["batch_divisor"] = budget.divisor
             run.set(overrides=overrides)
+    if overrides.get("batch_divisor", 1) != 1:
+        cfg = with_batches_divided(cfg, overrides["batch_divisor"])
     if "plan" in overrides:
         cfg = with_steps(cfg, overrides["plan"])
     train_cfg = cfg.train
@@ -605,6 +622,12 @@ def recipe_steps(cfg: ExperimentConfig) -> dict[str, int]:
     return steps
 
 
+def recipe_batches(cfg: ExperimentConfig) -> dict[str, int]:
+    """The batch size of each trainable stage, as the recipe writes them (frames, frames, clips)."""
+    frames = {"frames": cfg.image_train.batch_size} if cfg.image_train is not None else {}
+    return {"autoencoder": cfg.autoencoder.batch_size, **frames, "clips": cfg.train.batch_size}
+
+
 def checked_plan(plan: dict[str, int], cfg: ExperimentConfig) -> dict[str, int]:
     """``plan`` if it gives a positive step count to each of ``cfg``'s stages and to nothing else; else a
     ValueError that names what was expected."""
@@ -717,31 +740,6 @@ def with_steps(cfg: ExperimentConfig, steps: dict[str, int]) -> ExperimentConfig
     return cfg
 
 
-SHORT_BUDGET = 0.75  # a budgeted run that trained under this share of the recipe's clip steps says so at its end
-STAGE_SECONDS = {"autoencoder": "autoencoder", "frames": "denoiser_images", "clips": "denoiser"}  # result["seconds"]
-
-
-def budget_note(result: dict) -> str | None:
-    """For the end of a budgeted run (``train_pipeline``'s result) that trained well under its recipe's clip steps:
-    what share it got, what that means for the samples, and how long the recipe's own step counts would take here,
-    from the stages' own timings (seconds × recipe steps / trained steps). None for any other run."""
-    recipe, secs = result.get("recipe_steps"), result.get("seconds", {})
-    if not recipe or "total" not in secs:  # no budget, or a run that stopped early
-        return None
-    trained = recipe_steps(result["config"])
-    share = trained["clips"] / recipe["clips"]
-    if share >= SHORT_BUDGET:
-        return None
-    whole = secs["total"] + sum(secs[STAGE_SECONDS[k]] * (recipe[k] / trained[k] - 1) for k in recipe
-                                if STAGE_SECONDS[k] in secs)
-    name = result["config"].name
-    return (f"this machine fit {trained['clips']:,} of the recipe's {recipe['clips']:,} clip steps into the budget "
-            f"(×{share:.2f}), so expect blurred digits that may change as they move (docs/benchmarks.md, \"What a "
-            f"budget buys\", shows what each share draws). The recipe's own steps would take about "
-            f"{whole / 60:.0f} min here: python -m vdiff_edu train --preset {name} --minutes 0 (or a longer budget, "
-            f"--minutes {10 * math.ceil((whole * (1 + MARGIN) + MARGIN_SECONDS) / 600)})")
-
-
 def with_batches_divided(cfg: ExperimentConfig, divisor: int) -> ExperimentConfig:
     """``cfg`` with every stage's batch (autoencoder, single frames, clips) divided by ``divisor``: the same samples
     in ``divisor`` times the optimizer steps (measured on a slow machine's short budget: docs/benchmarks.md, "A slow
@@ -753,12 +751,84 @@ def with_batches_divided(cfg: ExperimentConfig, divisor: int) -> ExperimentConfi
     return cfg
 
 
+SHORT_BUDGET = 0.75  # a budgeted run that saw under this share of the recipe's clips says so at its end
+STAGE_SECONDS = {"autoencoder": "autoencoder", "frames": "denoiser_images", "clips": "denoiser"}  # result["seconds"]
+
+
+def budget_note(result: dict) -> str | None:
+    """For the end of a budgeted run (``train_pipeline``'s result) that saw well under its recipe's clips: what
+    share it got, what that means for the samples, and how long the recipe's own step counts would take here,
+    from the stages' own timings (seconds × recipe steps / trained steps × what a recipe step costs against a
+    trained one, 1 unless the budget divided the batches). None for any other run."""
+    recipe, secs = result.get("recipe_steps"), result.get("seconds", {})
+    if not recipe or "total" not in secs:  # no budget, or a run that stopped early
+        return None
+    trained, batches = recipe_steps(result["config"]), recipe_batches(result["config"])
+    recipe_batch = result.get("recipe_batches") or batches
+    step_cost = result.get("step_cost") or {}
+    share = trained["clips"] * batches["clips"] / (recipe["clips"] * recipe_batch["clips"])  # of the clips seen
+    if share >= SHORT_BUDGET:
+        return None
+    whole = secs["total"] + sum(secs[STAGE_SECONDS[k]] * (recipe[k] / trained[k] * step_cost.get(k, 1.0) - 1)
+                                for k in recipe if STAGE_SECONDS[k] in secs)
+    name = result["config"].name
+    if batches["clips"] == recipe_batch["clips"]:
+        got = (f"this machine fit {trained['clips']:,} of the recipe's {recipe['clips']:,} clip steps into the budget "
+               f"(×{share:.2f})")
+    else:  # the budget divided the batches
+        got = (f"this machine fit {trained['clips']:,} clip steps × {batches['clips']} clips into the budget, where the "
+               f"recipe takes {recipe['clips']:,} × {recipe_batch['clips']} (×{share:.2f} of its clips, in smaller "
+               f"batches: more steps learn more from a short budget)")
+    return (f"{got}, so expect blurred digits that may change as they move (docs/benchmarks.md, \"What a "
+            f"budget buys\", shows what each share draws). The recipe's own steps would take about "
+            f"{whole / 60:.0f} min here: python -m vdiff_edu train --preset {name} --minutes 0 (or a longer budget, "
+            f"--minutes {10 * math.ceil((whole * (1 + MARGIN) + MARGIN_SECONDS) / 600)})")
+
+
+BATCH_DIVISORS = (1, 2, 4)  # what a run's batches may be divided by (`train --batch-divisor`)
+SMALL_BATCH_SCALE = 0.3  # a budget that fits at most this share of the recipe's steps trains quarter batches
+
+
+def check_batch_divisor(divisor: int, cfg: ExperimentConfig, world_size: int = 1) -> int:
+    """``divisor`` if it is one of BATCH_DIVISORS and divides every stage's batch (the clip batch still splitting
+    evenly over ``world_size`` processes); else a ValueError that says what would."""
+    batches = recipe_batches(cfg)
+    if isinstance(divisor, bool) or divisor not in BATCH_DIVISORS:
+        raise ValueError(f"the batches can be divided by {', '.join(map(str, BATCH_DIVISORS))}; got {divisor!r}")
+    uneven = [f"{k} {b}" for k, b in batches.items() if b % divisor]
+    if uneven or (batches["clips"] // divisor) % world_size:
+        raise ValueError(f"the {cfg.name} recipe's batches ({', '.join(f'{k} {b}' for k, b in batches.items())}) "
+                         f"do not divide by {divisor}" + (f" ({', '.join(uneven)})" if uneven else
+                                                          f" into clip batches that split over {world_size} "
+                                                          f"processes") + "; give a smaller divisor")
+    return divisor
+
+
+def batch_divisor_for(scale: float, cfg: ExperimentConfig, world_size: int = 1) -> int:
+    """What a budget that fits ×``scale`` of the recipe's steps divides every batch by: 4 (or 2, where the recipe's
+    batches do not divide by 4) when ``scale ≤ SMALL_BATCH_SCALE``, else 1. So few steps are the limit there, not
+    the batch, and quarter batches buy about three times the steps in the same time. Measured on two 2-core
+    machines (docs/benchmarks.md, "A short budget's batches"): at ×0.18 quarter batches drew the digit asked for
+    in 0.66 of clips against 0.36, at ×0.29 in 0.94 against 0.72. Where ×0.47 fitted, half batches did worse
+    (0.93 against 1.00), so above the threshold the recipe's batches stay."""
+    if scale > SMALL_BATCH_SCALE:
+        return 1
+    for k in (4, 2):
+        try:
+            return check_batch_divisor(k, cfg, world_size)
+        except ValueError:
+            continue
+    return 1
+
+
 class _Budget:
-    """The running plan of a time-budgeted run: calibrates once, re-sizes the stages not yet started at each stage
-    boundary, and the running clip stage at a few points along it."""
+    """The running plan of a time-budgeted run: calibrates once (twice when a short budget divides the batches:
+    ``batch_divisor_for``), re-sizes the stages not yet started at each stage boundary, and the running clip stage
+    at a few points along it."""
 
     def __init__(self, cfg: ExperimentConfig, seconds: float, clips, device, conditioning, num_clips: int,
-                 data_seconds: float, log: Callable[[str], None]):
+                 data_seconds: float, log: Callable[[str], None], batch_divisor: int | None = None,
+                 world_size: int = 1):
         self.log, self.recipe = log, recipe_steps(cfg)
         self.end = time.perf_counter() + seconds  # when everything, the final samples included, must be done
         self.margin = MARGIN * seconds + MARGIN_SECONDS
@@ -768,14 +838,27 @@ class _Budget:
         self.after = self.rates["sample_clip"] * 20  # the samples `train` and `demo` draw at the end
         fixed = self.rates["encode_clip"] * num_clips + generate
         left = self.end - time.perf_counter() - fixed - self.after - self.margin
-        self.plan = plan_steps(self.recipe, self.rates, left)
         need = sum(self.recipe[k] * self.rates[k] for k in self.recipe)
         order = [k for k in STAGE_NAMES if k in self.recipe]
-        log(f"      budget {seconds / 60:.1f} min (calibrated in {time.perf_counter() - t0:.1f} s): "
-            f"{_rates_line(self.rates, cfg)}; the recipe's {' + '.join(f'{self.recipe[k]:,}' for k in order)} "
-            f"steps would take {need / 60:.1f} min, so every stage is scaled ×{left / need:.2f}: "
-            f"{' + '.join(f'{self.plan[k]:,}' for k in order)} steps ({', '.join(order)})")
-        self.cfg = cfg
+        said = (f"      budget {seconds / 60:.1f} min: {_rates_line(self.rates, cfg)}; the recipe's "
+                f"{' + '.join(f'{self.recipe[k]:,}' for k in order)} steps would take {need / 60:.1f} min")
+        # a budget far shorter than the recipe: smaller batches in more steps (the same time, more learning)
+        self.divisor = batch_divisor if batch_divisor is not None else batch_divisor_for(left / need, cfg, world_size)
+        self.step_cost = {k: 1.0 for k in self.recipe}  # seconds of a recipe step / seconds of a planned step
+        if self.divisor != 1:
+            recipe_rates, cfg = self.rates, with_batches_divided(cfg, self.divisor)
+            self.rates = {**recipe_rates, **calibrate(cfg, clips, device, conditioning)}
+            self.step_cost = {k: recipe_rates[k] / self.rates[k] for k in self.recipe}
+            left = self.end - time.perf_counter() - fixed - self.after - self.margin
+            why = "" if batch_divisor is not None else f" (×{left / need:.2f} of them fit: too few to learn well)"
+            said += (f"{why}; every batch divided by {self.divisor} "
+                     f"({' / '.join(str(recipe_batches(cfg)[k]) for k in order)}): {_rates_line(self.rates, cfg)}, "
+                     f"{sum(self.recipe[k] * self.rates[k] for k in self.recipe) / 60:.1f} min for the recipe's steps")
+        self.plan = plan_steps(self.recipe, self.rates, left)
+        scale = self.plan["clips"] / self.recipe["clips"]
+        log(f"{said}, so every stage is scaled ×{scale:.2f}: {' + '.join(f'{self.plan[k]:,}' for k in order)} steps "
+            f"({', '.join(order)}; calibrated in {time.perf_counter() - t0:.1f} s)")
+        self.cfg = cfg  # as it trains: the batches divided, if they are
 
     def replan(self, stages: tuple[str, ...], took: float | None, finished: str) -> dict[str, int]:
         """After ``finished`` took ``took`` seconds: correct the rates by how far off that stage's estimate was,
