@@ -156,8 +156,8 @@ def train_pipeline(cfg: ExperimentConfig | None, run_dir: str | os.PathLike, sta
     ``deadline`` (a ``time.time()``) ends the budget at a clock time instead. A fixed ``steps`` turns it off. The
     chosen plan is remembered by the run, so a resume continues it exactly. ``plan`` (``{"autoencoder": …,
     "frames": …, "clips": …}``, as a budgeted run's run.json records it) trains exactly those step counts, with no
-    budget: a budgeted run's step counts repeated on any machine. A budget that fits well under the recipe's steps
-    divides every stage's batch (by 2 or 4, ``batch_divisor_for``: more, smaller steps in the same time);
+    budget: a budgeted run's step counts repeated on any machine. A budget that fits at most ×0.3 of the recipe's steps
+    divides every stage's batch by 4 (``batch_divisor_for``: more, smaller steps in the same time);
     ``batch_divisor`` chooses that division instead, for a budget, a plan or fixed steps alike, and the run
     remembers it. An interruption (Ctrl-C) in any stage stops the
     run: ``result["interrupted"]`` names the stage, and nothing after it runs. Returns a dict with the pipeline (when the denoiser finished), the histories,
@@ -806,8 +806,8 @@ def check_batch_divisor(divisor: int, cfg: ExperimentConfig, world_size: int = 1
 
 def batch_divisor_for(scale: float, cfg: ExperimentConfig, world_size: int = 1) -> int:
     """What a budget that fits ×``scale`` of the recipe's steps divides every batch by: 4 (or 2, where the recipe's
-    batches do not divide by 4) when ``scale ≤ SMALL_BATCH_SCALE``, else 1. So few steps are the limit there, not
-    the batch, and quarter batches buy about three times the steps in the same time. Measured on two 2-core
+    batches do not divide by 4) when ``scale ≤ SMALL_BATCH_SCALE``, else 1. Where so few steps fit, the number of
+    steps limits learning, not the batch, and quarter batches buy about three times the steps in the same time. Measured on two 2-core
     machines (docs/benchmarks.md, "A short budget's batches"): at ×0.18 quarter batches drew the digit asked for
     in 0.66 of clips against 0.36, at ×0.29 in 0.94 against 0.72. Where ×0.47 fitted, half batches did worse
     (0.93 against 1.00), so above the threshold the recipe's batches stay."""
@@ -843,14 +843,15 @@ class _Budget:
         said = (f"      budget {seconds / 60:.1f} min: {_rates_line(self.rates, cfg)}; the recipe's "
                 f"{' + '.join(f'{self.recipe[k]:,}' for k in order)} steps would take {need / 60:.1f} min")
         # a budget far shorter than the recipe: smaller batches in more steps (the same time, more learning)
-        self.divisor = batch_divisor if batch_divisor is not None else batch_divisor_for(left / need, cfg, world_size)
+        fits = left / need  # the share of the recipe's steps that fits at its batches
+        self.divisor = batch_divisor if batch_divisor is not None else batch_divisor_for(fits, cfg, world_size)
         self.step_cost = {k: 1.0 for k in self.recipe}  # seconds of a recipe step / seconds of a planned step
         if self.divisor != 1:
             recipe_rates, cfg = self.rates, with_batches_divided(cfg, self.divisor)
             self.rates = {**recipe_rates, **calibrate(cfg, clips, device, conditioning)}
             self.step_cost = {k: recipe_rates[k] / self.rates[k] for k in self.recipe}
             left = self.end - time.perf_counter() - fixed - self.after - self.margin
-            why = "" if batch_divisor is not None else f" (×{left / need:.2f} of them fit: too few to learn well)"
+            why = "" if batch_divisor is not None else f" (×{fits:.2f} of them fit: too few to learn well)"
             said += (f"{why}; every batch divided by {self.divisor} "
                      f"({' / '.join(str(recipe_batches(cfg)[k]) for k in order)}): {_rates_line(self.rates, cfg)}, "
                      f"{sum(self.recipe[k] * self.rates[k] for k in self.recipe) / 60:.1f} min for the recipe's steps")
